@@ -1,0 +1,45 @@
+//! The host side of the WIT interfaces a plugin imports, one module per
+//! interface. Deny by default: a call reaches a database, an HTTP host or a
+//! chain only when the host config grants it to the calling plugin; until
+//! then it answers [`HostError::Denied`] naming what was refused.
+//!
+//! Every call is charged to the job's host-call budget first
+//! ([`crate::runtime::JobState::charge_host_call`]), so a plugin that floods
+//! the host ends with `host-call-limit` rather than starving other jobs.
+
+mod chain;
+mod config;
+mod db;
+mod http;
+mod jobs;
+mod log;
+
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::runtime::JobState;
+
+/// Generated bindings of the `taskhost:plugin` world (`wit/plugin.wit`).
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "plugin",
+        imports: { default: async | trappable },
+        exports: { default: async },
+    });
+}
+
+pub use bindings::taskhost::plugin::types::HostError;
+
+/// Adds WASI (locked down per job by [`crate::runtime::JobState`]) and every
+/// taskhost interface to the linker.
+pub fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    bindings::Plugin::add_to_linker::<JobState, HasSelf<JobState>>(linker, |state| state)
+}
+
+/// The refusal every ungranted call gets: names the plugin and what it asked for.
+pub(crate) fn denied(state: &JobState, what: impl std::fmt::Display) -> HostError {
+    HostError::Denied(format!("plugin {:?} is not granted {what}", state.plugin()))
+}
+
+impl bindings::taskhost::plugin::types::Host for JobState {}

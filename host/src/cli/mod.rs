@@ -1,0 +1,90 @@
+//! Command-line parsing and dispatch. Exit codes: 0 success, 1 the job or
+//! operation failed, 2 bad input (nothing was changed).
+
+mod plugin;
+mod run;
+mod schedule;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(name = "taskhost", version, about = "A job host whose handlers are sandboxed WebAssembly components")]
+struct Cli {
+    /// The config file; without it, `./taskhost.toml` if present, else defaults.
+    #[arg(long, short, global = true, env = "TASKHOST_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one job now, in the sandbox, and print how it ended.
+    Run(run::RunArgs),
+    /// Inspect plugins.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+    /// Work with schedule expressions.
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCommand),
+}
+
+/// An error that is the user's input, not the system: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+/// Parses the process arguments and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TASKHOST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("building the tokio runtime");
+    let result = runtime.block_on(dispatch(cli));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<BadInput>().is_some() { ExitCode::from(2) } else { ExitCode::FAILURE }
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Schedule(cmd) => schedule::execute(cmd),
+        Command::Run(args) => run::execute(load_config(cli.config.as_deref())?, args).await,
+        Command::Plugin(cmd) => plugin::execute(load_config(cli.config.as_deref())?, cmd).await,
+    }
+}
+
+/// Reads the config (with environment overrides), or the defaults when no
+/// file is named and `./taskhost.toml` does not exist.
+pub fn load_config(path: Option<&Path>) -> anyhow::Result<Arc<Config>> {
+    let default = Path::new("taskhost.toml");
+    let path = match path {
+        Some(p) => p,
+        None if default.is_file() => default,
+        None => {
+            let mut config = crate::config::parse("", default, Path::new("."), std::env::vars())?;
+            config.base_dir = std::env::current_dir().context("reading the current folder")?;
+            return Ok(Arc::new(config));
+        }
+    };
+    let config = crate::config::load(path, std::env::vars()).map_err(|e| BadInput(e.to_string()))?;
+    Ok(Arc::new(config))
+}

@@ -1,0 +1,144 @@
+//! `taskhost.toml`: one file for the host, its limits and its handlers,
+//! every key overridable by an environment variable (see [`load`]).
+
+mod load;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::units::serde_units;
+
+pub use load::{ConfigError, ENV_PREFIX, load, parse};
+
+/// The whole host configuration.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub host: HostSettings,
+    /// Limits for every handler that does not set its own.
+    #[serde(default)]
+    pub limits: LimitSettings,
+    /// Per-handler overrides, keyed by handler name.
+    #[serde(default)]
+    pub handlers: BTreeMap<String, HandlerSettings>,
+    /// The folder relative paths are resolved against: the config file's own.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// Where the host finds its plugins and keeps its files.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostSettings {
+    /// Folder of `.wasm` plugin components.
+    pub plugins: PathBuf,
+    /// Folder for compiled plugins, keyed by content and engine settings.
+    pub cache: PathBuf,
+    /// Folder for the embedded store.
+    pub data: PathBuf,
+    /// How many job instances may exist at once (the pooling allocator's size).
+    pub pool_size: u32,
+    /// Cranelift optimisation level for plugins: `speed`, `speed_and_size` or `none`.
+    pub opt_level: OptLevel,
+}
+
+impl Default for HostSettings {
+    fn default() -> Self {
+        HostSettings {
+            plugins: "plugins".into(),
+            cache: ".taskhost/cache".into(),
+            data: ".taskhost".into(),
+            pool_size: 256,
+            opt_level: OptLevel::Speed,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptLevel {
+    Speed,
+    SpeedAndSize,
+    None,
+}
+
+/// What one job may use. Fuel `0` means unlimited (the deadline still holds).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    pub fuel: u64,
+    #[serde(with = "serde_units::duration")]
+    pub timeout: Duration,
+    /// Cap on the job's linear memory, e.g. `"64MiB"`.
+    #[serde(with = "serde_units::size")]
+    pub memory: u64,
+    /// Cap on calls into host interfaces (log, db, http, chain, config, jobs).
+    pub host_calls: u64,
+    /// Cap on the captured log (stdout, stderr and `log` calls together).
+    #[serde(with = "serde_units::size")]
+    pub log: u64,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        LimitSettings {
+            fuel: 10_000_000_000,
+            timeout: Duration::from_secs(30),
+            memory: 64 << 20,
+            host_calls: 10_000,
+            log: 64 << 10,
+        }
+    }
+}
+
+/// Overrides for one handler; unset keys fall back to the plugin's own
+/// defaults, then to `[limits]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandlerSettings {
+    pub fuel: Option<u64>,
+    #[serde(default, with = "serde_units::option_duration")]
+    pub timeout: Option<Duration>,
+    #[serde(default, with = "option_size")]
+    pub memory: Option<u64>,
+    pub host_calls: Option<u64>,
+    pub max_attempts: Option<u32>,
+}
+
+mod option_size {
+    use serde::{Deserializer, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        crate::units::serde_units::size::deserialize(d).map(Some)
+    }
+
+    pub fn serialize<S: Serializer>(n: &Option<u64>, s: S) -> Result<S::Ok, S::Error> {
+        match n {
+            Some(n) => s.serialize_u64(*n),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+impl Config {
+    /// Resolves a configured path against the config file's folder.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() { path.to_path_buf() } else { self.base_dir.join(path) }
+    }
+
+    pub fn plugin_dir(&self) -> PathBuf {
+        self.resolve(&self.host.plugins)
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        self.resolve(&self.host.cache)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.resolve(&self.host.data)
+    }
+}

@@ -1,0 +1,12 @@
+//! taskhost: a job host whose handlers are sandboxed WebAssembly components.
+//!
+//! The host owns the queue, the scheduler, retries and the dead-letter
+//! queue; plugins (`.wasm` components built against `wit/`) do the work and
+//! reach the outside world only through the capabilities the config grants.
+
+pub mod capabilities;
+pub mod cli;
+pub mod config;
+pub mod runtime;
+pub mod schedule;
+pub mod units;

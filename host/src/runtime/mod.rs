@@ -1,0 +1,346 @@
+//! Runs job handlers: one engine, plugins compiled once (and cached on
+//! disk), pre-linked once, and a fresh store and instance for every job.
+
+mod cache;
+mod capture;
+mod engine;
+mod limits;
+mod outcome;
+mod registry;
+mod state;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+use wasmtime::component::Linker;
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+
+use crate::capabilities::{self, bindings};
+use crate::config::Config;
+
+pub use cache::CompileCache;
+pub use capture::Capture;
+pub use engine::{EPOCH_TICK, EngineSettings, EpochTicker, build_engine};
+pub use limits::Limits;
+pub use outcome::{JobReport, Outcome};
+pub use registry::{HandlerDefaults, HandlerEntry, LoadStats, Plugin, PluginError, Registry};
+pub use state::{HostCallLimitExceeded, JobIdentity, JobState, MemoryLimitExceeded};
+
+/// Raised (as a trap) by the epoch callback once a job's deadline passes.
+#[derive(Debug, thiserror::Error)]
+#[error("wall-clock deadline exceeded")]
+pub struct DeadlineExceeded;
+
+/// Why the runtime could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot build the WebAssembly engine: {0}")]
+    Engine(String),
+    #[error("cannot read plugin folder {path}: {source}")]
+    PluginDir { path: std::path::PathBuf, source: std::io::Error },
+    #[error("cannot use cache folder {path}: {source}")]
+    CacheDir { path: std::path::PathBuf, source: std::io::Error },
+    #[error("{} plugin(s) refused:\n  {}", .0.len(), .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n  "))]
+    Plugins(Vec<PluginError>),
+}
+
+/// Why a job could not even start (every way it can end is an [`Outcome`]).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("no loaded plugin provides handler {0:?}")]
+    UnknownHandler(String),
+}
+
+/// One job to run, as the handler will see it.
+#[derive(Debug, Clone)]
+pub struct JobInput {
+    pub id: String,
+    pub handler: String,
+    pub queue: String,
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub enqueued_at_ms: u64,
+    pub scheduled_for_ms: u64,
+    /// JSON text.
+    pub payload: String,
+}
+
+impl JobInput {
+    /// A one-off job with a fresh id, for `taskhost run` and tests.
+    pub fn adhoc(handler: &str, payload: &str) -> JobInput {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        JobInput {
+            id: uuid::Uuid::now_v7().to_string(),
+            handler: handler.to_string(),
+            queue: "default".into(),
+            attempt: 1,
+            max_attempts: 1,
+            enqueued_at_ms: now,
+            scheduled_for_ms: now,
+            payload: payload.to_string(),
+        }
+    }
+}
+
+/// The engine, the loaded plugins and the instance pool of one host.
+pub struct Runtime {
+    engine: Engine,
+    registry: Registry,
+    config: Arc<Config>,
+    permits: Arc<Semaphore>,
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    /// Builds the engine and loads every `.wasm` of the configured plugin
+    /// folder. Any refused plugin fails the load, naming the file: a host
+    /// that silently lacks a handler would strand its jobs.
+    pub async fn load(config: Arc<Config>) -> Result<Runtime, RuntimeError> {
+        let max_memory = config
+            .handlers
+            .values()
+            .filter_map(|h| h.memory)
+            .chain([config.limits.memory])
+            .max()
+            .unwrap_or(config.limits.memory);
+        let engine = build_engine(&EngineSettings {
+            pool_size: config.host.pool_size,
+            max_memory_bytes: max_memory,
+            opt_level: config.host.opt_level,
+        })
+        .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let ticker = EpochTicker::start(&engine);
+        let mut runtime = Runtime {
+            permits: Arc::new(Semaphore::new(config.host.pool_size.max(1) as usize)),
+            engine,
+            registry: Registry::default(),
+            config,
+            _ticker: ticker,
+        };
+        runtime.load_plugins().await?;
+        Ok(runtime)
+    }
+
+    async fn load_plugins(&mut self) -> Result<(), RuntimeError> {
+        let started = Instant::now();
+        let dir = self.config.plugin_dir();
+        let files = registry::wasm_files(&dir).map_err(|source| RuntimeError::PluginDir { path: dir.clone(), source })?;
+        let cache_dir = self.config.cache_dir();
+        let cache = Arc::new(
+            CompileCache::new(&cache_dir, &self.engine)
+                .map_err(|source| RuntimeError::CacheDir { path: cache_dir, source })?,
+        );
+        let mut linker = Linker::<JobState>::new(&self.engine);
+        capabilities::add_to_linker(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let linker = Arc::new(linker);
+
+        // Compile (or map from the cache) on blocking threads, all at once.
+        let mut compiling = Vec::new();
+        for path in files {
+            let (engine, cache, linker) = (self.engine.clone(), cache.clone(), linker.clone());
+            compiling.push(tokio::task::spawn_blocking(move || prepare(&engine, &cache, &linker, &path)));
+        }
+        let mut errors = Vec::new();
+        for task in compiling {
+            let plugin = match task.await.expect("plugin compile task panicked") {
+                Ok(plugin) => Arc::new(plugin),
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            match self.describe(&plugin).await {
+                Ok(handlers) => {
+                    if let Err(e) = self.registry.insert(plugin, handlers) {
+                        errors.push(e);
+                    }
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        self.registry.set_load_time(started.elapsed());
+        if errors.is_empty() { Ok(()) } else { Err(RuntimeError::Plugins(errors)) }
+    }
+
+    /// Asks a plugin for its handlers, in a sandbox like any job's.
+    async fn describe(&self, plugin: &Arc<Plugin>) -> Result<Vec<HandlerEntry>, PluginError> {
+        let describe_err = |message: String| PluginError::Describe { path: plugin.path.clone(), message };
+        let identity = JobIdentity { job_id: "describe".into(), plugin: plugin.name.clone(), handler: "handlers".into() };
+        let limits = Limits::resolve(&self.config, "", &HandlerDefaults::default());
+        let mut store = self.new_store(identity, &limits).map_err(|e| describe_err(format!("{e:#}")))?;
+        let call = async {
+            let instance = plugin.pre.instantiate_async(&mut store).await?;
+            instance.call_handlers(&mut store).await
+        };
+        let infos = tokio::time::timeout(limits.timeout, call)
+            .await
+            .map_err(|_| describe_err("timed out".into()))?
+            .map_err(|e| describe_err(format!("{e:#}")))?;
+        if infos.is_empty() {
+            return Err(PluginError::NoHandlers { path: plugin.path.clone() });
+        }
+        Ok(infos
+            .into_iter()
+            .map(|info| HandlerEntry {
+                name: info.name,
+                description: info.description,
+                defaults: HandlerDefaults {
+                    max_attempts: info.max_attempts,
+                    fuel: info.fuel,
+                    timeout: info.timeout_ms.map(Duration::from_millis),
+                },
+                plugin: plugin.clone(),
+            })
+            .collect())
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The limits a handler runs under.
+    pub fn limits(&self, handler: &HandlerEntry) -> Limits {
+        Limits::resolve(&self.config, &handler.name, &handler.defaults)
+    }
+
+    fn new_store(&self, identity: JobIdentity, limits: &Limits) -> wasmtime::Result<Store<JobState>> {
+        let mut store = Store::new(&self.engine, JobState::new(identity, limits));
+        store.limiter(|s| s.limiter());
+        store.set_fuel(limits.fuel.unwrap_or(u64::MAX))?;
+        let deadline = Instant::now() + limits.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(wasmtime::Error::new(DeadlineExceeded))
+            } else {
+                // Give the executor back to other jobs once per tick.
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        Ok(store)
+    }
+
+    /// Runs one job in a fresh instance and reports how it ended. Only an
+    /// unknown handler is an error; everything the guest does is an outcome.
+    pub async fn run(&self, input: JobInput) -> Result<JobReport, RunError> {
+        let entry = self
+            .registry
+            .handler(&input.handler)
+            .ok_or_else(|| RunError::UnknownHandler(input.handler.clone()))?;
+        let span = tracing::info_span!("job", id = %input.id, handler = %input.handler, attempt = input.attempt);
+        Ok(self.run_entry(entry, input).instrument(span).await)
+    }
+
+    async fn run_entry(&self, entry: &HandlerEntry, input: JobInput) -> JobReport {
+        let limits = self.limits(entry);
+        let _permit = self.permits.acquire().await.expect("the instance semaphore is never closed");
+        let started = Instant::now();
+        let identity = JobIdentity {
+            job_id: input.id.clone(),
+            plugin: entry.plugin.name.clone(),
+            handler: entry.name.clone(),
+        };
+        let trap = |message: String| Outcome::Trap {
+            message,
+            plugin: entry.plugin.name.to_string(),
+            handler: entry.name.clone(),
+        };
+        let mut store = match self.new_store(identity, &limits) {
+            Ok(store) => store,
+            Err(e) => {
+                return JobReport {
+                    outcome: trap(format!("cannot create the job's store: {e:#}")),
+                    fuel_used: 0,
+                    duration: started.elapsed(),
+                    log: String::new(),
+                    log_truncated: false,
+                };
+            }
+        };
+        let ctx = bindings::taskhost::plugin::types::JobContext {
+            id: input.id,
+            handler: input.handler,
+            queue: input.queue,
+            attempt: input.attempt,
+            max_attempts: input.max_attempts,
+            enqueued_at: input.enqueued_at_ms,
+            scheduled_for: input.scheduled_for_ms,
+        };
+        let call = async {
+            let instance = entry.plugin.pre.instantiate_async(&mut store).await?;
+            instance.call_run(&mut store, &ctx, &input.payload).await
+        };
+        // The epoch deadline stops a guest that computes; this timeout stops
+        // one that waits in a host call that never returns.
+        let result = tokio::time::timeout(limits.timeout, call).await;
+        let fuel_used = limits.fuel.map_or_else(
+            || u64::MAX - store.get_fuel().unwrap_or(u64::MAX),
+            |budget| budget - store.get_fuel().unwrap_or(0),
+        );
+        let outcome = match result {
+            Err(_elapsed) => Outcome::DeadlineExceeded { timeout: limits.timeout },
+            Ok(Ok(Ok(json))) => match serde_json::from_str(&json) {
+                Ok(result) => Outcome::Success { result },
+                Err(e) => Outcome::Permanent { message: format!("handler returned invalid JSON: {e}") },
+            },
+            Ok(Ok(Err(bindings::taskhost::plugin::types::JobError::Retryable(r)))) => Outcome::Retryable {
+                message: r.message,
+                retry_after: r.retry_after_ms.map(Duration::from_millis),
+            },
+            Ok(Ok(Err(bindings::taskhost::plugin::types::JobError::Permanent(message)))) => {
+                Outcome::Permanent { message }
+            }
+            Ok(Err(e)) => classify(&e, &limits, fuel_used, store.data_mut().take_panic()).unwrap_or_else(trap),
+        };
+        let (log, log_truncated) = store.data().capture().contents();
+        JobReport { outcome, fuel_used, duration: started.elapsed(), log, log_truncated }
+    }
+}
+
+/// Maps a trap to its outcome kind; `Err(message)` for a plain trap.
+fn classify(e: &wasmtime::Error, limits: &Limits, fuel_used: u64, panic: Option<String>) -> Result<Outcome, String> {
+    if let Some(l) = e.downcast_ref::<HostCallLimitExceeded>() {
+        return Ok(Outcome::HostCallLimit { limit: l.limit });
+    }
+    if let Some(m) = e.downcast_ref::<MemoryLimitExceeded>() {
+        return Ok(Outcome::MemoryLimit { limit_bytes: m.limit });
+    }
+    if e.downcast_ref::<DeadlineExceeded>().is_some() {
+        return Ok(Outcome::DeadlineExceeded { timeout: limits.timeout });
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => Ok(Outcome::OutOfFuel { fuel_used }),
+        Some(Trap::StackOverflow) => Err("stack overflow: the handler recursed too deeply".into()),
+        _ => Err(match panic {
+            Some(p) => p,
+            None => format!("{e:#}"),
+        }),
+    }
+}
+
+/// Loads, compiles (or maps from the cache) and pre-links one plugin file.
+fn prepare(engine: &Engine, cache: &CompileCache, linker: &Linker<JobState>, path: &Path) -> Result<Plugin, PluginError> {
+    let (bytes, digest) = registry::read_component(path)?;
+    let (component, from_cache) = cache
+        .load(engine, &bytes, &digest)
+        .map_err(|e| PluginError::Compile { path: path.to_path_buf(), message: format!("{e:#}") })?;
+    let wrong_world = |e: wasmtime::Error| PluginError::WrongWorld { path: path.to_path_buf(), message: format!("{e:#}") };
+    let pre = linker.instantiate_pre(&component).map_err(wrong_world)?;
+    let pre = bindings::PluginPre::new(pre).map_err(wrong_world)?;
+    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    Ok(Plugin { name: name.into(), path: path.to_path_buf(), digest, from_cache, pre })
+}

@@ -1,0 +1,205 @@
+//! The plugins a host has loaded and the handlers they provide.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use crate::capabilities::bindings::PluginPre;
+
+use super::state::JobState;
+
+/// What a plugin declared about a handler (the config may override it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HandlerDefaults {
+    pub max_attempts: Option<u32>,
+    pub fuel: Option<u64>,
+    pub timeout: Option<Duration>,
+}
+
+/// One loaded `.wasm` component, compiled and pre-linked.
+pub struct Plugin {
+    /// The file stem: `hello` for `hello.wasm`.
+    pub name: Arc<str>,
+    pub path: PathBuf,
+    /// sha256 of the file, hex.
+    pub digest: String,
+    /// Whether the compiled code came from the on-disk cache.
+    pub from_cache: bool,
+    pub(crate) pre: PluginPre<JobState>,
+}
+
+/// One handler and the plugin that provides it.
+#[derive(Clone)]
+pub struct HandlerEntry {
+    pub name: String,
+    pub description: String,
+    pub defaults: HandlerDefaults,
+    pub plugin: Arc<Plugin>,
+}
+
+/// Why a plugin file was refused; every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("{path}: cannot read: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: not a WebAssembly file (no \\0asm header)")]
+    NotWasm { path: PathBuf },
+    #[error("{path}: a core WebAssembly module, not a component; build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)")]
+    CoreModule { path: PathBuf },
+    #[error("{path}: cannot compile: {message}")]
+    Compile { path: PathBuf, message: String },
+    #[error("{path}: does not implement the taskhost:plugin@0.1.0 world: {message}")]
+    WrongWorld { path: PathBuf, message: String },
+    #[error("{path}: its `handlers` export failed: {message}")]
+    Describe { path: PathBuf, message: String },
+    #[error("{path}: declares no handlers")]
+    NoHandlers { path: PathBuf },
+    #[error("{path}: handler {handler:?} is already provided by {other}")]
+    DuplicateHandler { path: PathBuf, handler: String, other: PathBuf },
+}
+
+/// Counts from one load of the plugin folder.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LoadStats {
+    pub plugins: usize,
+    pub compiled: usize,
+    pub from_cache: usize,
+    pub load_time: Duration,
+}
+
+/// The handler table: handler name → plugin.
+#[derive(Default)]
+pub struct Registry {
+    plugins: Vec<Arc<Plugin>>,
+    handlers: BTreeMap<String, HandlerEntry>,
+    stats: LoadStats,
+}
+
+impl Registry {
+    pub fn handler(&self, name: &str) -> Option<&HandlerEntry> {
+        self.handlers.get(name)
+    }
+
+    pub fn handlers(&self) -> impl Iterator<Item = &HandlerEntry> {
+        self.handlers.values()
+    }
+
+    pub fn handler_names(&self) -> Vec<String> {
+        self.handlers.keys().cloned().collect()
+    }
+
+    pub fn plugins(&self) -> &[Arc<Plugin>] {
+        &self.plugins
+    }
+
+    pub fn stats(&self) -> LoadStats {
+        self.stats
+    }
+
+    /// Handler names close to `name`, for "did you mean" answers.
+    pub fn near_matches(&self, name: &str) -> Vec<String> {
+        let mut scored: Vec<(usize, &String)> = self
+            .handlers
+            .keys()
+            .map(|h| (edit_distance(&h.to_lowercase(), &name.to_lowercase()), h))
+            .filter(|(d, h)| *d <= 3.max(name.len() / 3) || h.contains(name) || name.contains(h.as_str()))
+            .collect();
+        scored.sort();
+        scored.into_iter().take(3).map(|(_, h)| h.clone()).collect()
+    }
+
+    pub(crate) fn insert(&mut self, plugin: Arc<Plugin>, handlers: Vec<HandlerEntry>) -> Result<(), PluginError> {
+        for h in &handlers {
+            if let Some(existing) = self.handlers.get(&h.name) {
+                return Err(PluginError::DuplicateHandler {
+                    path: plugin.path.clone(),
+                    handler: h.name.clone(),
+                    other: existing.plugin.path.clone(),
+                });
+            }
+        }
+        for h in handlers {
+            self.handlers.insert(h.name.clone(), h);
+        }
+        self.stats.plugins += 1;
+        if plugin.from_cache {
+            self.stats.from_cache += 1;
+        } else {
+            self.stats.compiled += 1;
+        }
+        self.plugins.push(plugin);
+        Ok(())
+    }
+
+    pub(crate) fn set_load_time(&mut self, d: Duration) {
+        self.stats.load_time = d;
+    }
+}
+
+/// The `.wasm` files of a folder, sorted so that load order (and so which
+/// of two duplicates is refused) does not depend on the file system.
+pub fn wasm_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wasm") && p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Reads a plugin file and checks it is a component before compiling.
+pub fn read_component(path: &Path) -> Result<(Vec<u8>, String), PluginError> {
+    let bytes = std::fs::read(path).map_err(|source| PluginError::Read { path: path.to_path_buf(), source })?;
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(PluginError::NotWasm { path: path.to_path_buf() });
+    }
+    // Bytes 4..8: a core module is version 1, layer 0; a component has layer 1.
+    if bytes[4..8] == [1, 0, 0, 0] {
+        return Err(PluginError::CoreModule { path: path.to_path_buf() });
+    }
+    let digest = hex::encode(Sha256::digest(&bytes));
+    Ok((bytes, digest))
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_single_edits() {
+        assert_eq!(edit_distance("hello", "hello"), 0);
+        assert_eq!(edit_distance("hello", "helo"), 1);
+        assert_eq!(edit_distance("hello", "jello"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+
+    #[test]
+    fn files_that_are_not_components_are_refused_before_compiling() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("text.wasm");
+        std::fs::write(&text, b"hello world, not wasm").unwrap();
+        assert!(matches!(read_component(&text), Err(PluginError::NotWasm { .. })));
+        let core = dir.path().join("core.wasm");
+        std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+        let err = read_component(&core).unwrap_err();
+        assert!(matches!(err, PluginError::CoreModule { .. }));
+        assert!(err.to_string().contains("core.wasm"), "{err}");
+    }
+}

@@ -1,0 +1,134 @@
+//! What one job's store holds: a locked-down WASI context, its budgets, and
+//! what the host learns while it runs (captured log, a panic message).
+
+use std::sync::Arc;
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use super::capture::{Capture, CaptureStream};
+use super::limits::Limits;
+
+/// Raised (as a trap) when a job spends its host-call budget.
+#[derive(Debug, thiserror::Error)]
+#[error("host call limit of {limit} reached")]
+pub struct HostCallLimitExceeded {
+    pub limit: u64,
+}
+
+/// Raised (as a trap) when a job's linear memory would grow past its cap.
+#[derive(Debug, thiserror::Error)]
+#[error("linear memory may not grow to {desired} bytes (cap {limit})")]
+pub struct MemoryLimitExceeded {
+    pub limit: u64,
+    pub desired: u64,
+}
+
+/// Caps linear memory. Refusing a grow by trapping (rather than returning
+/// -1 from `memory.grow`) gives a typed outcome instead of a bare
+/// `unreachable` from the guest's allocator.
+struct MemoryCap {
+    limit: u64,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired as u64 > self.limit {
+            return Err(wasmtime::Error::new(MemoryLimitExceeded { limit: self.limit, desired: desired as u64 }));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// Who is running: the names that host calls put in their errors and spans.
+#[derive(Debug, Clone)]
+pub struct JobIdentity {
+    pub job_id: String,
+    pub plugin: Arc<str>,
+    pub handler: String,
+}
+
+/// The data of one job's `Store`.
+pub struct JobState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    memory: MemoryCap,
+    capture: Capture,
+    host_calls: u64,
+    host_call_limit: u64,
+    panic: Option<String>,
+    identity: JobIdentity,
+}
+
+impl JobState {
+    /// A fresh state: no files, no environment, no arguments, no network and
+    /// no name lookup. Clocks and randomness stay available.
+    pub fn new(identity: JobIdentity, limits: &Limits) -> JobState {
+        let capture = Capture::new(limits.log_bytes as usize);
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(CaptureStream(capture.clone()))
+            .stderr(CaptureStream(capture.clone()))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }));
+        JobState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            memory: MemoryCap { limit: limits.memory_bytes },
+            capture,
+            host_calls: 0,
+            host_call_limit: limits.host_calls,
+            panic: None,
+            identity,
+        }
+    }
+
+    /// Counts one host call; a trap once the budget is spent.
+    pub fn charge_host_call(&mut self) -> wasmtime::Result<()> {
+        if self.host_calls >= self.host_call_limit {
+            return Err(wasmtime::Error::new(HostCallLimitExceeded { limit: self.host_call_limit }));
+        }
+        self.host_calls += 1;
+        Ok(())
+    }
+
+    pub fn host_calls(&self) -> u64 {
+        self.host_calls
+    }
+
+    pub fn capture(&self) -> &Capture {
+        &self.capture
+    }
+
+    pub fn plugin(&self) -> &str {
+        &self.identity.plugin
+    }
+
+    pub fn identity(&self) -> &JobIdentity {
+        &self.identity
+    }
+
+    pub(crate) fn set_panic(&mut self, message: String) {
+        self.panic = Some(message);
+    }
+
+    pub(crate) fn take_panic(&mut self) -> Option<String> {
+        self.panic.take()
+    }
+
+    pub(crate) fn limiter(&mut self) -> &mut dyn ResourceLimiter {
+        &mut self.memory
+    }
+}
+
+impl WasiView for JobState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}

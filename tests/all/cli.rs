@@ -1,0 +1,104 @@
+//! The `taskhost` command as a user runs it.
+
+use crate::support::{TestHost, stderr, stdout};
+
+#[test]
+fn run_prints_result_outcome_fuel_and_duration() {
+    let host = TestHost::new("");
+    let out = host.run_cli(&["run", "hello", "--payload", r#"{"name":"CLI"}"#]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(text.contains(r#"result:   {"attempt":1,"greeting":"Hello, CLI!"}"#), "{text}");
+    assert!(text.contains("outcome:  success"), "{text}");
+    assert!(text.contains("fuel:"), "{text}");
+    assert!(text.contains("duration:"), "{text}");
+}
+
+#[test]
+fn run_with_json_prints_the_report() {
+    let host = TestHost::new("");
+    let out = host.run_cli(&["run", "hello", "--payload", r#"{"name":"J"}"#, "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(report["outcome"]["kind"], "success");
+    assert_eq!(report["outcome"]["result"]["greeting"], "Hello, J!");
+}
+
+#[test]
+fn run_refuses_bad_input_with_exit_code_2() {
+    let host = TestHost::new("");
+    let out = host.run_cli(&["run", "hello", "--payload", "{not json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--payload is not valid JSON"), "{}", stderr(&out));
+
+    let out = host.run_cli(&["run", "helo", "--payload", "{}"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown handler \"helo\" (did you mean hello)"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_failing_job_exits_1_with_its_outcome() {
+    let host = TestHost::new("");
+    let out = host.run_cli(&["run", "probe.outcome", "--payload", r#"{"kind":"permanent"}"#]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("outcome:  permanent"), "{}", stdout(&out));
+}
+
+#[test]
+fn plugin_list_shows_every_handler() {
+    let host = TestHost::new("");
+    let out = host.run_cli(&["plugin", "list"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for handler in ["hello", "probe.spin", "probe.counter"] {
+        assert!(text.contains(handler), "{handler} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn plugin_check_accepts_a_plugin_and_refuses_a_core_module() {
+    let host = TestHost::new("");
+    let hello = crate::support::plugin_dir().join("hello.wasm");
+    let out = host.run_cli(&["plugin", "check", hello.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Greets the name"), "{}", stdout(&out));
+
+    let core = host.path().join("core.wasm");
+    std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
+    let out = host.run_cli(&["plugin", "check", core.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("core.wasm") && stderr(&out).contains("not a component"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_config_with_an_unknown_key_names_file_and_line() {
+    let host = TestHost::new("[limits]\ntimeout = \"1s\"\nfule = 3\n");
+    let out = host.run_cli(&["plugin", "list"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("taskhost.toml") && err.contains("fule") && err.contains("line"), "{err}");
+}
+
+#[test]
+fn schedule_next_prints_fire_times_and_refuses_bad_expressions() {
+    let host = TestHost::new("");
+    let out = host.run_cli(&["schedule", "next", "30 4 * * 1-5", "--count", "3", "--from", "2026-11-27T00:00:00Z"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // 2026-11-27 is a Friday: then Monday and Tuesday.
+    assert_eq!(stdout(&out), "2026-11-27T04:30:00+00:00\n2026-11-30T04:30:00+00:00\n2026-12-01T04:30:00+00:00\n");
+
+    let out = host.run_cli(&["schedule", "next", "0 9 * * *", "--count", "1", "--from", "2026-03-29T00:00:00Z", "--tz", "Europe/Berlin"]);
+    assert_eq!(stdout(&out), "2026-03-29T09:00:00+02:00\n");
+
+    for (expr, message) in [
+        ("61 * * * *", "minute"),
+        ("* * *", "expected 5 or 6 fields"),
+        ("*/0 * * * *", "step must be positive"),
+    ] {
+        let out = host.run_cli(&["schedule", "next", expr]);
+        assert_eq!(out.status.code(), Some(2), "{expr}");
+        assert!(stderr(&out).contains(message), "{expr}: {}", stderr(&out));
+    }
+    let out = host.run_cli(&["schedule", "next", "0 9 * * *", "--tz", "Mars/Olympus"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("Mars/Olympus"), "{}", stderr(&out));
+}

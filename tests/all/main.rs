@@ -1,0 +1,8 @@
+//! End-to-end tests: real plugins, real files, real processes. One test
+//! binary with a module per topic, so wasmtime is linked once.
+
+mod support;
+
+mod cli;
+mod registry;
+mod sandbox;

@@ -1,0 +1,140 @@
+//! Builds the plugins for `wasm32-wasip2`, so that neither a newcomer nor CI
+//! runs a manual step: the test crate's build script and the `cargo xtask`
+//! commands both call [`build_plugins`].
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The Rust target every plugin is built for.
+pub const WASM_TARGET: &str = "wasm32-wasip2";
+
+/// Why the plugins could not be built; the message says which command failed.
+#[derive(Debug)]
+pub struct BuildError(String);
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// The folder the built `.wasm` files are copied into: `<root>/target/plugins`.
+pub fn plugin_dir(root: &Path) -> PathBuf {
+    root.join("target").join("plugins")
+}
+
+/// The workspace root, found from this crate's own manifest directory.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// Builds every plugin of `<root>/plugins` in release mode and copies each
+/// component into [`plugin_dir`]. Adds the wasm target with rustup when it
+/// is missing. Returns the plugin folder.
+pub fn build_plugins(root: &Path) -> Result<PathBuf, BuildError> {
+    ensure_target()?;
+    let manifest = root.join("plugins").join("Cargo.toml");
+    let target_dir = root.join("target").join("plugins-build");
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo
+        .args(["build", "--release", "--target", WASM_TARGET, "--manifest-path"])
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target_dir);
+    // Settings meant for the host build must not leak into the guest build.
+    for var in [
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_PRIMARY_PACKAGE",
+    ] {
+        cargo.env_remove(var);
+    }
+    run(&mut cargo)?;
+
+    let built = target_dir.join(WASM_TARGET).join("release");
+    let out = plugin_dir(root);
+    std::fs::create_dir_all(&out)
+        .map_err(|e| BuildError(format!("cannot create {}: {e}", out.display())))?;
+    for name in plugin_names(&root.join("plugins"))? {
+        let file = format!("{}.wasm", name.replace('-', "_"));
+        let from = built.join(&file);
+        let to = out.join(&file);
+        copy_if_changed(&from, &to)?;
+    }
+    Ok(out)
+}
+
+/// The plugin crates: every member folder of the plugin workspace except the SDK.
+fn plugin_names(plugins: &Path) -> Result<Vec<String>, BuildError> {
+    let mut names = Vec::new();
+    let entries = std::fs::read_dir(plugins)
+        .map_err(|e| BuildError(format!("cannot read {}: {e}", plugins.display())))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name != "sdk" && entry.path().join("Cargo.toml").is_file() {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Every source path whose change must rebuild the plugins (for build scripts).
+pub fn plugin_sources(root: &Path) -> Vec<PathBuf> {
+    let mut paths = vec![root.join("wit"), root.join("plugins").join("Cargo.toml")];
+    if let Ok(entries) = std::fs::read_dir(root.join("plugins")) {
+        for entry in entries.flatten() {
+            if entry.path().join("Cargo.toml").is_file() {
+                paths.push(entry.path());
+            }
+        }
+    }
+    paths
+}
+
+/// Copies only when the bytes differ, so an unchanged plugin keeps its
+/// modification time; goes through a temporary file so that a running host
+/// never reads half a file.
+fn copy_if_changed(from: &Path, to: &Path) -> Result<(), BuildError> {
+    let bytes = std::fs::read(from)
+        .map_err(|e| BuildError(format!("built plugin {} is missing: {e}", from.display())))?;
+    if std::fs::read(to).ok().as_deref() == Some(&bytes[..]) {
+        return Ok(());
+    }
+    let tmp = to.with_extension("wasm.tmp");
+    std::fs::write(&tmp, &bytes)
+        .and_then(|()| std::fs::rename(&tmp, to))
+        .map_err(|e| BuildError(format!("cannot write {}: {e}", to.display())))
+}
+
+fn ensure_target() -> Result<(), BuildError> {
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map_err(|e| BuildError(format!("cannot run rustup to look for {WASM_TARGET}: {e}")))?;
+    let listed = String::from_utf8_lossy(&installed.stdout);
+    if listed.lines().any(|l| l.trim() == WASM_TARGET) {
+        return Ok(());
+    }
+    run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
+}
+
+fn run(cmd: &mut Command) -> Result<(), BuildError> {
+    let status = cmd
+        .status()
+        .map_err(|e| BuildError(format!("cannot start {cmd:?}: {e}")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(BuildError(format!("{cmd:?} failed with {status}")))
+    }
+}
