@@ -17,7 +17,7 @@ pub fn format_duration(d: Duration) -> String {
     if ms == 0 {
         return "0s".into();
     }
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return format!("{ms}ms");
     }
     let mut secs = d.as_secs();
@@ -118,7 +118,10 @@ mod tests {
     #[test]
     fn durations_format_back_to_what_parses() {
         for d in ["1h30m", "500ms", "2d", "45s"] {
-            assert_eq!(format_duration(crate::schedule::parse_duration(d).unwrap()), d);
+            assert_eq!(
+                format_duration(crate::schedule::parse_duration(d).unwrap()),
+                d
+            );
         }
     }
 

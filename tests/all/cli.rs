@@ -8,7 +8,10 @@ fn run_prints_result_outcome_fuel_and_duration() {
     let out = host.run_cli(&["run", "hello", "--payload", r#"{"name":"CLI"}"#]);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}{}", stderr(&out));
-    assert!(text.contains(r#"result:   {"attempt":1,"greeting":"Hello, CLI!"}"#), "{text}");
+    assert!(
+        text.contains(r#"result:   {"attempt":1,"greeting":"Hello, CLI!"}"#),
+        "{text}"
+    );
     assert!(text.contains("outcome:  success"), "{text}");
     assert!(text.contains("fuel:"), "{text}");
     assert!(text.contains("duration:"), "{text}");
@@ -28,19 +31,36 @@ fn run_refuses_bad_input_with_exit_code_2() {
     let host = TestHost::new("");
     let out = host.run_cli(&["run", "hello", "--payload", "{not json"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("--payload is not valid JSON"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--payload is not valid JSON"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = host.run_cli(&["run", "helo", "--payload", "{}"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("unknown handler \"helo\" (did you mean hello)"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unknown handler \"helo\" (did you mean hello)"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
 fn a_failing_job_exits_1_with_its_outcome() {
     let host = TestHost::new("");
-    let out = host.run_cli(&["run", "probe.outcome", "--payload", r#"{"kind":"permanent"}"#]);
+    let out = host.run_cli(&[
+        "run",
+        "probe.outcome",
+        "--payload",
+        r#"{"kind":"permanent"}"#,
+    ]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout(&out).contains("outcome:  permanent"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("outcome:  permanent"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 #[test]
@@ -66,7 +86,11 @@ fn plugin_check_accepts_a_plugin_and_refuses_a_core_module() {
     std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
     let out = host.run_cli(&["plugin", "check", core.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("core.wasm") && stderr(&out).contains("not a component"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("core.wasm") && stderr(&out).contains("not a component"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -75,18 +99,42 @@ fn a_config_with_an_unknown_key_names_file_and_line() {
     let out = host.run_cli(&["plugin", "list"]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("taskhost.toml") && err.contains("fule") && err.contains("line"), "{err}");
+    assert!(
+        err.contains("taskhost.toml") && err.contains("fule") && err.contains("line"),
+        "{err}"
+    );
 }
 
 #[test]
 fn schedule_next_prints_fire_times_and_refuses_bad_expressions() {
     let host = TestHost::new("");
-    let out = host.run_cli(&["schedule", "next", "30 4 * * 1-5", "--count", "3", "--from", "2026-11-27T00:00:00Z"]);
+    let out = host.run_cli(&[
+        "schedule",
+        "next",
+        "30 4 * * 1-5",
+        "--count",
+        "3",
+        "--from",
+        "2026-11-27T00:00:00Z",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     // 2026-11-27 is a Friday: then Monday and Tuesday.
-    assert_eq!(stdout(&out), "2026-11-27T04:30:00+00:00\n2026-11-30T04:30:00+00:00\n2026-12-01T04:30:00+00:00\n");
+    assert_eq!(
+        stdout(&out),
+        "2026-11-27T04:30:00+00:00\n2026-11-30T04:30:00+00:00\n2026-12-01T04:30:00+00:00\n"
+    );
 
-    let out = host.run_cli(&["schedule", "next", "0 9 * * *", "--count", "1", "--from", "2026-03-29T00:00:00Z", "--tz", "Europe/Berlin"]);
+    let out = host.run_cli(&[
+        "schedule",
+        "next",
+        "0 9 * * *",
+        "--count",
+        "1",
+        "--from",
+        "2026-03-29T00:00:00Z",
+        "--tz",
+        "Europe/Berlin",
+    ]);
     assert_eq!(stdout(&out), "2026-03-29T09:00:00+02:00\n");
 
     for (expr, message) in [

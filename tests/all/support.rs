@@ -16,7 +16,10 @@ pub fn plugin_dir() -> PathBuf {
 /// The compiled-plugin cache the tests share (each test that checks the
 /// cache itself uses its own).
 pub fn shared_cache_dir() -> PathBuf {
-    plugin_dir().parent().expect("plugin dir has a parent").join("test-cache")
+    plugin_dir()
+        .parent()
+        .expect("plugin dir has a parent")
+        .join("test-cache")
 }
 
 /// The `taskhost` binary built for these tests.

@@ -43,7 +43,13 @@ pub fn build_plugins(root: &Path) -> Result<PathBuf, BuildError> {
     let target_dir = root.join("target").join("plugins-build");
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cargo
-        .args(["build", "--release", "--target", WASM_TARGET, "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            WASM_TARGET,
+            "--manifest-path",
+        ])
         .arg(&manifest)
         .arg("--target-dir")
         .arg(&target_dir);
@@ -55,6 +61,10 @@ pub fn build_plugins(root: &Path) -> Result<PathBuf, BuildError> {
         "RUSTFLAGS",
         "CARGO_BUILD_RUSTFLAGS",
         "CARGO_PRIMARY_PACKAGE",
+        // Under `cargo clippy` the host build runs through clippy-driver;
+        // the plugins are linted on their own (see .ci/run).
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CLIPPY_ARGS",
     ] {
         cargo.env_remove(var);
     }

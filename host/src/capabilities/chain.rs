@@ -13,7 +13,12 @@ impl JobState {
 }
 
 impl Host for JobState {
-    async fn rpc(&mut self, chain: String, _method: String, _params: String) -> wasmtime::Result<Result<String, HostError>> {
+    async fn rpc(
+        &mut self,
+        chain: String,
+        _method: String,
+        _params: String,
+    ) -> wasmtime::Result<Result<String, HostError>> {
         Ok(Err(self.chain_denied(&chain)?))
     }
 
@@ -21,23 +26,42 @@ impl Host for JobState {
         Ok(Err(self.chain_denied(&chain)?))
     }
 
-    async fn get_transaction(&mut self, chain: String, _hash: String) -> wasmtime::Result<Result<Option<Transaction>, HostError>> {
+    async fn get_transaction(
+        &mut self,
+        chain: String,
+        _hash: String,
+    ) -> wasmtime::Result<Result<Option<Transaction>, HostError>> {
         Ok(Err(self.chain_denied(&chain)?))
     }
 
-    async fn get_receipt(&mut self, chain: String, _hash: String) -> wasmtime::Result<Result<Option<Receipt>, HostError>> {
+    async fn get_receipt(
+        &mut self,
+        chain: String,
+        _hash: String,
+    ) -> wasmtime::Result<Result<Option<Receipt>, HostError>> {
         Ok(Err(self.chain_denied(&chain)?))
     }
 
-    async fn confirmations(&mut self, chain: String, _hash: String) -> wasmtime::Result<Result<u64, HostError>> {
+    async fn confirmations(
+        &mut self,
+        chain: String,
+        _hash: String,
+    ) -> wasmtime::Result<Result<u64, HostError>> {
         Ok(Err(self.chain_denied(&chain)?))
     }
 
-    async fn required_confirmations(&mut self, chain: String) -> wasmtime::Result<Result<u64, HostError>> {
+    async fn required_confirmations(
+        &mut self,
+        chain: String,
+    ) -> wasmtime::Result<Result<u64, HostError>> {
         Ok(Err(self.chain_denied(&chain)?))
     }
 
-    async fn balance(&mut self, chain: String, _address: String) -> wasmtime::Result<Result<String, HostError>> {
+    async fn balance(
+        &mut self,
+        chain: String,
+        _address: String,
+    ) -> wasmtime::Result<Result<String, HostError>> {
         Ok(Err(self.chain_denied(&chain)?))
     }
 

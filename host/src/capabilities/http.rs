@@ -13,8 +13,17 @@ impl Host for JobState {
             .split("://")
             .nth(1)
             .and_then(|rest| rest.split(['/', '?', '#']).next())
-            .map(|authority| authority.rsplit('@').next().unwrap_or(authority).to_string())
+            .map(|authority| {
+                authority
+                    .rsplit('@')
+                    .next()
+                    .unwrap_or(authority)
+                    .to_string()
+            })
             .unwrap_or_else(|| "an unparseable URL".to_string());
-        Ok(Err(super::denied(self, format_args!("outbound HTTP to {host:?}"))))
+        Ok(Err(super::denied(
+            self,
+            format_args!("outbound HTTP to {host:?}"),
+        )))
     }
 }

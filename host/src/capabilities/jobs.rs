@@ -6,8 +6,14 @@ use super::bindings::taskhost::plugin::jobs::{EnqueueRequest, Host};
 use crate::runtime::JobState;
 
 impl Host for JobState {
-    async fn enqueue(&mut self, request: EnqueueRequest) -> wasmtime::Result<Result<String, HostError>> {
+    async fn enqueue(
+        &mut self,
+        request: EnqueueRequest,
+    ) -> wasmtime::Result<Result<String, HostError>> {
         self.charge_host_call()?;
-        Ok(Err(super::denied(self, format_args!("enqueueing jobs (handler {:?})", request.handler))))
+        Ok(Err(super::denied(
+            self,
+            format_args!("enqueueing jobs (handler {:?})", request.handler),
+        )))
     }
 }

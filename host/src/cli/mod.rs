@@ -15,7 +15,11 @@ use clap::{Parser, Subcommand};
 use crate::config::Config;
 
 #[derive(Parser)]
-#[command(name = "taskhost", version, about = "A job host whose handlers are sandboxed WebAssembly components")]
+#[command(
+    name = "taskhost",
+    version,
+    about = "A job host whose handlers are sandboxed WebAssembly components"
+)]
 struct Cli {
     /// The config file; without it, `./taskhost.toml` if present, else defaults.
     #[arg(long, short, global = true, env = "TASKHOST_CONFIG")]
@@ -46,7 +50,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TASKHOST_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("TASKHOST_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -59,7 +64,11 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            if e.downcast_ref::<BadInput>().is_some() { ExitCode::from(2) } else { ExitCode::FAILURE }
+            if e.downcast_ref::<BadInput>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -85,6 +94,7 @@ pub fn load_config(path: Option<&Path>) -> anyhow::Result<Arc<Config>> {
             return Ok(Arc::new(config));
         }
     };
-    let config = crate::config::load(path, std::env::vars()).map_err(|e| BadInput(e.to_string()))?;
+    let config =
+        crate::config::load(path, std::env::vars()).map_err(|e| BadInput(e.to_string()))?;
     Ok(Arc::new(config))
 }

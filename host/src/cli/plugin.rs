@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Subcommand;
 use crate::config::Config;
 use crate::runtime::Runtime;
+use clap::Subcommand;
 
 use super::BadInput;
 
@@ -24,7 +24,9 @@ pub async fn execute(config: Arc<Config>, cmd: PluginCommand) -> anyhow::Result<
         PluginCommand::Check { file } => {
             // Load a folder holding just this file, with the same settings.
             let staging = tempfile::tempdir()?;
-            let name = file.file_name().ok_or_else(|| BadInput(format!("{} is not a file", file.display())))?;
+            let name = file
+                .file_name()
+                .ok_or_else(|| BadInput(format!("{} is not a file", file.display())))?;
             std::fs::copy(file, staging.path().join(name))
                 .map_err(|e| BadInput(format!("cannot read {}: {e}", file.display())))?;
             let mut c = (*config).clone();
@@ -32,17 +34,30 @@ pub async fn execute(config: Arc<Config>, cmd: PluginCommand) -> anyhow::Result<
             Arc::new(c)
         }
     };
-    let runtime = Runtime::load(config).await.map_err(|e| BadInput(e.to_string()))?;
+    let runtime = Runtime::load(config)
+        .await
+        .map_err(|e| BadInput(e.to_string()))?;
     let stats = runtime.registry().stats();
     for plugin in runtime.registry().plugins() {
-        println!("{}  {}  sha256:{}", plugin.name, plugin.path.display(), &plugin.digest[..16]);
-        for h in runtime.registry().handlers().filter(|h| Arc::ptr_eq(&h.plugin, plugin)) {
+        println!(
+            "{}  {}  sha256:{}",
+            plugin.name,
+            plugin.path.display(),
+            &plugin.digest[..16]
+        );
+        for h in runtime
+            .registry()
+            .handlers()
+            .filter(|h| Arc::ptr_eq(&h.plugin, plugin))
+        {
             let limits = runtime.limits(h);
             println!(
                 "  {:<24} {}  [fuel {}, timeout {:?}, memory {} MiB]",
                 h.name,
                 h.description,
-                limits.fuel.map_or("unlimited".to_string(), |f| f.to_string()),
+                limits
+                    .fuel
+                    .map_or("unlimited".to_string(), |f| f.to_string()),
                 limits.timeout,
                 limits.memory_bytes >> 20
             );

@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Args;
 use crate::config::Config;
 use crate::runtime::{JobInput, Outcome, Runtime};
+use clap::Args;
 
 use super::BadInput;
 
@@ -28,10 +28,16 @@ pub async fn execute(config: Arc<Config>, args: RunArgs) -> anyhow::Result<ExitC
     let runtime = Runtime::load(config).await?;
     if runtime.registry().handler(&args.handler).is_none() {
         let near = runtime.registry().near_matches(&args.handler);
-        let hint = if near.is_empty() { String::new() } else { format!(" (did you mean {})", near.join(", ")) };
+        let hint = if near.is_empty() {
+            String::new()
+        } else {
+            format!(" (did you mean {})", near.join(", "))
+        };
         return Err(BadInput(format!("unknown handler {:?}{hint}", args.handler)).into());
     }
-    let report = runtime.run(JobInput::adhoc(&args.handler, &args.payload)).await?;
+    let report = runtime
+        .run(JobInput::adhoc(&args.handler, &args.payload))
+        .await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -46,5 +52,9 @@ pub async fn execute(config: Arc<Config>, args: RunArgs) -> anyhow::Result<ExitC
             println!("log:\n{}", report.log.trim_end());
         }
     }
-    Ok(if report.outcome.is_success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if report.outcome.is_success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -26,7 +26,12 @@ pub enum ScheduleCommand {
 
 pub fn execute(cmd: ScheduleCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        ScheduleCommand::Next { expr, count, from, tz } => {
+        ScheduleCommand::Next {
+            expr,
+            count,
+            from,
+            tz,
+        } => {
             let from = match from {
                 Some(s) => DateTime::parse_from_rfc3339(&s)
                     .map_err(|e| BadInput(format!("--from {s:?} is not an RFC 3339 time: {e}")))?

@@ -28,13 +28,20 @@ pub enum ConfigError {
 }
 
 /// Reads a config file and applies the environment overrides of `env`.
-pub fn load(path: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
+pub fn load(
+    path: &Path,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+    let base = if base.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base
+    };
     parse(&text, path, &base, env)
 }
 
@@ -61,7 +68,11 @@ pub fn parse(
             apply_override(&mut table, var, value)?;
         }
         config = Config::deserialize_table(table).map_err(|message| ConfigError::Env {
-            var: overrides.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", "),
+            var: overrides
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
             message,
         })?;
     }
@@ -117,7 +128,10 @@ mod tests {
     use std::time::Duration;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -134,7 +148,10 @@ mod tests {
             text,
             Path::new("t.toml"),
             Path::new("."),
-            env(&[("TASKHOST_LIMITS__TIMEOUT", "250ms"), ("TASKHOST_HANDLERS__HELLO__FUEL", "77")]),
+            env(&[
+                ("TASKHOST_LIMITS__TIMEOUT", "250ms"),
+                ("TASKHOST_HANDLERS__HELLO__FUEL", "77"),
+            ]),
         )
         .unwrap();
         assert_eq!(c.limits.timeout, Duration::from_millis(250));
@@ -144,7 +161,13 @@ mod tests {
 
     #[test]
     fn unknown_key_names_file_line_and_key() {
-        let err = parse("[limits]\nfule = 3\n", Path::new("bad.toml"), Path::new("."), env(&[])).unwrap_err();
+        let err = parse(
+            "[limits]\nfule = 3\n",
+            Path::new("bad.toml"),
+            Path::new("."),
+            env(&[]),
+        )
+        .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("bad.toml"), "{msg}");
         assert!(msg.contains("line 2"), "{msg}");
@@ -153,13 +176,25 @@ mod tests {
 
     #[test]
     fn bad_duration_is_refused_with_its_text() {
-        let err = parse("[limits]\ntimeout = \"soon\"\n", Path::new("c.toml"), Path::new("."), env(&[])).unwrap_err();
+        let err = parse(
+            "[limits]\ntimeout = \"soon\"\n",
+            Path::new("c.toml"),
+            Path::new("."),
+            env(&[]),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("\"soon\""), "{err}");
     }
 
     #[test]
     fn bad_environment_value_names_the_variable() {
-        let err = parse("", Path::new("c.toml"), Path::new("."), env(&[("TASKHOST_LIMITS__FUEL", "lots")])).unwrap_err();
+        let err = parse(
+            "",
+            Path::new("c.toml"),
+            Path::new("."),
+            env(&[("TASKHOST_LIMITS__FUEL", "lots")]),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("TASKHOST_LIMITS__FUEL"), "{err}");
     }
 }

@@ -127,7 +127,11 @@ mod option_size {
 impl Config {
     /// Resolves a configured path against the config file's folder.
     pub fn resolve(&self, path: &Path) -> PathBuf {
-        if path.is_absolute() { path.to_path_buf() } else { self.base_dir.join(path) }
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
     }
 
     pub fn plugin_dir(&self) -> PathBuf {

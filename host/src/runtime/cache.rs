@@ -19,7 +19,10 @@ impl CompileCache {
         std::fs::create_dir_all(dir)?;
         let mut h = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
-        Ok(CompileCache { dir: dir.to_path_buf(), engine_key: format!("{:016x}", h.finish()) })
+        Ok(CompileCache {
+            dir: dir.to_path_buf(),
+            engine_key: format!("{:016x}", h.finish()),
+        })
     }
 
     fn path_for(&self, digest: &str) -> PathBuf {
@@ -28,7 +31,12 @@ impl CompileCache {
 
     /// Loads the component for `bytes` from the cache, or compiles and
     /// stores it. Returns whether it came from the cache.
-    pub fn load(&self, engine: &Engine, bytes: &[u8], digest: &str) -> wasmtime::Result<(Component, bool)> {
+    pub fn load(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+        digest: &str,
+    ) -> wasmtime::Result<(Component, bool)> {
         let path = self.path_for(digest);
         if path.is_file() {
             // SAFETY: the file was written by `Component::serialize` of an
@@ -36,7 +44,9 @@ impl CompileCache {
             // and is only ever replaced by rename, never modified in place.
             match unsafe { Component::deserialize_file(engine, &path) } {
                 Ok(component) => return Ok((component, true)),
-                Err(e) => tracing::warn!(path = %path.display(), "ignoring unreadable compiled plugin: {e}"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), "ignoring unreadable compiled plugin: {e}")
+                }
             }
         }
         let component = Component::new(engine, bytes)?;
@@ -51,7 +61,9 @@ impl CompileCache {
     fn store(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let tmp = self.dir.join(format!(
             ".{}.{}.tmp",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("plugin"),
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("plugin"),
             std::process::id()
         ));
         std::fs::write(&tmp, bytes)?;

@@ -25,7 +25,11 @@ pub struct Capture(Arc<Mutex<Buffer>>);
 
 impl Capture {
     pub fn new(cap: usize) -> Capture {
-        Capture(Arc::new(Mutex::new(Buffer { bytes: Vec::new(), cap, truncated: false })))
+        Capture(Arc::new(Mutex::new(Buffer {
+            bytes: Vec::new(),
+            cap,
+            truncated: false,
+        })))
     }
 
     /// Appends raw bytes, dropping what does not fit.
@@ -92,7 +96,11 @@ impl OutputStream for CaptureStream {
 }
 
 impl AsyncWrite for CaptureStream {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.0.write(buf);
         Poll::Ready(Ok(buf.len()))
     }

@@ -5,7 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use wasmtime::{Config as WasmConfig, Engine, InstanceAllocationStrategy, OptLevel as CraneliftOpt, PoolingAllocationConfig};
+use wasmtime::{
+    Config as WasmConfig, Engine, InstanceAllocationStrategy, OptLevel as CraneliftOpt,
+    PoolingAllocationConfig,
+};
 
 use crate::config::OptLevel;
 
@@ -78,7 +81,10 @@ impl EpochTicker {
                 }
             })
             .expect("spawning the epoch thread");
-        EpochTicker { stop, thread: Some(thread) }
+        EpochTicker {
+            stop,
+            thread: Some(thread),
+        }
     }
 }
 

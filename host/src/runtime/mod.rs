@@ -40,9 +40,15 @@ pub enum RuntimeError {
     #[error("cannot build the WebAssembly engine: {0}")]
     Engine(String),
     #[error("cannot read plugin folder {path}: {source}")]
-    PluginDir { path: std::path::PathBuf, source: std::io::Error },
+    PluginDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot use cache folder {path}: {source}")]
-    CacheDir { path: std::path::PathBuf, source: std::io::Error },
+    CacheDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("{} plugin(s) refused:\n  {}", .0.len(), .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n  "))]
     Plugins(Vec<PluginError>),
 }
@@ -130,21 +136,31 @@ impl Runtime {
     async fn load_plugins(&mut self) -> Result<(), RuntimeError> {
         let started = Instant::now();
         let dir = self.config.plugin_dir();
-        let files = registry::wasm_files(&dir).map_err(|source| RuntimeError::PluginDir { path: dir.clone(), source })?;
+        let files = registry::wasm_files(&dir).map_err(|source| RuntimeError::PluginDir {
+            path: dir.clone(),
+            source,
+        })?;
         let cache_dir = self.config.cache_dir();
         let cache = Arc::new(
-            CompileCache::new(&cache_dir, &self.engine)
-                .map_err(|source| RuntimeError::CacheDir { path: cache_dir, source })?,
+            CompileCache::new(&cache_dir, &self.engine).map_err(|source| {
+                RuntimeError::CacheDir {
+                    path: cache_dir,
+                    source,
+                }
+            })?,
         );
         let mut linker = Linker::<JobState>::new(&self.engine);
-        capabilities::add_to_linker(&mut linker).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        capabilities::add_to_linker(&mut linker)
+            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let linker = Arc::new(linker);
 
         // Compile (or map from the cache) on blocking threads, all at once.
         let mut compiling = Vec::new();
         for path in files {
             let (engine, cache, linker) = (self.engine.clone(), cache.clone(), linker.clone());
-            compiling.push(tokio::task::spawn_blocking(move || prepare(&engine, &cache, &linker, &path)));
+            compiling.push(tokio::task::spawn_blocking(move || {
+                prepare(&engine, &cache, &linker, &path)
+            }));
         }
         let mut errors = Vec::new();
         for task in compiling {
@@ -165,15 +181,28 @@ impl Runtime {
             }
         }
         self.registry.set_load_time(started.elapsed());
-        if errors.is_empty() { Ok(()) } else { Err(RuntimeError::Plugins(errors)) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(RuntimeError::Plugins(errors))
+        }
     }
 
     /// Asks a plugin for its handlers, in a sandbox like any job's.
     async fn describe(&self, plugin: &Arc<Plugin>) -> Result<Vec<HandlerEntry>, PluginError> {
-        let describe_err = |message: String| PluginError::Describe { path: plugin.path.clone(), message };
-        let identity = JobIdentity { job_id: "describe".into(), plugin: plugin.name.clone(), handler: "handlers".into() };
+        let describe_err = |message: String| PluginError::Describe {
+            path: plugin.path.clone(),
+            message,
+        };
+        let identity = JobIdentity {
+            job_id: "describe".into(),
+            plugin: plugin.name.clone(),
+            handler: "handlers".into(),
+        };
         let limits = Limits::resolve(&self.config, "", &HandlerDefaults::default());
-        let mut store = self.new_store(identity, &limits).map_err(|e| describe_err(format!("{e:#}")))?;
+        let mut store = self
+            .new_store(identity, &limits)
+            .map_err(|e| describe_err(format!("{e:#}")))?;
         let call = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
             instance.call_handlers(&mut store).await
@@ -183,7 +212,9 @@ impl Runtime {
             .map_err(|_| describe_err("timed out".into()))?
             .map_err(|e| describe_err(format!("{e:#}")))?;
         if infos.is_empty() {
-            return Err(PluginError::NoHandlers { path: plugin.path.clone() });
+            return Err(PluginError::NoHandlers {
+                path: plugin.path.clone(),
+            });
         }
         Ok(infos
             .into_iter()
@@ -217,7 +248,11 @@ impl Runtime {
         Limits::resolve(&self.config, &handler.name, &handler.defaults)
     }
 
-    fn new_store(&self, identity: JobIdentity, limits: &Limits) -> wasmtime::Result<Store<JobState>> {
+    fn new_store(
+        &self,
+        identity: JobIdentity,
+        limits: &Limits,
+    ) -> wasmtime::Result<Store<JobState>> {
         let mut store = Store::new(&self.engine, JobState::new(identity, limits));
         store.limiter(|s| s.limiter());
         store.set_fuel(limits.fuel.unwrap_or(u64::MAX))?;
@@ -247,7 +282,11 @@ impl Runtime {
 
     async fn run_entry(&self, entry: &HandlerEntry, input: JobInput) -> JobReport {
         let limits = self.limits(entry);
-        let _permit = self.permits.acquire().await.expect("the instance semaphore is never closed");
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("the instance semaphore is never closed");
         let started = Instant::now();
         let identity = JobIdentity {
             job_id: input.id.clone(),
@@ -292,35 +331,58 @@ impl Runtime {
             |budget| budget - store.get_fuel().unwrap_or(0),
         );
         let outcome = match result {
-            Err(_elapsed) => Outcome::DeadlineExceeded { timeout: limits.timeout },
+            Err(_elapsed) => Outcome::DeadlineExceeded {
+                timeout: limits.timeout,
+            },
             Ok(Ok(Ok(json))) => match serde_json::from_str(&json) {
                 Ok(result) => Outcome::Success { result },
-                Err(e) => Outcome::Permanent { message: format!("handler returned invalid JSON: {e}") },
+                Err(e) => Outcome::Permanent {
+                    message: format!("handler returned invalid JSON: {e}"),
+                },
             },
-            Ok(Ok(Err(bindings::taskhost::plugin::types::JobError::Retryable(r)))) => Outcome::Retryable {
-                message: r.message,
-                retry_after: r.retry_after_ms.map(Duration::from_millis),
-            },
+            Ok(Ok(Err(bindings::taskhost::plugin::types::JobError::Retryable(r)))) => {
+                Outcome::Retryable {
+                    message: r.message,
+                    retry_after: r.retry_after_ms.map(Duration::from_millis),
+                }
+            }
             Ok(Ok(Err(bindings::taskhost::plugin::types::JobError::Permanent(message)))) => {
                 Outcome::Permanent { message }
             }
-            Ok(Err(e)) => classify(&e, &limits, fuel_used, store.data_mut().take_panic()).unwrap_or_else(trap),
+            Ok(Err(e)) => {
+                classify(&e, &limits, fuel_used, store.data_mut().take_panic()).unwrap_or_else(trap)
+            }
         };
         let (log, log_truncated) = store.data().capture().contents();
-        JobReport { outcome, fuel_used, duration: started.elapsed(), log, log_truncated }
+        JobReport {
+            outcome,
+            fuel_used,
+            duration: started.elapsed(),
+            log,
+            log_truncated,
+        }
     }
 }
 
 /// Maps a trap to its outcome kind; `Err(message)` for a plain trap.
-fn classify(e: &wasmtime::Error, limits: &Limits, fuel_used: u64, panic: Option<String>) -> Result<Outcome, String> {
+fn classify(
+    e: &wasmtime::Error,
+    limits: &Limits,
+    fuel_used: u64,
+    panic: Option<String>,
+) -> Result<Outcome, String> {
     if let Some(l) = e.downcast_ref::<HostCallLimitExceeded>() {
         return Ok(Outcome::HostCallLimit { limit: l.limit });
     }
     if let Some(m) = e.downcast_ref::<MemoryLimitExceeded>() {
-        return Ok(Outcome::MemoryLimit { limit_bytes: m.limit });
+        return Ok(Outcome::MemoryLimit {
+            limit_bytes: m.limit,
+        });
     }
     if e.downcast_ref::<DeadlineExceeded>().is_some() {
-        return Ok(Outcome::DeadlineExceeded { timeout: limits.timeout });
+        return Ok(Outcome::DeadlineExceeded {
+            timeout: limits.timeout,
+        });
     }
     match e.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => Ok(Outcome::OutOfFuel { fuel_used }),
@@ -333,14 +395,35 @@ fn classify(e: &wasmtime::Error, limits: &Limits, fuel_used: u64, panic: Option<
 }
 
 /// Loads, compiles (or maps from the cache) and pre-links one plugin file.
-fn prepare(engine: &Engine, cache: &CompileCache, linker: &Linker<JobState>, path: &Path) -> Result<Plugin, PluginError> {
+fn prepare(
+    engine: &Engine,
+    cache: &CompileCache,
+    linker: &Linker<JobState>,
+    path: &Path,
+) -> Result<Plugin, PluginError> {
     let (bytes, digest) = registry::read_component(path)?;
-    let (component, from_cache) = cache
-        .load(engine, &bytes, &digest)
-        .map_err(|e| PluginError::Compile { path: path.to_path_buf(), message: format!("{e:#}") })?;
-    let wrong_world = |e: wasmtime::Error| PluginError::WrongWorld { path: path.to_path_buf(), message: format!("{e:#}") };
+    let (component, from_cache) =
+        cache
+            .load(engine, &bytes, &digest)
+            .map_err(|e| PluginError::Compile {
+                path: path.to_path_buf(),
+                message: format!("{e:#}"),
+            })?;
+    let wrong_world = |e: wasmtime::Error| PluginError::WrongWorld {
+        path: path.to_path_buf(),
+        message: format!("{e:#}"),
+    };
     let pre = linker.instantiate_pre(&component).map_err(wrong_world)?;
     let pre = bindings::PluginPre::new(pre).map_err(wrong_world)?;
-    let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    Ok(Plugin { name: name.into(), path: path.to_path_buf(), digest, from_cache, pre })
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(Plugin {
+        name: name.into(),
+        path: path.to_path_buf(),
+        digest,
+        from_cache,
+        pre,
+    })
 }

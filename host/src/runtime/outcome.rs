@@ -31,7 +31,11 @@ pub enum Outcome {
     /// More host calls than the budget allows.
     HostCallLimit { limit: u64 },
     /// The guest trapped (panic, stack overflow, bad memory access, ...).
-    Trap { message: String, plugin: String, handler: String },
+    Trap {
+        message: String,
+        plugin: String,
+        handler: String,
+    },
 }
 
 impl Outcome {
@@ -68,9 +72,15 @@ impl Outcome {
             Outcome::Retryable { message, .. } | Outcome::Permanent { message } => message.clone(),
             Outcome::OutOfFuel { fuel_used } => format!("out of fuel after {fuel_used} units"),
             Outcome::DeadlineExceeded { timeout } => format!("deadline of {timeout:?} exceeded"),
-            Outcome::MemoryLimit { limit_bytes } => format!("linear memory limit of {limit_bytes} bytes reached"),
+            Outcome::MemoryLimit { limit_bytes } => {
+                format!("linear memory limit of {limit_bytes} bytes reached")
+            }
             Outcome::HostCallLimit { limit } => format!("host call limit of {limit} reached"),
-            Outcome::Trap { message, plugin, handler } => format!("trap in {plugin}/{handler}: {message}"),
+            Outcome::Trap {
+                message,
+                plugin,
+                handler,
+            } => format!("trap in {plugin}/{handler}: {message}"),
         }
     }
 }
@@ -96,7 +106,9 @@ mod ms {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Ok(Duration::from_secs_f64(f64::deserialize(d)?.max(0.0) / 1000.0))
+        Ok(Duration::from_secs_f64(
+            f64::deserialize(d)?.max(0.0) / 1000.0,
+        ))
     }
 }
 

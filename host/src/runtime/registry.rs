@@ -44,10 +44,15 @@ pub struct HandlerEntry {
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
     #[error("{path}: cannot read: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: not a WebAssembly file (no \\0asm header)")]
     NotWasm { path: PathBuf },
-    #[error("{path}: a core WebAssembly module, not a component; build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)")]
+    #[error(
+        "{path}: a core WebAssembly module, not a component; build it for wasm32-wasip2 (or wrap it with `wasm-tools component new`)"
+    )]
     CoreModule { path: PathBuf },
     #[error("{path}: cannot compile: {message}")]
     Compile { path: PathBuf, message: String },
@@ -58,7 +63,11 @@ pub enum PluginError {
     #[error("{path}: declares no handlers")]
     NoHandlers { path: PathBuf },
     #[error("{path}: handler {handler:?} is already provided by {other}")]
-    DuplicateHandler { path: PathBuf, handler: String, other: PathBuf },
+    DuplicateHandler {
+        path: PathBuf,
+        handler: String,
+        other: PathBuf,
+    },
 }
 
 /// Counts from one load of the plugin folder.
@@ -105,13 +114,19 @@ impl Registry {
             .handlers
             .keys()
             .map(|h| (edit_distance(&h.to_lowercase(), &name.to_lowercase()), h))
-            .filter(|(d, h)| *d <= 3.max(name.len() / 3) || h.contains(name) || name.contains(h.as_str()))
+            .filter(|(d, h)| {
+                *d <= 3.max(name.len() / 3) || h.contains(name) || name.contains(h.as_str())
+            })
             .collect();
         scored.sort();
         scored.into_iter().take(3).map(|(_, h)| h.clone()).collect()
     }
 
-    pub(crate) fn insert(&mut self, plugin: Arc<Plugin>, handlers: Vec<HandlerEntry>) -> Result<(), PluginError> {
+    pub(crate) fn insert(
+        &mut self,
+        plugin: Arc<Plugin>,
+        handlers: Vec<HandlerEntry>,
+    ) -> Result<(), PluginError> {
         for h in &handlers {
             if let Some(existing) = self.handlers.get(&h.name) {
                 return Err(PluginError::DuplicateHandler {
@@ -152,13 +167,20 @@ pub fn wasm_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Reads a plugin file and checks it is a component before compiling.
 pub fn read_component(path: &Path) -> Result<(Vec<u8>, String), PluginError> {
-    let bytes = std::fs::read(path).map_err(|source| PluginError::Read { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| PluginError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-        return Err(PluginError::NotWasm { path: path.to_path_buf() });
+        return Err(PluginError::NotWasm {
+            path: path.to_path_buf(),
+        });
     }
     // Bytes 4..8: a core module is version 1, layer 0; a component has layer 1.
     if bytes[4..8] == [1, 0, 0, 0] {
-        return Err(PluginError::CoreModule { path: path.to_path_buf() });
+        return Err(PluginError::CoreModule {
+            path: path.to_path_buf(),
+        });
     }
     let digest = hex::encode(Sha256::digest(&bytes));
     Ok((bytes, digest))
@@ -195,7 +217,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let text = dir.path().join("text.wasm");
         std::fs::write(&text, b"hello world, not wasm").unwrap();
-        assert!(matches!(read_component(&text), Err(PluginError::NotWasm { .. })));
+        assert!(matches!(
+            read_component(&text),
+            Err(PluginError::NotWasm { .. })
+        ));
         let core = dir.path().join("core.wasm");
         std::fs::write(&core, b"\0asm\x01\0\0\0").unwrap();
         let err = read_component(&core).unwrap_err();

@@ -33,14 +33,27 @@ struct MemoryCap {
 }
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired as u64 > self.limit {
-            return Err(wasmtime::Error::new(MemoryLimitExceeded { limit: self.limit, desired: desired as u64 }));
+            return Err(wasmtime::Error::new(MemoryLimitExceeded {
+                limit: self.limit,
+                desired: desired as u64,
+            }));
         }
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }
@@ -80,7 +93,9 @@ impl JobState {
         JobState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            memory: MemoryCap { limit: limits.memory_bytes },
+            memory: MemoryCap {
+                limit: limits.memory_bytes,
+            },
             capture,
             host_calls: 0,
             host_call_limit: limits.host_calls,
@@ -92,7 +107,9 @@ impl JobState {
     /// Counts one host call; a trap once the budget is spent.
     pub fn charge_host_call(&mut self) -> wasmtime::Result<()> {
         if self.host_calls >= self.host_call_limit {
-            return Err(wasmtime::Error::new(HostCallLimitExceeded { limit: self.host_call_limit }));
+            return Err(wasmtime::Error::new(HostCallLimitExceeded {
+                limit: self.host_call_limit,
+            }));
         }
         self.host_calls += 1;
         Ok(())
@@ -129,6 +146,9 @@ impl JobState {
 
 impl WasiView for JobState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }

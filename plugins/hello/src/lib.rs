@@ -18,7 +18,10 @@ fn hello(job: &Job, greet: Greet) -> Result<Greeting, JobError> {
     if greet.name.trim().is_empty() {
         return Err(JobError::permanent("name must not be empty"));
     }
-    Ok(Greeting { greeting: format!("Hello, {}!", greet.name), attempt: job.attempt })
+    Ok(Greeting {
+        greeting: format!("Hello, {}!", greet.name),
+        attempt: job.attempt,
+    })
 }
 
 taskhost_sdk::plugin! {

@@ -151,9 +151,15 @@ struct Outcome {
 fn outcome(job: &Job, p: Outcome) -> Result<Value, JobError> {
     match p.kind.as_str() {
         "ok" => Ok(json!({"attempt": job.attempt})),
-        "retry" => Err(JobError::retry(format!("attempt {} asked for a retry", job.attempt))),
+        "retry" => Err(JobError::retry(format!(
+            "attempt {} asked for a retry",
+            job.attempt
+        ))),
         "retry-after" => Err(JobError::retry_after("come back later", p.retry_after_ms)),
-        _ => Err(JobError::permanent(format!("permanent failure on attempt {}", job.attempt))),
+        _ => Err(JobError::permanent(format!(
+            "permanent failure on attempt {}",
+            job.attempt
+        ))),
     }
 }
 
@@ -161,10 +167,11 @@ fn outcome(job: &Job, p: Outcome) -> Result<Value, JobError> {
 /// every one of them must be `denied`.
 fn capabilities(_job: &Job, _: Value) -> Result<Value, JobError> {
     use taskhost_sdk::{chain, config, db, http, jobs};
-    let show = |r: Result<String, taskhost_sdk::bindings::taskhost::plugin::types::HostError>| match r {
-        Ok(v) => json!({"ok": v}),
-        Err(e) => json!({"err": format!("{e:?}")}),
-    };
+    let show =
+        |r: Result<String, taskhost_sdk::bindings::taskhost::plugin::types::HostError>| match r {
+            Ok(v) => json!({"ok": v}),
+            Err(e) => json!({"err": format!("{e:?}")}),
+        };
     let db = db::query("app", "SELECT 1", &[]).map(|r| format!("{} rows", r.rows.len()));
     let http = http::send(&http::Request {
         method: "GET".into(),

@@ -26,6 +26,7 @@ use serde::de::DeserializeOwned;
 
 /// The generated bindings of the `taskhost:plugin` world. Host interfaces
 /// live under `bindings::taskhost::plugin::{log, db, http, chain, config, jobs}`.
+#[allow(clippy::too_many_arguments)] // generated: one argument per WIT parameter
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit",
@@ -36,7 +37,9 @@ pub mod bindings {
     });
 }
 
-pub use bindings::taskhost::plugin::types::{HandlerInfo, JobContext as Job, JobError, RetryableError};
+pub use bindings::taskhost::plugin::types::{
+    HandlerInfo, JobContext as Job, JobError, RetryableError,
+};
 pub use bindings::taskhost::plugin::{chain, config, db, http, jobs};
 
 /// Logging into the job's captured log.
@@ -60,12 +63,18 @@ pub mod log {
 impl JobError {
     /// A failure that a later attempt may cure.
     pub fn retry(message: impl Into<String>) -> Self {
-        JobError::Retryable(RetryableError { message: message.into(), retry_after_ms: None })
+        JobError::Retryable(RetryableError {
+            message: message.into(),
+            retry_after_ms: None,
+        })
     }
 
     /// A failure that a later attempt may cure, but not before `ms` milliseconds.
     pub fn retry_after(message: impl Into<String>, ms: u64) -> Self {
-        JobError::Retryable(RetryableError { message: message.into(), retry_after_ms: Some(ms) })
+        JobError::Retryable(RetryableError {
+            message: message.into(),
+            retry_after_ms: Some(ms),
+        })
     }
 
     /// A failure no retry can cure: the job goes to the dead-letter queue.
@@ -103,8 +112,9 @@ where
                 JobError::permanent(format!("{handler_name}: payload does not decode: {e}"))
             })?;
             let output = f(job, input)?;
-            serde_json::to_string(&output)
-                .map_err(|e| JobError::permanent(format!("{handler_name}: result does not encode: {e}")))
+            serde_json::to_string(&output).map_err(|e| {
+                JobError::permanent(format!("{handler_name}: result does not encode: {e}"))
+            })
         }),
     }
 }
