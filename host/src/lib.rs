@@ -4,9 +4,13 @@
 //! queue; plugins (`.wasm` components built against `wit/`) do the work and
 //! reach the outside world only through the capabilities the config grants.
 
+pub mod bench;
 pub mod capabilities;
 pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod job;
 pub mod runtime;
 pub mod schedule;
+pub mod store;
 pub mod units;

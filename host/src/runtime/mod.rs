@@ -248,7 +248,7 @@ impl Runtime {
         Limits::resolve(&self.config, &handler.name, &handler.defaults)
     }
 
-    fn new_store(
+    pub(crate) fn new_store(
         &self,
         identity: JobIdentity,
         limits: &Limits,

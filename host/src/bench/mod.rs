@@ -1,0 +1,5 @@
+//! Benchmarks behind `taskhost bench …`: they print the figures the issues
+//! name. Run them from a release build (`cargo xtask host bench …`).
+
+pub mod runtime;
+pub mod store;

@@ -1,0 +1,477 @@
+//! The job model: what a job is, what state it is in, and what each run left
+//! behind.
+//!
+//! These types are shared by every store, the worker, the scheduler and the
+//! API, so they carry no storage details (no lease tokens, no row layout).
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// The queue a job goes to when its enqueuer names none.
+pub const DEFAULT_QUEUE: &str = "default";
+
+/// How many runs a job gets when its enqueuer does not say.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+
+/// The longest queue name, handler name or idempotency key accepted.
+pub const MAX_NAME_LEN: usize = 200;
+
+/// A job's identity: a UUIDv7, so ids sort by creation time. That ordering is
+/// what makes cursor pagination stable while jobs keep arriving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(Uuid);
+
+impl JobId {
+    /// A fresh id. Ids made by one process are strictly increasing.
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    /// The id as a UUID.
+    pub fn as_uuid(&self) -> &Uuid {
+        &self.0
+    }
+
+    /// The 16 bytes, in the order that sorts like the id.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        self.0.as_bytes()
+    }
+
+    /// Rebuilds an id from [`JobId::as_bytes`].
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(Uuid::from_bytes(bytes))
+    }
+}
+
+impl From<Uuid> for JobId {
+    fn from(u: Uuid) -> Self {
+        Self(u)
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for JobId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Uuid::parse_str(s)
+            .map(Self)
+            .map_err(|e| format!("invalid job id {s:?}: {e}"))
+    }
+}
+
+/// Declares a closed set of names that round-trip through text (`as_str`,
+/// `FromStr`, serde), so every enum below spells its values in one place.
+macro_rules! named_enum {
+    ($(#[$m:meta])* $name:ident, $what:literal { $($(#[$vm:meta])* $var:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
+        pub enum $name { $($(#[$vm])* #[serde(rename = $text)] $var),+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$var),+];
+
+            /// The value's name as it appears in the API, the config and the store.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$var => $text),+ }
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl ::std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$var),)+
+                    _ => Err(format!(
+                        concat!("unknown ", $what, " {:?} (expected one of: {})"),
+                        s,
+                        [$($text),+].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use named_enum;
+
+named_enum!(
+    /// Priority is strict: a `high` job never waits behind a `normal` one.
+    /// Declaration order is leasing order.
+    Priority, "priority" {
+        /// Before everything else.
+        Critical = "critical",
+        /// Before normal work.
+        High = "high",
+        /// The default.
+        Normal = "normal",
+        /// Only when nothing else is due.
+        Low = "low",
+    }
+);
+
+named_enum!(
+    /// Where a job is in its life.
+    JobStatus, "job status" {
+        /// Waiting for a `run_at` in the future.
+        Scheduled = "scheduled",
+        /// Due, waiting for a worker.
+        Pending = "pending",
+        /// Leased to a worker.
+        Running = "running",
+        /// Finished with a result.
+        Succeeded = "succeeded",
+        /// Failed a run and waits for its next one.
+        Retrying = "retrying",
+        /// Out of attempts (or failed for good); kept in the DLQ until retried or purged.
+        Dead = "dead",
+        /// Cancelled before it ran.
+        Cancelled = "cancelled",
+    }
+);
+
+named_enum!(
+    /// How one run ended.
+    OutcomeKind, "outcome kind" {
+        /// The handler returned a result.
+        Succeeded = "succeeded",
+        /// The handler returned an error.
+        Failed = "failed",
+        /// The component trapped.
+        Trapped = "trapped",
+        /// The run hit its wall-clock deadline.
+        TimedOut = "timed-out",
+        /// The run used up its fuel budget.
+        FuelExhausted = "fuel-exhausted",
+        /// The worker stopped renewing its lease (killed, hung, machine gone).
+        LeaseExpired = "lease-expired",
+    }
+);
+
+impl Priority {
+    /// The sort rank: lower runs first.
+    pub fn rank(self) -> u8 {
+        self as u8
+    }
+
+    /// The priority of a [`Priority::rank`].
+    pub fn from_rank(rank: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(rank)).copied()
+    }
+}
+
+impl JobStatus {
+    /// True for states a job never leaves by itself (only by DLQ retry or removal).
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Dead | Self::Cancelled)
+    }
+
+    /// True for states in which a job waits to be leased.
+    pub fn is_waiting(self) -> bool {
+        matches!(self, Self::Scheduled | Self::Pending | Self::Retrying)
+    }
+}
+
+/// One run of a job, as kept in its history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    /// Which run this was (1-based).
+    pub attempt: u32,
+    /// When the run started.
+    pub at: DateTime<Utc>,
+    /// The worker/host that ran it.
+    pub host: String,
+    /// How it ended.
+    pub outcome: OutcomeKind,
+    /// The error message, or a note such as when a lease expired.
+    pub message: Option<String>,
+    /// Wall time of the run in milliseconds.
+    pub duration_ms: u64,
+    /// Fuel the run consumed, when the runtime measured it.
+    pub fuel: Option<u64>,
+}
+
+/// What a worker reports about a run when it completes or fails a job. The
+/// store turns it into an [`Attempt`], adding the attempt number, start time
+/// and host it already knows from the lease.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunReport {
+    /// How the run ended.
+    pub outcome: OutcomeKind,
+    /// The error message, if any.
+    pub message: Option<String>,
+    /// Wall time of the run.
+    pub duration: Duration,
+    /// Fuel consumed, if measured.
+    pub fuel: Option<u64>,
+    /// The log the run captured; when given, replaces the job's previous log.
+    pub log: Option<String>,
+}
+
+impl RunReport {
+    /// A successful run.
+    pub fn succeeded(duration: Duration) -> Self {
+        Self {
+            outcome: OutcomeKind::Succeeded,
+            message: None,
+            duration,
+            fuel: None,
+            log: None,
+        }
+    }
+
+    /// A failed run.
+    pub fn failed(outcome: OutcomeKind, message: impl Into<String>, duration: Duration) -> Self {
+        Self {
+            outcome,
+            message: Some(message.into()),
+            duration,
+            fuel: None,
+            log: None,
+        }
+    }
+
+    /// Adds the fuel the run consumed.
+    pub fn with_fuel(mut self, fuel: u64) -> Self {
+        self.fuel = Some(fuel);
+        self
+    }
+
+    /// Adds the run's captured log.
+    pub fn with_log(mut self, log: impl Into<String>) -> Self {
+        self.log = Some(log.into());
+        self
+    }
+}
+
+/// Who holds a running job and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseInfo {
+    /// The worker/host id given when leasing.
+    pub worker: String,
+    /// When the lease lapses unless renewed.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Identity, sortable by creation.
+    pub id: JobId,
+    /// The queue it waits in.
+    pub queue: String,
+    /// The handler (exported by a plugin) that runs it.
+    pub handler: String,
+    /// The handler's input.
+    pub payload: Value,
+    /// Leasing priority.
+    pub priority: Priority,
+    /// Current state. `scheduled` turns into `pending` by itself once `run_at` passes.
+    pub status: JobStatus,
+    /// Runs started so far (an expired lease counts as a run).
+    pub attempt: u32,
+    /// Runs allowed before the job goes to the DLQ.
+    pub max_attempts: u32,
+    /// Earliest time of the next run.
+    pub run_at: DateTime<Utc>,
+    /// When it was enqueued.
+    pub created_at: DateTime<Utc>,
+    /// When its latest run started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it reached a final state.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// One entry per finished run, oldest first.
+    pub attempts: Vec<Attempt>,
+    /// The handler's result, once succeeded.
+    pub result: Option<Value>,
+    /// The latest run's captured log.
+    pub log: Option<String>,
+    /// The key that deduplicates enqueues, if one was given.
+    pub idempotency_key: Option<String>,
+    /// The current lease, while running.
+    pub lease: Option<LeaseInfo>,
+}
+
+/// A job to enqueue, built with [`NewJob::new`] and the setters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewJob {
+    /// The handler to run. Whether it exists is for the caller to check.
+    pub handler: String,
+    /// The handler's input.
+    pub payload: Value,
+    /// Target queue.
+    pub queue: String,
+    /// Leasing priority.
+    pub priority: Priority,
+    /// Earliest run; `None` means now.
+    pub run_at: Option<DateTime<Utc>>,
+    /// Runs allowed before the DLQ.
+    pub max_attempts: u32,
+    /// Deduplicates enqueues within the store's idempotency TTL.
+    pub idempotency_key: Option<String>,
+}
+
+impl NewJob {
+    /// A job for `handler` on the default queue, normal priority, due now.
+    pub fn new(handler: impl Into<String>, payload: Value) -> Self {
+        Self {
+            handler: handler.into(),
+            payload,
+            queue: DEFAULT_QUEUE.to_owned(),
+            priority: Priority::Normal,
+            run_at: None,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            idempotency_key: None,
+        }
+    }
+
+    /// Sets the queue.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = queue.into();
+        self
+    }
+
+    /// Sets the priority.
+    pub fn priority(mut self, priority: Priority) -> Self {
+        self.priority = priority;
+        self
+    }
+
+    /// Sets the earliest run time.
+    pub fn run_at(mut self, at: DateTime<Utc>) -> Self {
+        self.run_at = Some(at);
+        self
+    }
+
+    /// Sets how many runs the job gets.
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n;
+        self
+    }
+
+    /// Sets the idempotency key.
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Checks what the store can check without knowing the loaded handlers;
+    /// the message names the offending field and value.
+    pub fn validate(&self) -> Result<(), String> {
+        check_name("handler", &self.handler)?;
+        check_queue_name(&self.queue)?;
+        if self.max_attempts == 0 {
+            return Err(format!(
+                "max_attempts of job for handler {:?} must be at least 1",
+                self.handler
+            ));
+        }
+        if let Some(key) = &self.idempotency_key {
+            check_name("idempotency key", key)?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks a queue name: 1–200 characters of letters, digits, `_`, `-`, `.`, `:`.
+pub fn check_queue_name(queue: &str) -> Result<(), String> {
+    check_name("queue name", queue)?;
+    if let Some(c) = queue
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':')))
+    {
+        return Err(format!(
+            "queue name {queue:?} contains {c:?}; use letters, digits, '_', '-', '.', ':'"
+        ));
+    }
+    Ok(())
+}
+
+fn check_name(what: &str, value: &str) -> Result<(), String> {
+    if value.trim().is_empty() {
+        return Err(format!("{what} must not be empty"));
+    }
+    if value.len() > MAX_NAME_LEN {
+        return Err(format!(
+            "{what} {:?}… is {} bytes long; the limit is {MAX_NAME_LEN}",
+            &value[..value.floor_char_boundary(32)],
+            value.len()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_names_are_listed() {
+        for s in JobStatus::ALL {
+            assert_eq!(s.as_str().parse::<JobStatus>(), Ok(*s));
+        }
+        assert_eq!(
+            "timed-out".parse::<OutcomeKind>(),
+            Ok(OutcomeKind::TimedOut)
+        );
+        let err = "urgent".parse::<Priority>().unwrap_err();
+        assert!(err.contains("\"urgent\"") && err.contains("critical, high, normal, low"));
+        assert_eq!(
+            serde_json::to_string(&OutcomeKind::LeaseExpired).unwrap(),
+            "\"lease-expired\""
+        );
+    }
+
+    #[test]
+    fn priority_rank_is_leasing_order() {
+        let ranks: Vec<u8> = Priority::ALL.iter().map(|p| p.rank()).collect();
+        assert_eq!(ranks, [0, 1, 2, 3]);
+        assert_eq!(Priority::from_rank(1), Some(Priority::High));
+        assert_eq!(Priority::from_rank(4), None);
+    }
+
+    #[test]
+    fn job_ids_increase_and_round_trip() {
+        let a = JobId::generate();
+        let b = JobId::generate();
+        assert!(b > a);
+        assert_eq!(JobId::from_bytes(*a.as_bytes()), a);
+        assert_eq!(a.to_string().parse::<JobId>(), Ok(a));
+        assert!("nope".parse::<JobId>().unwrap_err().contains("\"nope\""));
+    }
+
+    #[test]
+    fn new_job_defaults_and_validation() {
+        let job = NewJob::new("email.send", serde_json::json!({}));
+        assert_eq!(job.queue, DEFAULT_QUEUE);
+        assert_eq!(job.priority, Priority::Normal);
+        assert!(job.validate().is_ok());
+        let err = job.clone().queue("bad queue").validate().unwrap_err();
+        assert!(err.contains("\"bad queue\""), "{err}");
+        assert!(job.clone().max_attempts(0).validate().is_err());
+        assert!(
+            NewJob::new(" ", serde_json::json!(null))
+                .validate()
+                .is_err()
+        );
+        assert!(job.idempotency_key("").validate().is_err());
+    }
+}

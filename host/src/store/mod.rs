@@ -1,0 +1,232 @@
+//! The job store: one trait every backend implements, so the worker,
+//! scheduler and API never know which backend they talk to.
+//!
+//! Delivery is at-least-once. A job is leased with a fencing token; a lease
+//! that is not renewed returns the job to its queue with the run counted, so
+//! a job that kills its host every time ends in the DLQ instead of looping.
+//! The [`conformance`] suite pins down this behaviour for every backend.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::job::{Job, JobId, JobStatus, NewJob, RunReport};
+
+#[cfg(test)]
+pub mod conformance;
+mod schedule;
+pub mod sqlite;
+mod types;
+
+pub use schedule::{MissedPolicy, OverlapPolicy, Schedule};
+pub use types::{
+    CountRow, Counts, Enqueued, FailAction, Lease, LeaseRequest, LeaseToken, ListQuery, Page,
+    QueueInfo, StoreConfig, SweepReport,
+};
+
+/// Why a store operation failed. Callers branch on the variant; the message
+/// names the input that caused it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The token is no longer the job's current lease: the lease expired and
+    /// the job was re-leased, released, or finished. Nothing was recorded.
+    #[error(
+        "lease on job {0} is lost: it expired and the job moved on; the result was not recorded"
+    )]
+    LeaseLost(JobId),
+    /// No job with this id.
+    #[error("job {0} not found")]
+    NotFound(JobId),
+    /// No schedule with this name.
+    #[error("schedule {0:?} not found")]
+    ScheduleNotFound(String),
+    /// The job exists but its state does not allow the operation.
+    #[error("job {id} is {status}; cannot {action} it")]
+    WrongState {
+        /// The job.
+        id: JobId,
+        /// Its current state.
+        status: JobStatus,
+        /// What was attempted.
+        action: &'static str,
+    },
+    /// The request itself is malformed.
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    /// The stored data was written by a newer release.
+    #[error(
+        "store {location} has schema version {found}, newer than this build supports ({supported}); upgrade taskhost"
+    )]
+    SchemaTooNew {
+        /// File or URL of the store.
+        location: String,
+        /// Version found.
+        found: i64,
+        /// Newest version this build knows.
+        supported: i64,
+    },
+    /// The store was closed.
+    #[error("store is closed")]
+    Closed,
+    /// The backend failed (I/O, corruption, connection).
+    #[error("store backend error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// A backend error carrying only a message.
+    pub fn backend(message: impl Into<String>) -> Self {
+        Self::Backend(message.into().into())
+    }
+}
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A job store. Used as `Arc<dyn Store>`; every method is cheap to call from
+/// tokio (backends do blocking I/O on their own threads).
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Adds a job. With an idempotency key seen within the TTL, adds nothing
+    /// and answers the original job's id.
+    async fn enqueue(&self, job: NewJob) -> StoreResult<Enqueued>;
+
+    /// Adds several jobs atomically: all or none.
+    async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> StoreResult<Vec<Enqueued>>;
+
+    /// Leases up to `req.max` due jobs of the given queues and handlers, in
+    /// strict priority order, then by run-at. Expired leases are reaped first.
+    /// Empty queue or handler lists lease nothing.
+    async fn lease(&self, req: &LeaseRequest) -> StoreResult<Vec<Lease>>;
+
+    /// Extends a lease to now + `lease_for`; answers the new expiry.
+    ///
+    /// A lease stays usable past its expiry until it is reaped (by `lease` or
+    /// `reap_expired`): nobody else holds the job until then. After that the
+    /// holder gets [`StoreError::LeaseLost`] here and in `complete`, `fail`
+    /// and `release`.
+    async fn renew(&self, token: &LeaseToken, lease_for: Duration) -> StoreResult<DateTime<Utc>>;
+
+    /// Records success. `report.outcome` must be `succeeded`.
+    async fn complete(
+        &self,
+        token: &LeaseToken,
+        result: Value,
+        report: RunReport,
+    ) -> StoreResult<()>;
+
+    /// Records a failed run and retries or buries the job; answers the state
+    /// it ended in (`retrying` or `dead`).
+    async fn fail(
+        &self,
+        token: &LeaseToken,
+        action: FailAction,
+        report: RunReport,
+    ) -> StoreResult<JobStatus>;
+
+    /// Gives a running job back without counting the run (graceful shutdown).
+    async fn release(&self, token: &LeaseToken) -> StoreResult<()>;
+
+    /// Returns jobs whose lease expired to their queue (or to `dead` when out
+    /// of attempts), recording a `lease-expired` attempt; answers how many.
+    async fn reap_expired(&self) -> StoreResult<u64>;
+
+    /// Cancels a job that has not started (scheduled, pending or retrying).
+    async fn cancel(&self, id: JobId) -> StoreResult<()>;
+
+    /// One job.
+    async fn get(&self, id: JobId) -> StoreResult<Job>;
+
+    /// A page of jobs, newest first.
+    async fn list(&self, query: &ListQuery) -> StoreResult<Page>;
+
+    /// Job counts by queue × priority × status.
+    async fn counts(&self) -> StoreResult<Counts>;
+
+    /// When the next job of these queues and handlers becomes leasable (a due
+    /// time or a lease expiry), so workers can sleep until then.
+    async fn next_due_at(
+        &self,
+        queues: &[String],
+        handlers: &[String],
+    ) -> StoreResult<Option<DateTime<Utc>>>;
+
+    /// Ticks when work may have become available: local enqueues, retries,
+    /// releases, resumes, and (where the backend can tell) other processes'
+    /// writes. Workers wait on this or on `next_due_at`, never on a timer loop.
+    fn changes(&self) -> watch::Receiver<u64>;
+
+    /// Jobs in the DLQ, newest first.
+    async fn dlq_list(
+        &self,
+        queue: Option<&str>,
+        after: Option<JobId>,
+        limit: u32,
+    ) -> StoreResult<Page> {
+        self.list(&ListQuery {
+            status: Some(JobStatus::Dead),
+            queue: queue.map(str::to_owned),
+            after,
+            limit,
+            ..ListQuery::default()
+        })
+        .await
+    }
+
+    /// Puts a dead job back in its queue with a fresh attempt budget.
+    async fn dlq_retry(&self, id: JobId) -> StoreResult<()>;
+
+    /// [`Store::dlq_retry`] for every dead job (of one queue); answers how many.
+    async fn dlq_retry_all(&self, queue: Option<&str>) -> StoreResult<u64>;
+
+    /// Removes dead jobs (of one queue); answers how many.
+    async fn dlq_purge(&self, queue: Option<&str>) -> StoreResult<u64>;
+
+    /// Removes a queue's waiting jobs (scheduled, pending, retrying); running
+    /// and finished jobs stay. Answers how many.
+    async fn purge_queue(&self, queue: &str) -> StoreResult<u64>;
+
+    /// Stops leasing from a queue; enqueues still land.
+    async fn pause_queue(&self, queue: &str) -> StoreResult<()>;
+
+    /// Resumes leasing from a queue.
+    async fn resume_queue(&self, queue: &str) -> StoreResult<()>;
+
+    /// Queues that hold jobs or were ever paused, by name.
+    async fn queues(&self) -> StoreResult<Vec<QueueInfo>>;
+
+    /// Removes finished jobs past retention, expired idempotency keys and old
+    /// schedule ticks. Dead jobs stay until purged.
+    async fn sweep(&self) -> StoreResult<SweepReport>;
+
+    /// Records the (schedule, tick) pair and enqueues `job` in one atomic
+    /// step. Exactly one caller, across all processes, gets `Some`.
+    async fn claim_tick(
+        &self,
+        schedule: &str,
+        tick: DateTime<Utc>,
+        job: NewJob,
+    ) -> StoreResult<Option<JobId>>;
+
+    /// Creates or replaces a schedule by name, keeping its `last_tick`.
+    async fn upsert_schedule(&self, schedule: &Schedule) -> StoreResult<()>;
+
+    /// One schedule.
+    async fn get_schedule(&self, name: &str) -> StoreResult<Schedule>;
+
+    /// All schedules by name.
+    async fn list_schedules(&self) -> StoreResult<Vec<Schedule>>;
+
+    /// Removes a schedule (its claimed ticks stay until swept).
+    async fn delete_schedule(&self, name: &str) -> StoreResult<()>;
+
+    /// Enables or disables a schedule.
+    async fn set_schedule_enabled(&self, name: &str, enabled: bool) -> StoreResult<()>;
+
+    /// Finishes pending writes and releases the backend. Further calls answer
+    /// [`StoreError::Closed`].
+    async fn close(&self) -> StoreResult<()>;
+}

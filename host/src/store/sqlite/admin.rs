@@ -1,0 +1,132 @@
+//! Operator actions: the DLQ, queue pause/resume/purge, and the retention
+//! sweep.
+
+use rusqlite::{Connection, params};
+
+use super::codec::{WAITING, micros, span_micros};
+use super::jobs::refusal;
+use super::writer::Ctx;
+use crate::job::{JobId, check_queue_name};
+use crate::store::{QueueInfo, StoreError, StoreResult, SweepReport};
+
+/// The most rows one sweep step deletes, so a large sweep never holds the
+/// writer (and everybody's enqueues) for long.
+pub(super) const SWEEP_STEP: i64 = 5000;
+
+fn valid_queue(queue: &str) -> StoreResult<()> {
+    check_queue_name(queue).map_err(StoreError::Invalid)
+}
+
+/// Puts one dead job back with a fresh attempt budget.
+pub(super) fn dlq_retry(conn: &Connection, ctx: &Ctx, id: JobId) -> StoreResult<()> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE jobs SET status = 'pending', attempt = 0, run_at = ?2, finished_at = NULL
+              WHERE id = ?1 AND status = 'dead'",
+        )?
+        .execute(params![id.as_bytes(), micros(ctx.now)])?;
+    if changed == 0 {
+        return Err(refusal(conn, id, "retry from the DLQ"));
+    }
+    ctx.notify();
+    Ok(())
+}
+
+/// Puts every dead job (of `queue`) back; answers how many.
+pub(super) fn dlq_retry_all(conn: &Connection, ctx: &Ctx, queue: Option<&str>) -> StoreResult<u64> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE jobs SET status = 'pending', attempt = 0, run_at = ?2, finished_at = NULL
+              WHERE status = 'dead' AND (?1 IS NULL OR queue = ?1)",
+        )?
+        .execute(params![queue, micros(ctx.now)])?;
+    if changed > 0 {
+        ctx.notify();
+    }
+    Ok(changed as u64)
+}
+
+/// Deletes dead jobs (of `queue`); answers how many.
+pub(super) fn dlq_purge(conn: &Connection, queue: Option<&str>) -> StoreResult<u64> {
+    let removed = conn
+        .prepare_cached("DELETE FROM jobs WHERE status = 'dead' AND (?1 IS NULL OR queue = ?1)")?
+        .execute([queue])?;
+    Ok(removed as u64)
+}
+
+/// Deletes a queue's waiting jobs; answers how many.
+pub(super) fn purge_queue(conn: &Connection, queue: &str) -> StoreResult<u64> {
+    valid_queue(queue)?;
+    let removed = conn
+        .prepare_cached(&format!(
+            "DELETE FROM jobs WHERE queue = ?1 AND status IN {WAITING}"
+        ))?
+        .execute([queue])?;
+    Ok(removed as u64)
+}
+
+/// Pauses or resumes a queue (remembering it even before it has jobs).
+pub(super) fn set_paused(
+    conn: &Connection,
+    ctx: &Ctx,
+    queue: &str,
+    paused: bool,
+) -> StoreResult<()> {
+    valid_queue(queue)?;
+    conn.prepare_cached(
+        "INSERT INTO queues (name, paused) VALUES (?1, ?2)
+         ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
+    )?
+    .execute(params![queue, paused])?;
+    if !paused {
+        ctx.notify();
+    }
+    Ok(())
+}
+
+/// Known queues by name.
+pub(super) fn queues(conn: &Connection) -> StoreResult<Vec<QueueInfo>> {
+    let rows = conn
+        .prepare_cached("SELECT name, paused FROM queues ORDER BY name")?
+        .query_map([], |r| {
+            Ok(QueueInfo {
+                name: r.get(0)?,
+                paused: r.get(1)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Deletes one step's worth of finished jobs past retention.
+pub(super) const SWEEP_JOBS_SQL: &str = "DELETE FROM jobs WHERE rowid IN (
+    SELECT rowid FROM jobs INDEXED BY jobs_finished
+     WHERE status IN ('succeeded', 'cancelled') AND finished_at <= ?1 LIMIT ?2)";
+
+/// One bounded step of the retention sweep. The caller repeats it while a
+/// step reports [`SWEEP_STEP`] removals of any kind.
+pub(super) fn sweep_step(conn: &Connection, ctx: &Ctx) -> StoreResult<SweepReport> {
+    let now = micros(ctx.now);
+    let jobs_before = now.saturating_sub(span_micros(ctx.config.finished_retention));
+    let ticks_before = now.saturating_sub(span_micros(ctx.config.tick_retention));
+    let jobs = conn
+        .prepare_cached(SWEEP_JOBS_SQL)?
+        .execute(params![jobs_before, SWEEP_STEP])?;
+    let idempotency_keys = conn
+        .prepare_cached(
+            "DELETE FROM idempotency_keys WHERE key IN (
+                SELECT key FROM idempotency_keys WHERE expires_at <= ?1 LIMIT ?2)",
+        )?
+        .execute(params![now, SWEEP_STEP])?;
+    let ticks = conn
+        .prepare_cached(
+            "DELETE FROM schedule_ticks WHERE (schedule, tick) IN (
+                SELECT schedule, tick FROM schedule_ticks WHERE tick <= ?1 LIMIT ?2)",
+        )?
+        .execute(params![ticks_before, SWEEP_STEP])?;
+    Ok(SweepReport {
+        jobs: jobs as u64,
+        idempotency_keys: idempotency_keys as u64,
+        ticks: ticks as u64,
+    })
+}

@@ -1,0 +1,212 @@
+//! Adding, reading, listing, counting and cancelling jobs.
+
+use chrono::{DateTime, Utc};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::codec::{
+    JOB_COLUMNS, WAITING, effective_status_sql, job_from_row, job_id, micros, parsed, span_micros,
+    time,
+};
+use super::writer::Ctx;
+use crate::job::{Job, JobId, JobStatus, NewJob, Priority};
+use crate::store::{CountRow, Counts, Enqueued, ListQuery, Page, StoreError, StoreResult};
+
+/// Adds one job (or answers the id already bound to its idempotency key).
+pub(super) fn enqueue(conn: &Connection, ctx: &Ctx, job: NewJob) -> StoreResult<Enqueued> {
+    job.validate().map_err(StoreError::Invalid)?;
+    let now = micros(ctx.now);
+    if let Some(key) = &job.idempotency_key {
+        let seen = conn
+            .prepare_cached(
+                "SELECT job_id FROM idempotency_keys WHERE key = ?1 AND expires_at > ?2",
+            )?
+            .query_row(params![key, now], |r| job_id(0, r))
+            .optional()?;
+        if let Some(id) = seen {
+            return Ok(Enqueued { id, created: false });
+        }
+    }
+    let id = JobId::generate();
+    let run_at = job.run_at.map_or(now, micros);
+    let status = if run_at > now {
+        JobStatus::Scheduled
+    } else {
+        JobStatus::Pending
+    };
+    conn.prepare_cached(
+        "INSERT INTO jobs (id, queue, handler, payload, priority, status, max_attempts, run_at,
+                           created_at, idempotency_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        id.as_bytes(),
+        job.queue,
+        job.handler,
+        serde_json::to_string(&job.payload)?,
+        job.priority.rank(),
+        status.as_str(),
+        job.max_attempts,
+        run_at,
+        now,
+        job.idempotency_key,
+    ])?;
+    if let Some(key) = &job.idempotency_key {
+        let expires = now.saturating_add(span_micros(ctx.config.idempotency_ttl));
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO idempotency_keys (key, job_id, expires_at) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![key, id.as_bytes(), expires])?;
+    }
+    conn.prepare_cached("INSERT OR IGNORE INTO queues (name) VALUES (?1)")?
+        .execute([&job.queue])?;
+    ctx.notify();
+    Ok(Enqueued { id, created: true })
+}
+
+/// One job, as seen at `now`.
+pub(super) fn get(conn: &Connection, now: DateTime<Utc>, id: JobId) -> StoreResult<Job> {
+    conn.prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))?
+        .query_row([id.as_bytes()], |r| job_from_row(r, micros(now)))
+        .optional()?
+        .ok_or(StoreError::NotFound(id))
+}
+
+/// The stored status of a job, for explaining why a conditional update
+/// matched nothing.
+pub(super) fn stored_status(conn: &Connection, id: JobId) -> StoreResult<JobStatus> {
+    conn.prepare_cached("SELECT status FROM jobs WHERE id = ?1")?
+        .query_row([id.as_bytes()], |r| parsed(0, r))
+        .optional()?
+        .ok_or(StoreError::NotFound(id))
+}
+
+/// The error for an update of `id` that matched nothing because the job is
+/// missing or in the wrong state.
+pub(super) fn refusal(conn: &Connection, id: JobId, action: &'static str) -> StoreError {
+    match stored_status(conn, id) {
+        Ok(status) => StoreError::WrongState { id, status, action },
+        Err(e) => e,
+    }
+}
+
+/// SQL condition selecting jobs whose status *as seen at `?now`* is `status`.
+fn status_condition(status: JobStatus) -> &'static str {
+    match status {
+        JobStatus::Pending => "(status = 'pending' OR (status = 'scheduled' AND run_at <= :now))",
+        JobStatus::Scheduled => "(status = 'scheduled' AND run_at > :now)",
+        _ => "status = :status",
+    }
+}
+
+/// A page of jobs, newest first.
+pub(super) fn list(conn: &Connection, now: DateTime<Utc>, q: &ListQuery) -> StoreResult<Page> {
+    let limit = q.effective_limit();
+    let mut conditions = vec!["1 = 1"];
+    let mut args: Vec<(&str, SqlValue)> = vec![(":now", micros(now).into())];
+    if let Some(status) = q.status {
+        conditions.push(status_condition(status));
+        args.push((":status", status.as_str().to_owned().into()));
+    }
+    if let Some(queue) = &q.queue {
+        conditions.push("queue = :queue");
+        args.push((":queue", queue.clone().into()));
+    }
+    if let Some(handler) = &q.handler {
+        conditions.push("handler = :handler");
+        args.push((":handler", handler.clone().into()));
+    }
+    if let Some(after) = q.after {
+        conditions.push("id < :after");
+        args.push((":after", after.as_bytes().to_vec().into()));
+    }
+    args.push((":limit", i64::from(limit + 1).into()));
+    // Only bind the names the statement uses (`:now` and `:status` may be unused).
+    let sql = format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE {} ORDER BY id DESC LIMIT :limit",
+        conditions.join(" AND ")
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let named: Vec<(&str, &dyn rusqlite::ToSql)> = args
+        .iter()
+        .filter(|(name, _)| sql.contains(name))
+        .map(|(name, v)| (*name, v as &dyn rusqlite::ToSql))
+        .collect();
+    let mut jobs = stmt
+        .query_map(named.as_slice(), |r| job_from_row(r, micros(now)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let next = if jobs.len() > limit as usize {
+        jobs.truncate(limit as usize);
+        jobs.last().map(|j| j.id)
+    } else {
+        None
+    };
+    Ok(Page { jobs, next })
+}
+
+/// Counts by queue × priority × status as seen at `now`. One scan of the
+/// jobs table: fine for dashboards polling every few seconds, not for hot paths.
+pub(super) fn counts(conn: &Connection, now: DateTime<Utc>) -> StoreResult<Counts> {
+    let status = effective_status_sql("?1");
+    let sql = format!(
+        "SELECT queue, priority, {status} AS s, COUNT(*) FROM jobs
+         GROUP BY queue, priority, s ORDER BY queue, priority, s"
+    );
+    let rows = conn
+        .prepare_cached(&sql)?
+        .query_map([micros(now)], |r| {
+            let rank: u8 = r.get(1)?;
+            Ok(CountRow {
+                queue: r.get(0)?,
+                priority: Priority::from_rank(rank).ok_or_else(|| {
+                    super::codec::bad(
+                        1,
+                        rusqlite::types::Type::Integer,
+                        format!("priority {rank}"),
+                    )
+                })?,
+                status: parsed(2, r)?,
+                count: r.get(3)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Counts { rows })
+}
+
+/// Cancels a job that has not started.
+pub(super) fn cancel(conn: &Connection, ctx: &Ctx, id: JobId) -> StoreResult<()> {
+    let changed = conn
+        .prepare_cached(&format!(
+            "UPDATE jobs SET status = 'cancelled', finished_at = ?2
+             WHERE id = ?1 AND status IN {WAITING}"
+        ))?
+        .execute(params![id.as_bytes(), micros(ctx.now)])?;
+    if changed == 0 {
+        return Err(refusal(conn, id, "cancel"));
+    }
+    Ok(())
+}
+
+/// The earliest due time or lease expiry among jobs these workers could take.
+pub(super) fn next_due_at(
+    conn: &Connection,
+    queues: &str,
+    handlers: &str,
+) -> StoreResult<Option<DateTime<Utc>>> {
+    let next: Option<i64> = conn
+        .prepare_cached(&format!(
+            "SELECT MIN(t) FROM (
+                SELECT MIN(run_at) AS t FROM jobs
+                 WHERE status IN {WAITING}
+                   AND queue IN (SELECT value FROM json_each(?1))
+                   AND handler IN (SELECT value FROM json_each(?2))
+                   AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)
+                UNION ALL
+                SELECT MIN(lease_expires_at) FROM jobs
+                 WHERE status = 'running'
+                   AND queue IN (SELECT value FROM json_each(?1))
+                   AND handler IN (SELECT value FROM json_each(?2)))"
+        ))?
+        .query_row(params![queues, handlers], |r| r.get(0))?;
+    next.map(|t| time(0, t)).transpose().map_err(Into::into)
+}

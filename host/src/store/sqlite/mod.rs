@@ -1,0 +1,362 @@
+//! The embedded store: one SQLite file in WAL mode, created on first start.
+//!
+//! Writes go through one writer thread with group commit ([`writer`]);
+//! reads go to a small pool of reader threads ([`readers`]). Several
+//! processes may open the same file (a CLI enqueue while `serve` runs):
+//! SQLite's locking serialises their writes, and the writer notices other
+//! processes' commits through `PRAGMA data_version` to wake local workers.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rusqlite::Connection;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::clock::Clock;
+use crate::job::{Job, JobId, JobStatus, NewJob, RunReport};
+use crate::store::{
+    Counts, Enqueued, FailAction, Lease, LeaseRequest, LeaseToken, ListQuery, Page, QueueInfo,
+    Schedule, Store, StoreConfig, StoreError, StoreResult, SweepReport,
+};
+
+mod admin;
+mod codec;
+mod jobs;
+mod leases;
+mod readers;
+mod schedules;
+pub(crate) mod schema;
+#[cfg(test)]
+mod tests;
+mod writer;
+
+pub use schema::Durability;
+
+use readers::Readers;
+use writer::{Writer, WriterSettings};
+
+/// How to open the embedded store.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Settings shared with every backend.
+    pub store: StoreConfig,
+    /// Commit durability; see [`Durability`].
+    pub durability: Durability,
+    /// Reader threads.
+    pub readers: usize,
+    /// Most operations per group commit.
+    pub max_batch: usize,
+    /// How often an idle writer looks for other processes' commits.
+    pub foreign_write_poll: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            store: StoreConfig::default(),
+            durability: Durability::Normal,
+            readers: 2,
+            max_batch: 512,
+            foreign_write_poll: Duration::from_millis(25),
+        }
+    }
+}
+
+/// The embedded SQLite store.
+pub struct SqliteStore {
+    path: PathBuf,
+    clock: Arc<dyn Clock>,
+    writer: Writer,
+    readers: Readers,
+    changes: Arc<watch::Sender<u64>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating as needed) the store at `path`.
+    pub async fn open(
+        path: impl AsRef<Path>,
+        options: SqliteOptions,
+        clock: Arc<dyn Clock>,
+    ) -> StoreResult<Self> {
+        let path = path.as_ref().to_owned();
+        tokio::task::spawn_blocking(move || Self::open_blocking(path, options, clock))
+            .await
+            .map_err(|e| StoreError::backend(format!("store open task failed: {e}")))?
+    }
+
+    fn open_blocking(
+        path: PathBuf,
+        options: SqliteOptions,
+        clock: Arc<dyn Clock>,
+    ) -> StoreResult<Self> {
+        let location = path.display().to_string();
+        let mut conn = Connection::open(&path)
+            .map_err(|e| StoreError::backend(format!("cannot open store file {location}: {e}")))?;
+        schema::configure(&conn, options.durability)?;
+        schema::configure_writer(&conn, &location)?;
+        schema::migrate(&mut conn, schema::LATEST, &location)?;
+        let readers = Readers::start(&path, options.readers, options.durability)?;
+        let changes = Arc::new(watch::Sender::new(0));
+        let settings = WriterSettings {
+            max_batch: options.max_batch.max(1),
+            poll: options.foreign_write_poll,
+        };
+        let writer = Writer::start(
+            conn,
+            Arc::clone(&clock),
+            options.store,
+            settings,
+            Arc::clone(&changes),
+        )
+        .map_err(|e| StoreError::Backend(Box::new(e)))?;
+        Ok(Self {
+            path,
+            clock,
+            writer,
+            readers,
+            changes,
+        })
+    }
+
+    /// The store file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on a reader with the current time.
+    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, DateTime<Utc>) -> StoreResult<T> + Send + 'static,
+    {
+        let now = self.clock.now();
+        self.readers.call(move |conn| f(conn, now)).await
+    }
+}
+
+/// Names as a JSON array, the form the SQL takes them in (`json_each`), so
+/// statements stay the same whatever the list length.
+fn json_list(names: &[String]) -> StoreResult<String> {
+    Ok(serde_json::to_string(names)?)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn enqueue(&self, job: NewJob) -> StoreResult<Enqueued> {
+        self.writer
+            .call(move |c, ctx| jobs::enqueue(c, ctx, job))
+            .await
+    }
+
+    async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> StoreResult<Vec<Enqueued>> {
+        // Validate all first: an operation must refuse before it writes.
+        for (i, job) in jobs.iter().enumerate() {
+            job.validate()
+                .map_err(|e| StoreError::Invalid(format!("job {i} of the batch: {e}")))?;
+        }
+        // One operation, so the batch commits or fails as a whole.
+        self.writer
+            .call(move |c, ctx| jobs.into_iter().map(|j| jobs::enqueue(c, ctx, j)).collect())
+            .await
+    }
+
+    async fn lease(&self, req: &LeaseRequest) -> StoreResult<Vec<Lease>> {
+        leases::validate(req)?;
+        if req.queues.is_empty() || req.handlers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (queues, handlers) = (json_list(&req.queues)?, json_list(&req.handlers)?);
+        let req = req.clone();
+        self.writer
+            .call(move |c, ctx| leases::lease(c, ctx, &req, &queues, &handlers))
+            .await
+    }
+
+    async fn renew(&self, token: &LeaseToken, lease_for: Duration) -> StoreResult<DateTime<Utc>> {
+        let token = *token;
+        self.writer
+            .call(move |c, ctx| leases::renew(c, ctx, &token, lease_for))
+            .await
+    }
+
+    async fn complete(
+        &self,
+        token: &LeaseToken,
+        result: Value,
+        report: RunReport,
+    ) -> StoreResult<()> {
+        let token = *token;
+        self.writer
+            .call(move |c, ctx| leases::complete(c, ctx, &token, &result, &report))
+            .await
+    }
+
+    async fn fail(
+        &self,
+        token: &LeaseToken,
+        action: FailAction,
+        report: RunReport,
+    ) -> StoreResult<JobStatus> {
+        let token = *token;
+        self.writer
+            .call(move |c, ctx| leases::fail(c, ctx, &token, action, &report))
+            .await
+    }
+
+    async fn release(&self, token: &LeaseToken) -> StoreResult<()> {
+        let token = *token;
+        self.writer
+            .call(move |c, ctx| leases::release(c, ctx, &token))
+            .await
+    }
+
+    async fn reap_expired(&self) -> StoreResult<u64> {
+        self.writer.call(leases::reap).await
+    }
+
+    async fn cancel(&self, id: JobId) -> StoreResult<()> {
+        self.writer
+            .call(move |c, ctx| jobs::cancel(c, ctx, id))
+            .await
+    }
+
+    async fn get(&self, id: JobId) -> StoreResult<Job> {
+        self.read(move |c, now| jobs::get(c, now, id)).await
+    }
+
+    async fn list(&self, query: &ListQuery) -> StoreResult<Page> {
+        let query = query.clone();
+        self.read(move |c, now| jobs::list(c, now, &query)).await
+    }
+
+    async fn counts(&self) -> StoreResult<Counts> {
+        self.read(jobs::counts).await
+    }
+
+    async fn next_due_at(
+        &self,
+        queues: &[String],
+        handlers: &[String],
+    ) -> StoreResult<Option<DateTime<Utc>>> {
+        if queues.is_empty() || handlers.is_empty() {
+            return Ok(None);
+        }
+        let (queues, handlers) = (json_list(queues)?, json_list(handlers)?);
+        self.read(move |c, _| jobs::next_due_at(c, &queues, &handlers))
+            .await
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    async fn dlq_retry(&self, id: JobId) -> StoreResult<()> {
+        self.writer
+            .call(move |c, ctx| admin::dlq_retry(c, ctx, id))
+            .await
+    }
+
+    async fn dlq_retry_all(&self, queue: Option<&str>) -> StoreResult<u64> {
+        let queue = queue.map(str::to_owned);
+        self.writer
+            .call(move |c, ctx| admin::dlq_retry_all(c, ctx, queue.as_deref()))
+            .await
+    }
+
+    async fn dlq_purge(&self, queue: Option<&str>) -> StoreResult<u64> {
+        let queue = queue.map(str::to_owned);
+        self.writer
+            .call(move |c, _| admin::dlq_purge(c, queue.as_deref()))
+            .await
+    }
+
+    async fn purge_queue(&self, queue: &str) -> StoreResult<u64> {
+        let queue = queue.to_owned();
+        self.writer
+            .call(move |c, _| admin::purge_queue(c, &queue))
+            .await
+    }
+
+    async fn pause_queue(&self, queue: &str) -> StoreResult<()> {
+        let queue = queue.to_owned();
+        self.writer
+            .call(move |c, ctx| admin::set_paused(c, ctx, &queue, true))
+            .await
+    }
+
+    async fn resume_queue(&self, queue: &str) -> StoreResult<()> {
+        let queue = queue.to_owned();
+        self.writer
+            .call(move |c, ctx| admin::set_paused(c, ctx, &queue, false))
+            .await
+    }
+
+    async fn queues(&self) -> StoreResult<Vec<QueueInfo>> {
+        self.read(|c, _| admin::queues(c)).await
+    }
+
+    async fn sweep(&self) -> StoreResult<SweepReport> {
+        let mut total = SweepReport::default();
+        loop {
+            let step = self.writer.call(admin::sweep_step).await?;
+            total.jobs += step.jobs;
+            total.idempotency_keys += step.idempotency_keys;
+            total.ticks += step.ticks;
+            let full = admin::SWEEP_STEP as u64;
+            if step.jobs < full && step.idempotency_keys < full && step.ticks < full {
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn claim_tick(
+        &self,
+        schedule: &str,
+        tick: DateTime<Utc>,
+        job: NewJob,
+    ) -> StoreResult<Option<JobId>> {
+        let schedule = schedule.to_owned();
+        self.writer
+            .call(move |c, ctx| schedules::claim_tick(c, ctx, &schedule, tick, job))
+            .await
+    }
+
+    async fn upsert_schedule(&self, schedule: &Schedule) -> StoreResult<()> {
+        let schedule = schedule.clone();
+        self.writer
+            .call(move |c, _| schedules::upsert(c, &schedule))
+            .await
+    }
+
+    async fn get_schedule(&self, name: &str) -> StoreResult<Schedule> {
+        let name = name.to_owned();
+        self.read(move |c, _| schedules::get(c, &name)).await
+    }
+
+    async fn list_schedules(&self) -> StoreResult<Vec<Schedule>> {
+        self.read(|c, _| schedules::list(c)).await
+    }
+
+    async fn delete_schedule(&self, name: &str) -> StoreResult<()> {
+        let name = name.to_owned();
+        self.writer
+            .call(move |c, _| schedules::delete(c, &name))
+            .await
+    }
+
+    async fn set_schedule_enabled(&self, name: &str, enabled: bool) -> StoreResult<()> {
+        let name = name.to_owned();
+        self.writer
+            .call(move |c, _| schedules::set_enabled(c, &name, enabled))
+            .await
+    }
+
+    async fn close(&self) -> StoreResult<()> {
+        self.readers.close();
+        self.writer.close().await
+    }
+}

@@ -1,0 +1,186 @@
+//! The schema, its versions, and the connection settings.
+//!
+//! The version lives in `PRAGMA user_version`. Each migration runs in its own
+//! `BEGIN IMMEDIATE` transaction and re-reads the version inside it, so two
+//! processes opening an old file at once migrate it exactly once. Migrations
+//! are append-only: a released one is never edited, so an upgrade never
+//! needs a wipe.
+
+use std::time::Duration;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::store::{StoreError, StoreResult};
+
+/// Migration `i` brings the schema from version `i` to `i + 1`.
+///
+/// Version 1 holds the queue (jobs, idempotency keys, queue flags); version 2
+/// adds the scheduler's tables. Both ship in the first release.
+pub(crate) const MIGRATIONS: &[&str] = &[
+    // 1: jobs, idempotency keys, queues.
+    "
+    CREATE TABLE jobs (
+        id               BLOB    NOT NULL PRIMARY KEY,  -- UUIDv7 bytes, sort by creation
+        queue            TEXT    NOT NULL,
+        handler          TEXT    NOT NULL,
+        payload          TEXT    NOT NULL,              -- JSON
+        priority         INTEGER NOT NULL,              -- 0 critical .. 3 low
+        status           TEXT    NOT NULL,
+        attempt          INTEGER NOT NULL DEFAULT 0,
+        max_attempts     INTEGER NOT NULL,
+        run_at           INTEGER NOT NULL,              -- microseconds since epoch
+        created_at       INTEGER NOT NULL,
+        started_at       INTEGER,
+        finished_at      INTEGER,
+        history          TEXT    NOT NULL DEFAULT '[]', -- JSON array of attempts
+        result           TEXT,                          -- JSON
+        log              TEXT,
+        idempotency_key  TEXT,
+        lease_fence      INTEGER,                       -- current lease token
+        lease_worker     TEXT,
+        lease_expires_at INTEGER
+    );
+    -- Leasing: per priority, due jobs by run_at.
+    CREATE INDEX jobs_ready ON jobs (priority, run_at, id)
+        WHERE status IN ('scheduled', 'pending', 'retrying');
+    -- Reaping expired leases.
+    CREATE INDEX jobs_leased ON jobs (lease_expires_at) WHERE status = 'running';
+    -- Listing by status (and the DLQ), newest first.
+    CREATE INDEX jobs_status ON jobs (status, id);
+    -- Listing and purging by queue.
+    CREATE INDEX jobs_queue ON jobs (queue, id);
+    -- Retention.
+    CREATE INDEX jobs_finished ON jobs (finished_at) WHERE status IN ('succeeded', 'cancelled');
+
+    CREATE TABLE idempotency_keys (
+        key        TEXT    NOT NULL PRIMARY KEY,
+        job_id     BLOB    NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at);
+
+    CREATE TABLE queues (
+        name   TEXT    NOT NULL PRIMARY KEY,
+        paused INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    ",
+    // 2: schedules and their claimed ticks.
+    "
+    CREATE TABLE schedules (
+        name         TEXT    NOT NULL PRIMARY KEY,
+        spec         TEXT    NOT NULL,
+        timezone     TEXT    NOT NULL,
+        handler      TEXT    NOT NULL,
+        payload      TEXT    NOT NULL,
+        queue        TEXT    NOT NULL,
+        priority     INTEGER NOT NULL,
+        max_attempts INTEGER NOT NULL,
+        enabled      INTEGER NOT NULL,
+        missed       TEXT    NOT NULL,
+        overlap      TEXT    NOT NULL,
+        last_tick    INTEGER
+    ) WITHOUT ROWID;
+
+    CREATE TABLE schedule_ticks (
+        schedule   TEXT    NOT NULL,
+        tick       INTEGER NOT NULL,
+        job_id     BLOB    NOT NULL,
+        claimed_at INTEGER NOT NULL,
+        PRIMARY KEY (schedule, tick)
+    ) WITHOUT ROWID;
+    CREATE INDEX schedule_ticks_tick ON schedule_ticks (tick);
+    ",
+];
+
+/// The schema version this build writes.
+pub(crate) const LATEST: i64 = MIGRATIONS.len() as i64;
+
+/// How hard a commit tries to reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=NORMAL`: a commit survives a killed process. A power loss
+    /// or OS crash may lose the transactions committed since the last WAL
+    /// checkpoint (acknowledged enqueues and completions then reappear as
+    /// missing or re-run, at-least-once still holds for older work), but
+    /// never corrupts the file.
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: every commit is fsynced; survives power loss, at
+    /// the cost of one fsync per group commit.
+    Full,
+}
+
+/// The WAL is truncated back to this size after a checkpoint, so a burst of
+/// writes does not leave a large file behind.
+const JOURNAL_SIZE_LIMIT: i64 = 64 * 1024 * 1024;
+
+/// How long a connection waits for another process's write lock.
+pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Settings every connection gets.
+pub(super) fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let synchronous = match durability {
+        Durability::Normal => "NORMAL",
+        Durability::Full => "FULL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA synchronous = {synchronous};
+         PRAGMA foreign_keys = OFF;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -16000;"
+    ))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+/// Settings of the writing connection: WAL mode (persistent in the file) and
+/// bounded checkpoints.
+pub(super) fn configure_writer(conn: &Connection, location: &str) -> StoreResult<()> {
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::backend(format!(
+            "{location}: could not switch to WAL mode (journal mode is {mode})"
+        )));
+    }
+    conn.execute_batch(&format!(
+        "PRAGMA wal_autocheckpoint = 1000;
+         PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT};"
+    ))?;
+    Ok(())
+}
+
+/// The file's schema version.
+pub(crate) fn version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+/// Brings the schema to `target` (normally [`LATEST`]); refuses files newer
+/// than this build.
+pub(crate) fn migrate(conn: &mut Connection, target: i64, location: &str) -> StoreResult<()> {
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current = version(&tx)?;
+        if current > LATEST {
+            return Err(StoreError::SchemaTooNew {
+                location: location.to_owned(),
+                found: current,
+                supported: LATEST,
+            });
+        }
+        if current >= target {
+            return Ok(());
+        }
+        let step = usize::try_from(current).map_err(|_| {
+            StoreError::backend(format!("{location}: negative schema version {current}"))
+        })?;
+        tx.execute_batch(MIGRATIONS[step])?;
+        tx.pragma_update(None, "user_version", current + 1)?;
+        tx.commit()?;
+        tracing::info!(
+            store = location,
+            version = current + 1,
+            "migrated store schema"
+        );
+    }
+}
