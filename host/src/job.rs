@@ -149,18 +149,25 @@ named_enum!(
 );
 
 named_enum!(
-    /// How one run ended.
+    /// How one run ended: the runtime's outcome kinds, plus the one only the
+    /// store can see (a lease nobody renewed).
     OutcomeKind, "outcome kind" {
         /// The handler returned a result.
-        Succeeded = "succeeded",
-        /// The handler returned an error.
-        Failed = "failed",
-        /// The component trapped.
-        Trapped = "trapped",
-        /// The run hit its wall-clock deadline.
-        TimedOut = "timed-out",
+        Succeeded = "success",
+        /// The handler returned an error another attempt may cure.
+        Retryable = "retryable",
+        /// The handler returned an error no retry can cure.
+        Permanent = "permanent",
         /// The run used up its fuel budget.
-        FuelExhausted = "fuel-exhausted",
+        OutOfFuel = "out-of-fuel",
+        /// The run hit its wall-clock deadline.
+        DeadlineExceeded = "deadline-exceeded",
+        /// Linear memory hit its cap.
+        MemoryLimit = "memory-limit",
+        /// The run made more host calls than its budget.
+        HostCallLimit = "host-call-limit",
+        /// The component trapped (panic, stack overflow, bad access).
+        Trap = "trap",
         /// The worker stopped renewing its lease (killed, hung, machine gone).
         LeaseExpired = "lease-expired",
     }

@@ -177,7 +177,7 @@ async fn phases(runtime: &Runtime, input: &JobInput) -> anyhow::Result<[Duration
             plugin: entry.plugin.name.clone(),
             handler: entry.name.clone(),
         };
-        let mut store = runtime.new_store(identity, &limits)?;
+        let mut store = runtime.new_store(identity, &limits, entry.plugin.grants.clone())?;
         let t1 = Instant::now();
         let instance = entry.plugin.pre.instantiate_async(&mut store).await?;
         let t2 = Instant::now();

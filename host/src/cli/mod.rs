@@ -1,10 +1,14 @@
 //! Command-line parsing and dispatch. Exit codes: 0 success, 1 the job or
 //! operation failed, 2 bad input (nothing was changed).
 
+mod admin;
 mod bench;
+mod jobs;
+mod output;
 mod plugin;
 mod run;
 mod schedule;
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -31,6 +35,30 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the workers until SIGINT/SIGTERM.
+    Serve,
+    /// Enqueue a job; prints its id.
+    Enqueue(jobs::EnqueueArgs),
+    /// Show one job with its attempt history.
+    Job {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List jobs, newest first.
+    Jobs(jobs::ListArgs),
+    /// Wait for a job to end; exit code 0 succeeded, 1 dead, 3 cancelled, 4 still running at the timeout.
+    Wait {
+        id: String,
+        #[arg(long, default_value = "60s")]
+        timeout: String,
+    },
+    /// The dead-letter queue.
+    #[command(subcommand)]
+    Dlq(admin::DlqCommand),
+    /// Queue statistics and controls.
+    #[command(subcommand)]
+    Queue(admin::QueueCommand),
     /// Run one job now, in the sandbox, and print how it ended.
     Run(run::RunArgs),
     /// Inspect plugins.
@@ -78,11 +106,19 @@ pub fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = || load_config(cli.config.as_deref());
     match cli.command {
         Command::Schedule(cmd) => schedule::execute(cmd),
-        Command::Run(args) => run::execute(load_config(cli.config.as_deref())?, args).await,
-        Command::Plugin(cmd) => plugin::execute(load_config(cli.config.as_deref())?, cmd).await,
-        Command::Bench(cmd) => bench::execute(load_config(cli.config.as_deref())?, cmd).await,
+        Command::Serve => serve::execute(config()?).await,
+        Command::Enqueue(args) => jobs::enqueue(config()?, args).await,
+        Command::Job { id, json } => jobs::show(config()?, id, json).await,
+        Command::Jobs(args) => jobs::list(config()?, args).await,
+        Command::Wait { id, timeout } => jobs::wait(config()?, id, timeout).await,
+        Command::Dlq(cmd) => admin::dlq(config()?, cmd).await,
+        Command::Queue(cmd) => admin::queue(config()?, cmd).await,
+        Command::Run(args) => run::execute(config()?, args).await,
+        Command::Plugin(cmd) => plugin::execute(config()?, cmd).await,
+        Command::Bench(cmd) => bench::execute(config()?, cmd).await,
     }
 }
 

@@ -2,6 +2,7 @@
 //! every key overridable by an environment variable (see [`load`]).
 
 mod load;
+mod workers;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::units::serde_units;
 
 pub use load::{ConfigError, ENV_PREFIX, load, parse};
+pub use workers::{DurabilitySetting, PluginGrants, RetrySettings, StoreSettings, WorkerSettings};
 
 /// The whole host configuration.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -25,6 +27,16 @@ pub struct Config {
     /// Per-handler overrides, keyed by handler name.
     #[serde(default)]
     pub handlers: BTreeMap<String, HandlerSettings>,
+    #[serde(default)]
+    pub store: StoreSettings,
+    #[serde(default)]
+    pub workers: WorkerSettings,
+    /// The retry policy of every handler that does not set its own.
+    #[serde(default)]
+    pub retry: RetrySettings,
+    /// What each plugin (by file stem) is granted.
+    #[serde(default)]
+    pub plugins: BTreeMap<String, PluginGrants>,
     /// The folder relative paths are resolved against: the config file's own.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -107,6 +119,8 @@ pub struct HandlerSettings {
     pub memory: Option<u64>,
     pub host_calls: Option<u64>,
     pub max_attempts: Option<u32>,
+    /// This handler's retry policy (replaces `[retry]` as a whole).
+    pub retry: Option<RetrySettings>,
 }
 
 mod option_size {
@@ -144,5 +158,15 @@ impl Config {
 
     pub fn data_dir(&self) -> PathBuf {
         self.resolve(&self.host.data)
+    }
+
+    /// The embedded store's file.
+    pub fn store_path(&self) -> PathBuf {
+        self.data_dir().join(&self.store.path)
+    }
+
+    /// The grants of a plugin (none when it has no `[plugins.NAME]` table).
+    pub fn grants(&self, plugin: &str) -> PluginGrants {
+        self.plugins.get(plugin).cloned().unwrap_or_default()
     }
 }

@@ -10,7 +10,7 @@ mod registry;
 mod state;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
@@ -20,6 +20,7 @@ use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 use crate::capabilities::{self, bindings};
 use crate::config::Config;
+use crate::enqueue::Enqueuer;
 
 pub use cache::CompileCache;
 pub use capture::Capture;
@@ -27,7 +28,7 @@ pub use engine::{EPOCH_TICK, EngineSettings, EpochTicker, build_engine};
 pub use limits::Limits;
 pub use outcome::{JobReport, Outcome};
 pub use registry::{HandlerDefaults, HandlerEntry, LoadStats, Plugin, PluginError, Registry};
-pub use state::{HostCallLimitExceeded, JobIdentity, JobState, MemoryLimitExceeded};
+pub use state::{HostCallLimitExceeded, JobIdentity, JobServices, JobState, MemoryLimitExceeded};
 
 /// Raised (as a trap) by the epoch callback once a job's deadline passes.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +101,7 @@ pub struct Runtime {
     registry: Registry,
     config: Arc<Config>,
     permits: Arc<Semaphore>,
+    enqueuer: OnceLock<Arc<Enqueuer>>,
     _ticker: EpochTicker,
 }
 
@@ -127,6 +129,7 @@ impl Runtime {
             engine,
             registry: Registry::default(),
             config,
+            enqueuer: OnceLock::new(),
             _ticker: ticker,
         };
         runtime.load_plugins().await?;
@@ -158,8 +161,13 @@ impl Runtime {
         let mut compiling = Vec::new();
         for path in files {
             let (engine, cache, linker) = (self.engine.clone(), cache.clone(), linker.clone());
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let grants = Arc::new(self.config.grants(&stem));
             compiling.push(tokio::task::spawn_blocking(move || {
-                prepare(&engine, &cache, &linker, &path)
+                prepare(&engine, &cache, &linker, &path, grants)
             }));
         }
         let mut errors = Vec::new();
@@ -201,7 +209,7 @@ impl Runtime {
         };
         let limits = Limits::resolve(&self.config, "", &HandlerDefaults::default());
         let mut store = self
-            .new_store(identity, &limits)
+            .new_store(identity, &limits, plugin.grants.clone())
             .map_err(|e| describe_err(format!("{e:#}")))?;
         let call = async {
             let instance = plugin.pre.instantiate_async(&mut store).await?;
@@ -231,6 +239,12 @@ impl Runtime {
             .collect())
     }
 
+    /// Lets plugins enqueue jobs (the `jobs` interface) through `enqueuer`;
+    /// without it, as in a one-off `taskhost run`, they are denied.
+    pub fn attach_enqueuer(&self, enqueuer: Arc<Enqueuer>) {
+        let _ = self.enqueuer.set(enqueuer);
+    }
+
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
@@ -252,8 +266,13 @@ impl Runtime {
         &self,
         identity: JobIdentity,
         limits: &Limits,
+        grants: Arc<crate::config::PluginGrants>,
     ) -> wasmtime::Result<Store<JobState>> {
-        let mut store = Store::new(&self.engine, JobState::new(identity, limits));
+        let services = JobServices {
+            enqueuer: self.enqueuer.get().cloned(),
+            grants,
+        };
+        let mut store = Store::new(&self.engine, JobState::new(identity, limits, services));
         store.limiter(|s| s.limiter());
         store.set_fuel(limits.fuel.unwrap_or(u64::MAX))?;
         let deadline = Instant::now() + limits.timeout;
@@ -298,7 +317,7 @@ impl Runtime {
             plugin: entry.plugin.name.to_string(),
             handler: entry.name.clone(),
         };
-        let mut store = match self.new_store(identity, &limits) {
+        let mut store = match self.new_store(identity, &limits, entry.plugin.grants.clone()) {
             Ok(store) => store,
             Err(e) => {
                 return JobReport {
@@ -400,6 +419,7 @@ fn prepare(
     cache: &CompileCache,
     linker: &Linker<JobState>,
     path: &Path,
+    grants: Arc<crate::config::PluginGrants>,
 ) -> Result<Plugin, PluginError> {
     let (bytes, digest) = registry::read_component(path)?;
     let (component, from_cache) =
@@ -424,6 +444,7 @@ fn prepare(
         path: path.to_path_buf(),
         digest,
         from_cache,
+        grants,
         pre,
     })
 }

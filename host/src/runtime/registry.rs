@@ -8,6 +8,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use crate::capabilities::bindings::PluginPre;
+use crate::config::PluginGrants;
 
 use super::state::JobState;
 
@@ -28,6 +29,8 @@ pub struct Plugin {
     pub digest: String,
     /// Whether the compiled code came from the on-disk cache.
     pub from_cache: bool,
+    /// What the config grants this plugin.
+    pub grants: Arc<PluginGrants>,
     pub(crate) pre: PluginPre<JobState>,
 }
 
@@ -110,16 +113,7 @@ impl Registry {
 
     /// Handler names close to `name`, for "did you mean" answers.
     pub fn near_matches(&self, name: &str) -> Vec<String> {
-        let mut scored: Vec<(usize, &String)> = self
-            .handlers
-            .keys()
-            .map(|h| (edit_distance(&h.to_lowercase(), &name.to_lowercase()), h))
-            .filter(|(d, h)| {
-                *d <= 3.max(name.len() / 3) || h.contains(name) || name.contains(h.as_str())
-            })
-            .collect();
-        scored.sort();
-        scored.into_iter().take(3).map(|(_, h)| h.clone()).collect()
+        crate::enqueue::near_matches(&self.handler_names(), name)
     }
 
     pub(crate) fn insert(
@@ -186,31 +180,9 @@ pub fn read_component(path: &Path) -> Result<(Vec<u8>, String), PluginError> {
     Ok((bytes, digest))
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn edit_distance_counts_single_edits() {
-        assert_eq!(edit_distance("hello", "hello"), 0);
-        assert_eq!(edit_distance("hello", "helo"), 1);
-        assert_eq!(edit_distance("hello", "jello"), 1);
-        assert_eq!(edit_distance("", "abc"), 3);
-    }
 
     #[test]
     fn files_that_are_not_components_are_refused_before_compiling() {

@@ -9,6 +9,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::capture::{Capture, CaptureStream};
 use super::limits::Limits;
+use crate::config::PluginGrants;
+use crate::enqueue::Enqueuer;
 
 /// Raised (as a trap) when a job spends its host-call budget.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +60,15 @@ impl ResourceLimiter for MemoryCap {
     }
 }
 
+/// What a job's host calls can reach beyond its own sandbox.
+#[derive(Clone, Default)]
+pub struct JobServices {
+    /// Present when the host has a store: the `jobs` interface enqueues through it.
+    pub enqueuer: Option<Arc<Enqueuer>>,
+    /// What the config grants the job's plugin.
+    pub grants: Arc<PluginGrants>,
+}
+
 /// Who is running: the names that host calls put in their errors and spans.
 #[derive(Debug, Clone)]
 pub struct JobIdentity {
@@ -76,12 +87,13 @@ pub struct JobState {
     host_call_limit: u64,
     panic: Option<String>,
     identity: JobIdentity,
+    services: JobServices,
 }
 
 impl JobState {
     /// A fresh state: no files, no environment, no arguments, no network and
     /// no name lookup. Clocks and randomness stay available.
-    pub fn new(identity: JobIdentity, limits: &Limits) -> JobState {
+    pub fn new(identity: JobIdentity, limits: &Limits, services: JobServices) -> JobState {
         let capture = Capture::new(limits.log_bytes as usize);
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(CaptureStream(capture.clone()))
@@ -101,6 +113,7 @@ impl JobState {
             host_call_limit: limits.host_calls,
             panic: None,
             identity,
+            services,
         }
     }
 
@@ -129,6 +142,10 @@ impl JobState {
 
     pub fn identity(&self) -> &JobIdentity {
         &self.identity
+    }
+
+    pub fn services(&self) -> &JobServices {
+        &self.services
     }
 
     pub(crate) fn set_panic(&mut self, message: String) {

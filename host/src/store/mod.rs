@@ -211,6 +211,12 @@ pub trait Store: Send + Sync {
         job: NewJob,
     ) -> StoreResult<Option<JobId>>;
 
+    /// The job of the schedule's latest claimed tick, if that job has not
+    /// finished yet (it is scheduled, pending, running or retrying). The
+    /// scheduler asks this before claiming a tick of a schedule whose overlap
+    /// policy is `skip`; one indexed lookup, however many ticks are kept.
+    async fn active_schedule_job(&self, schedule: &str) -> StoreResult<Option<JobId>>;
+
     /// Creates or replaces a schedule by name, keeping its `last_tick`.
     async fn upsert_schedule(&self, schedule: &Schedule) -> StoreResult<()>;
 

@@ -155,7 +155,7 @@ impl ListQuery {
 }
 
 /// One page of jobs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Page {
     /// The jobs, newest first.
     pub jobs: Vec<Job>,

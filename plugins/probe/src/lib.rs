@@ -201,7 +201,35 @@ fn capabilities(_job: &Job, _: Value) -> Result<Value, JobError> {
     }))
 }
 
+#[derive(Deserialize)]
+struct Fanout {
+    count: u32,
+    handler: String,
+    payload: Value,
+}
+
+/// Enqueues `count` jobs of `handler` through the `jobs` interface.
+fn fanout(job: &Job, p: Fanout) -> Result<Vec<String>, JobError> {
+    use taskhost_sdk::jobs;
+    (0..p.count)
+        .map(|i| {
+            jobs::enqueue(&jobs::EnqueueRequest {
+                handler: p.handler.clone(),
+                payload: p.payload.to_string(),
+                queue: None,
+                priority: None,
+                delay_ms: None,
+                // Idempotent across retries of this job: the same children.
+                idempotency_key: Some(format!("{}:{i}", job.id)),
+                max_attempts: None,
+            })
+            .map_err(|e| JobError::retry(format!("enqueue {i} failed: {e:?}")))
+        })
+        .collect()
+}
+
 taskhost_sdk::plugin! {
+    handler("probe.fanout", fanout).describe("Enqueues jobs of another handler"),
     handler("probe.spin", spin).describe("Loops forever"),
     handler("probe.grow", grow).describe("Allocates memory a MiB at a time"),
     handler("probe.recurse", recurse).describe("Recurses to a given depth"),

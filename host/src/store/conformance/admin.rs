@@ -17,7 +17,7 @@ fn ttl() -> TimeDelta {
 }
 
 fn fatal() -> RunReport {
-    RunReport::failed(OutcomeKind::Failed, "fatal", Duration::ZERO)
+    RunReport::failed(OutcomeKind::Retryable, "fatal", Duration::ZERO)
 }
 
 /// A key seen within its TTL answers the original id; after it, a new job is made.

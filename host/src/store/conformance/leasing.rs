@@ -164,7 +164,7 @@ pub async fn stale_token_gets_lease_lost(store: &dyn Store, clock: &ManualClock)
     let current = lease_one(store, "slow").await.token;
     assert_ne!(stale, current);
     let report = || RunReport::succeeded(Duration::from_secs(1));
-    let failed = || RunReport::failed(OutcomeKind::Failed, "late", Duration::from_secs(1));
+    let failed = || RunReport::failed(OutcomeKind::Retryable, "late", Duration::from_secs(1));
     let lost = |r: Result<(), StoreError>| {
         assert!(
             matches!(r, Err(StoreError::LeaseLost(j)) if j == id),
@@ -268,7 +268,7 @@ pub async fn complete_records_run(store: &dyn Store, clock: &ManualClock) {
 /// A retried job waits for its time; a job out of attempts goes dead even
 /// when a retry was asked; `Dead` buries at once.
 pub async fn fail_retries_then_buries(store: &dyn Store, clock: &ManualClock) {
-    let boom = || RunReport::failed(OutcomeKind::Failed, "boom", Duration::from_millis(3));
+    let boom = || RunReport::failed(OutcomeKind::Retryable, "boom", Duration::from_millis(3));
     let id = store
         .enqueue(job("flaky").max_attempts(2))
         .await
@@ -309,7 +309,7 @@ pub async fn fail_retries_then_buries(store: &dyn Store, clock: &ManualClock) {
         )
         .await;
     assert!(matches!(err, Err(StoreError::Invalid(_))), "{err:?}");
-    let trap = RunReport::failed(OutcomeKind::Trapped, "unreachable", Duration::ZERO);
+    let trap = RunReport::failed(OutcomeKind::Trap, "unreachable", Duration::ZERO);
     assert_eq!(
         store
             .fail(&held.token, FailAction::Dead, trap)
@@ -320,7 +320,7 @@ pub async fn fail_retries_then_buries(store: &dyn Store, clock: &ManualClock) {
     let dead = store.get(id).await.unwrap();
     assert_eq!(
         (dead.attempt, dead.attempts[0].outcome),
-        (1, OutcomeKind::Trapped)
+        (1, OutcomeKind::Trap)
     );
 }
 

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{job, secs};
+use super::{finish, job, lease_one, secs};
 use crate::clock::{Clock, ManualClock};
 use crate::job::Priority;
 use crate::store::{MissedPolicy, OverlapPolicy, Schedule, Store, StoreError};
@@ -105,5 +105,50 @@ pub async fn schedules_crud(store: &dyn Store, clock: &ManualClock) {
     assert!(
         matches!(&err, StoreError::Invalid(m) if m.contains("\"empty\"")),
         "{err}"
+    );
+}
+
+/// The overlap check sees the latest tick's job until it finishes, whichever
+/// host claimed it.
+pub async fn active_schedule_job_follows_latest_tick(store: &dyn Store, clock: &ManualClock) {
+    let tick = clock.now();
+    assert_eq!(store.active_schedule_job("sync").await.unwrap(), None);
+    let first = store
+        .claim_tick("sync", tick, job("sync"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store.active_schedule_job("sync").await.unwrap(),
+        Some(first)
+    );
+    assert_eq!(store.active_schedule_job("other").await.unwrap(), None);
+    let lease = lease_one(store, "sync").await;
+    assert_eq!(
+        store.active_schedule_job("sync").await.unwrap(),
+        Some(first),
+        "a running job is active"
+    );
+    finish(store, &lease).await;
+    assert_eq!(store.active_schedule_job("sync").await.unwrap(), None);
+    let older = tick - secs(60);
+    store
+        .claim_tick("sync", older, job("sync"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store.active_schedule_job("sync").await.unwrap(),
+        None,
+        "only the latest tick counts"
+    );
+    let second = store
+        .claim_tick("sync", tick + secs(60), job("sync"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store.active_schedule_job("sync").await.unwrap(),
+        Some(second)
     );
 }

@@ -325,6 +325,12 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn active_schedule_job(&self, schedule: &str) -> StoreResult<Option<JobId>> {
+        let schedule = schedule.to_owned();
+        self.read(move |c, _| schedules::active_job(c, &schedule))
+            .await
+    }
+
     async fn upsert_schedule(&self, schedule: &Schedule) -> StoreResult<()> {
         let schedule = schedule.clone();
         self.writer

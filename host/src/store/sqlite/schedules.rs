@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::codec::{bad, json, micros, parsed, time};
+use super::codec::{bad, job_id, json, micros, parsed, time};
 use super::jobs;
 use super::writer::Ctx;
 use crate::job::{JobId, NewJob, Priority, check_queue_name};
@@ -158,4 +158,19 @@ pub(super) fn claim_tick(
     )?
     .execute(params![schedule, tick])?;
     Ok(Some(id))
+}
+
+/// The job of the schedule's latest tick, if it has not finished. The
+/// primary key `(schedule, tick)` finds the latest tick without a scan.
+pub(super) fn active_job(conn: &Connection, schedule: &str) -> StoreResult<Option<JobId>> {
+    let id = conn
+        .prepare_cached(
+            "SELECT j.id FROM
+                (SELECT job_id FROM schedule_ticks WHERE schedule = ?1 ORDER BY tick DESC LIMIT 1) t
+             JOIN jobs j ON j.id = t.job_id
+             WHERE j.status IN ('scheduled', 'pending', 'running', 'retrying')",
+        )?
+        .query_row([schedule], |r| job_id(0, r))
+        .optional()?;
+    Ok(id)
 }

@@ -1,0 +1,208 @@
+//! `taskhost enqueue | job | jobs | wait`: put work in and follow it.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use clap::Args;
+
+use super::BadInput;
+use super::output::{job_detail, job_table};
+use crate::config::Config;
+use crate::enqueue::{EnqueueError, EnqueueRequest};
+use crate::job::{JobId, JobStatus, Priority};
+use crate::services::{Services, open_store};
+use crate::store::ListQuery;
+
+#[derive(Args)]
+pub struct EnqueueArgs {
+    handler: String,
+    /// The job's payload, JSON.
+    #[arg(long, short, default_value = "{}")]
+    payload: String,
+    #[arg(long, short)]
+    queue: Option<String>,
+    /// critical, high, normal or low.
+    #[arg(long)]
+    priority: Option<String>,
+    /// Run no earlier than this from now: 30s, 5m, 1h30m.
+    #[arg(long, conflicts_with = "at")]
+    delay: Option<String>,
+    /// Run no earlier than this instant (RFC 3339).
+    #[arg(long)]
+    at: Option<String>,
+    /// Idempotency key: a repeat within its TTL returns the original id.
+    #[arg(long)]
+    key: Option<String>,
+    #[arg(long)]
+    max_attempts: Option<u32>,
+    #[arg(long)]
+    json: bool,
+}
+
+/// Turns the arguments into a request, refusing bad input before anything opens.
+fn request(args: &EnqueueArgs) -> Result<EnqueueRequest, BadInput> {
+    let payload = serde_json::from_str(&args.payload)
+        .map_err(|e| BadInput(format!("--payload is not valid JSON: {e}")))?;
+    let priority = args
+        .priority
+        .as_deref()
+        .map(|p| p.parse::<Priority>().map_err(BadInput))
+        .transpose()?;
+    let delay = args
+        .delay
+        .as_deref()
+        .map(|d| crate::schedule::parse_duration(d).map_err(|e| BadInput(format!("--delay: {e}"))))
+        .transpose()?;
+    let run_at = args
+        .at
+        .as_deref()
+        .map(|t| {
+            DateTime::parse_from_rfc3339(t)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| BadInput(format!("--at {t:?} is not an RFC 3339 time: {e}")))
+        })
+        .transpose()?;
+    Ok(EnqueueRequest {
+        handler: args.handler.clone(),
+        payload,
+        queue: args.queue.clone(),
+        priority,
+        delay,
+        run_at,
+        idempotency_key: args.key.clone(),
+        max_attempts: args.max_attempts,
+    })
+}
+
+pub async fn enqueue(config: Arc<Config>, args: EnqueueArgs) -> anyhow::Result<ExitCode> {
+    let req = request(&args)?;
+    let services = Services::open(config).await?;
+    let enqueued = services.enqueuer.enqueue(req).await.map_err(|e| match e {
+        EnqueueError::Store(e) => anyhow::Error::new(e),
+        e => BadInput(e.to_string()).into(),
+    })?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"id": enqueued.id.to_string(), "created": enqueued.created})
+        );
+    } else {
+        println!("{}", enqueued.id);
+    }
+    services.store.close().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn parse_id(id: &str) -> Result<JobId, BadInput> {
+    id.parse()
+        .map_err(|e| BadInput(format!("{id:?} is not a job id: {e}")))
+}
+
+pub async fn show(config: Arc<Config>, id: String, json: bool) -> anyhow::Result<ExitCode> {
+    let id = parse_id(&id)?;
+    let store = open_store(&config, Arc::new(crate::clock::SystemClock)).await?;
+    let job = store.get(id).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&job)?);
+    } else {
+        print!("{}", job_detail(&job));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+pub struct ListArgs {
+    #[arg(long)]
+    status: Option<String>,
+    #[arg(long, short)]
+    queue: Option<String>,
+    #[arg(long)]
+    handler: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    limit: u32,
+    /// Continue after this job id (the `next` of the previous page).
+    #[arg(long)]
+    cursor: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn list(config: Arc<Config>, args: ListArgs) -> anyhow::Result<ExitCode> {
+    let status = args
+        .status
+        .as_deref()
+        .map(|s| s.parse::<JobStatus>().map_err(BadInput))
+        .transpose()?;
+    let after = args.cursor.as_deref().map(parse_id).transpose()?;
+    let store = open_store(&config, Arc::new(crate::clock::SystemClock)).await?;
+    let page = store
+        .list(&ListQuery {
+            status,
+            queue: args.queue,
+            handler: args.handler,
+            after,
+            limit: args.limit,
+        })
+        .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&page)?);
+    } else {
+        print!("{}", job_table(&page.jobs));
+        if let Some(next) = page.next {
+            println!("more: --cursor {next}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Exit codes of `wait`: how the job ended.
+pub const WAIT_DEAD: u8 = 1;
+pub const WAIT_CANCELLED: u8 = 3;
+pub const WAIT_TIMEOUT: u8 = 4;
+
+pub async fn wait(config: Arc<Config>, id: String, timeout: String) -> anyhow::Result<ExitCode> {
+    let id = parse_id(&id)?;
+    let timeout = crate::schedule::parse_duration(&timeout)
+        .map_err(|e| BadInput(format!("--timeout: {e}")))?;
+    let store = open_store(&config, Arc::new(crate::clock::SystemClock)).await?;
+    let mut changes = store.changes();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let started = std::time::Instant::now();
+    loop {
+        changes.borrow_and_update();
+        let job = store.get(id).await?;
+        eprint!(
+            "\r{id}  {:<9} attempt {}/{}  {:>6.1}s ",
+            job.status.as_str(),
+            job.attempt,
+            job.max_attempts,
+            started.elapsed().as_secs_f64()
+        );
+        let code = match job.status {
+            JobStatus::Succeeded => Some(ExitCode::SUCCESS),
+            JobStatus::Dead => Some(ExitCode::from(WAIT_DEAD)),
+            JobStatus::Cancelled => Some(ExitCode::from(WAIT_CANCELLED)),
+            _ => None,
+        };
+        if let Some(code) = code {
+            eprintln!();
+            if let Some(result) = &job.result {
+                println!("{result}");
+            }
+            return Ok(code);
+        }
+        // Wake on any write (ours or another process's), at least once a second.
+        let tick = tokio::time::sleep(Duration::from_secs(1));
+        tokio::select! {
+            _ = changes.changed() => {}
+            _ = tick => {}
+            _ = tokio::time::sleep_until(deadline) => {
+                eprintln!();
+                eprintln!("still {} after {timeout:?}", job.status.as_str());
+                return Ok(ExitCode::from(WAIT_TIMEOUT));
+            }
+        }
+    }
+}

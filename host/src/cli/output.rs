@@ -1,0 +1,66 @@
+//! Tables and detail views for people; `--json` prints the types as they are.
+
+use std::fmt::Write;
+
+use crate::job::Job;
+
+/// One line per job.
+pub fn job_table(jobs: &[Job]) -> String {
+    let mut out = format!(
+        "{:<36}  {:<20}  {:<10}  {:<8}  {:<9}  {:>7}  {}\n",
+        "ID", "HANDLER", "QUEUE", "PRIORITY", "STATUS", "ATTEMPT", "RUN AT"
+    );
+    for j in jobs {
+        let _ = writeln!(
+            out,
+            "{:<36}  {:<20}  {:<10}  {:<8}  {:<9}  {:>3}/{:<3}  {}",
+            j.id.to_string(),
+            j.handler,
+            j.queue,
+            j.priority.as_str(),
+            j.status.as_str(),
+            j.attempt,
+            j.max_attempts,
+            j.run_at.to_rfc3339()
+        );
+    }
+    out
+}
+
+/// Everything about one job, attempt history included.
+pub fn job_detail(j: &Job) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "id:        {}", j.id);
+    let _ = writeln!(out, "handler:   {}", j.handler);
+    let _ = writeln!(out, "queue:     {} ({})", j.queue, j.priority.as_str());
+    let _ = writeln!(out, "status:    {}", j.status.as_str());
+    let _ = writeln!(out, "attempt:   {}/{}", j.attempt, j.max_attempts);
+    let _ = writeln!(out, "created:   {}", j.created_at.to_rfc3339());
+    let _ = writeln!(out, "run at:    {}", j.run_at.to_rfc3339());
+    if let Some(k) = &j.idempotency_key {
+        let _ = writeln!(out, "key:       {k}");
+    }
+    let _ = writeln!(out, "payload:   {}", j.payload);
+    if let Some(r) = &j.result {
+        let _ = writeln!(out, "result:    {r}");
+    }
+    if !j.attempts.is_empty() {
+        let _ = writeln!(out, "attempts:");
+        for a in &j.attempts {
+            let _ = writeln!(
+                out,
+                "  #{:<2} {}  {:<18} {:>8} ms  {}  {}",
+                a.attempt,
+                a.at.to_rfc3339(),
+                a.outcome.as_str(),
+                a.duration_ms,
+                a.host,
+                a.message.as_deref().unwrap_or("")
+            );
+        }
+    }
+    if let Some(log) = j.log.as_deref().filter(|l| !l.is_empty()) {
+        let _ = writeln!(out, "log:\n{}", log.trim_end());
+    }
+    out
+}

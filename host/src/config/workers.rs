@@ -1,0 +1,168 @@
+//! `[store]`, `[workers]`, `[retry]` and `[plugins.NAME]`: where jobs are
+//! kept, who runs them, how failures are retried, and what each plugin may do.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::units::serde_units;
+
+/// Where jobs are kept.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    /// The embedded store's file, relative to `host.data`.
+    pub path: String,
+    /// `normal` survives a killed process; `full` also survives power loss
+    /// (see the README for what `normal` may cost then).
+    pub durability: DurabilitySetting,
+    /// How long an idempotency key answers with its original job id.
+    #[serde(with = "serde_units::duration")]
+    pub idempotency_ttl: Duration,
+    /// How long finished jobs are kept (dead jobs stay until purged).
+    #[serde(with = "serde_units::duration")]
+    pub retention: Duration,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            path: "taskhost.db".into(),
+            durability: DurabilitySetting::Normal,
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+            retention: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DurabilitySetting {
+    Normal,
+    Full,
+}
+
+/// Who runs jobs on this host.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerSettings {
+    /// Whether this host runs jobs at all (a host may only schedule or serve the API).
+    pub enabled: bool,
+    /// Queue name → how many of its jobs run at once on this host.
+    pub queues: BTreeMap<String, u32>,
+    /// How long a lease lasts without renewal; a killed host's jobs return
+    /// to their queue this long after its last heartbeat.
+    #[serde(with = "serde_units::duration")]
+    pub lease: Duration,
+    /// How long running jobs may finish after SIGTERM before their leases
+    /// are released.
+    #[serde(with = "serde_units::duration")]
+    pub shutdown_grace: Duration,
+    /// The largest payload an enqueue accepts.
+    #[serde(with = "serde_units::size")]
+    pub max_payload: u64,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            enabled: true,
+            queues: BTreeMap::from([("default".to_string(), 16)]),
+            lease: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(30),
+            max_payload: 1 << 20,
+        }
+    }
+}
+
+/// A retry policy: an explicit list of delays (one retry per entry), or
+/// exponential back-off. `max_attempts` counts the first run too.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySettings {
+    pub max_attempts: Option<u32>,
+    /// `["1m", "2m", "4m"]`: the delay before the 2nd, 3rd, 4th attempt.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "option_durations"
+    )]
+    pub delays: Option<Vec<Duration>>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "serde_units::option_duration"
+    )]
+    pub base: Option<Duration>,
+    pub factor: Option<f64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "serde_units::option_duration"
+    )]
+    pub max_delay: Option<Duration>,
+    /// Fraction of each delay to randomise by, 0.0–1.0.
+    pub jitter: Option<f64>,
+}
+
+/// What one plugin is granted, beyond `log`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginGrants {
+    /// Handlers this plugin may enqueue through `jobs`; a trailing `*`
+    /// matches a prefix (`"probe.*"`), `"*"` matches all.
+    #[serde(default)]
+    pub jobs: Vec<String>,
+}
+
+impl PluginGrants {
+    pub fn may_enqueue(&self, handler: &str) -> bool {
+        self.jobs
+            .iter()
+            .any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => handler.starts_with(prefix),
+                None => pattern == handler,
+            })
+    }
+}
+
+mod option_durations {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error, ser::SerializeSeq};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Duration>>, D::Error> {
+        let texts = Vec::<String>::deserialize(d)?;
+        texts
+            .iter()
+            .map(|t| crate::schedule::parse_duration(t).map_err(D::Error::custom))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<Duration>>, s: S) -> Result<S::Ok, S::Error> {
+        let v = v.as_deref().unwrap_or(&[]);
+        let mut seq = s.serialize_seq(Some(v.len()))?;
+        for d in v {
+            seq.serialize_element(&crate::units::format_duration(*d))?;
+        }
+        seq.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_match_exact_names_and_prefixes() {
+        let g = PluginGrants {
+            jobs: vec!["hello".into(), "probe.*".into()],
+        };
+        assert!(g.may_enqueue("hello"));
+        assert!(g.may_enqueue("probe.sleep"));
+        assert!(!g.may_enqueue("hello2"));
+        assert!(!g.may_enqueue("other"));
+        assert!(!PluginGrants::default().may_enqueue("hello"));
+    }
+}

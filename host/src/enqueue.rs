@@ -1,0 +1,235 @@
+//! The one way jobs enter the store: from the CLI, the HTTP API, a plugin's
+//! `jobs` call and the scheduler alike, with the same validation, so that a
+//! refused request changes nothing wherever it came from.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::job::{NewJob, Priority};
+use crate::runtime::Registry;
+use crate::store::{Enqueued, Store, StoreError};
+use crate::worker::retry::{RetryError, RetryPolicy};
+
+/// A request to run a job.
+#[derive(Debug, Clone, Default)]
+pub struct EnqueueRequest {
+    pub handler: String,
+    pub payload: Value,
+    pub queue: Option<String>,
+    pub priority: Option<Priority>,
+    /// Run no earlier than this long from now.
+    pub delay: Option<Duration>,
+    /// Run no earlier than this instant (exclusive with `delay`).
+    pub run_at: Option<DateTime<Utc>>,
+    pub idempotency_key: Option<String>,
+    /// Overrides the handler's retry policy's attempt budget.
+    pub max_attempts: Option<u32>,
+}
+
+/// Why an enqueue was refused. Nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    #[error("unknown handler {handler:?}{}", did_you_mean(.near))]
+    UnknownHandler { handler: String, near: Vec<String> },
+    #[error("payload of {size} bytes is over the {max}-byte limit")]
+    PayloadTooLarge { size: usize, max: u64 },
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn did_you_mean(near: &[String]) -> String {
+    if near.is_empty() {
+        String::new()
+    } else {
+        format!(" (did you mean {})", near.join(", "))
+    }
+}
+
+/// Validates requests against the loaded handlers and writes them.
+pub struct Enqueuer {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    policies: BTreeMap<String, RetryPolicy>,
+    near: Box<dyn Fn(&str) -> Vec<String> + Send + Sync>,
+    max_payload: u64,
+}
+
+impl Enqueuer {
+    /// Resolves every loaded handler's retry policy (refusing a bad one,
+    /// naming the handler) and binds the store.
+    pub fn new(
+        config: &Config,
+        registry: &Registry,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Enqueuer, RetryError> {
+        let mut policies = BTreeMap::new();
+        for h in registry.handlers() {
+            let own = config.handlers.get(&h.name);
+            let mut settings = own
+                .and_then(|o| o.retry.clone())
+                .unwrap_or_else(|| config.retry.clone());
+            if let Some(n) = own.and_then(|o| o.max_attempts).or(h.defaults.max_attempts) {
+                settings.max_attempts = settings.max_attempts.or(Some(n));
+            }
+            let policy =
+                RetryPolicy::from_settings(&settings).map_err(|RetryError::Invalid(m)| {
+                    RetryError::Invalid(format!("handler {:?}: {m}", h.name))
+                })?;
+            policies.insert(h.name.clone(), policy);
+        }
+        let names: Vec<String> = registry.handler_names();
+        Ok(Enqueuer {
+            store,
+            clock,
+            policies,
+            near: Box::new(move |name| near_matches(&names, name)),
+            max_payload: config.workers.max_payload,
+        })
+    }
+
+    /// The retry policy of a loaded handler.
+    pub fn policy(&self, handler: &str) -> Option<&RetryPolicy> {
+        self.policies.get(handler)
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn knows(&self, handler: &str) -> bool {
+        self.policies.contains_key(handler)
+    }
+
+    /// Checks a request and turns it into the job to store.
+    pub fn prepare(&self, req: EnqueueRequest) -> Result<NewJob, EnqueueError> {
+        let Some(policy) = self.policies.get(&req.handler) else {
+            let near = (self.near)(&req.handler);
+            return Err(EnqueueError::UnknownHandler {
+                handler: req.handler,
+                near,
+            });
+        };
+        let size = serde_json::to_vec(&req.payload)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
+        if size as u64 > self.max_payload {
+            return Err(EnqueueError::PayloadTooLarge {
+                size,
+                max: self.max_payload,
+            });
+        }
+        let run_at = match (req.delay, req.run_at) {
+            (Some(_), Some(_)) => {
+                return Err(EnqueueError::Invalid(
+                    "give a delay or a run-at time, not both".into(),
+                ));
+            }
+            (Some(d), None) => Some(
+                self.clock.now()
+                    + chrono::Duration::from_std(d)
+                        .map_err(|_| EnqueueError::Invalid(format!("delay {d:?} is too long")))?,
+            ),
+            (None, at) => at,
+        };
+        let mut job = NewJob::new(req.handler, req.payload)
+            .priority(req.priority.unwrap_or(Priority::Normal))
+            .max_attempts(req.max_attempts.unwrap_or(policy.max_attempts()));
+        if let Some(q) = req.queue {
+            job = job.queue(q);
+        }
+        if let Some(at) = run_at {
+            job = job.run_at(at);
+        }
+        if let Some(k) = req.idempotency_key {
+            job = job.idempotency_key(k);
+        }
+        job.validate().map_err(EnqueueError::Invalid)?;
+        Ok(job)
+    }
+
+    pub async fn enqueue(&self, req: EnqueueRequest) -> Result<Enqueued, EnqueueError> {
+        let job = self.prepare(req)?;
+        Ok(self.store.enqueue(job).await?)
+    }
+
+    /// All or nothing: one bad item refuses the batch, and the error says
+    /// which (0-based index).
+    pub async fn enqueue_batch(
+        &self,
+        reqs: Vec<EnqueueRequest>,
+    ) -> Result<Vec<Enqueued>, (Option<usize>, EnqueueError)> {
+        let mut jobs = Vec::with_capacity(reqs.len());
+        for (i, req) in reqs.into_iter().enumerate() {
+            jobs.push(self.prepare(req).map_err(|e| (Some(i), e))?);
+        }
+        self.store
+            .enqueue_batch(jobs)
+            .await
+            .map_err(|e| (None, e.into()))
+    }
+}
+
+/// Handler names close to `name`, for "did you mean" answers.
+pub fn near_matches(names: &[String], name: &str) -> Vec<String> {
+    let lower = name.to_lowercase();
+    let mut scored: Vec<(usize, &String)> = names
+        .iter()
+        .map(|h| (edit_distance(&h.to_lowercase(), &lower), h))
+        .filter(|(d, h)| {
+            *d <= 3.max(name.len() / 3) || h.contains(name) || name.contains(h.as_str())
+        })
+        .collect();
+    scored.sort();
+    scored.into_iter().take(3).map(|(_, h)| h.clone()).collect()
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edit_distance_counts_single_edits() {
+        assert_eq!(edit_distance("hello", "hello"), 0);
+        assert_eq!(edit_distance("hello", "helo"), 1);
+        assert_eq!(edit_distance("hello", "jello"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+
+    #[test]
+    fn near_matches_suggest_close_names_only() {
+        let names = vec![
+            "hello".to_string(),
+            "probe.sleep".to_string(),
+            "payments.retry".to_string(),
+        ];
+        assert_eq!(near_matches(&names, "helo"), vec!["hello".to_string()]);
+        assert_eq!(
+            near_matches(&names, "probe.slep"),
+            vec!["probe.sleep".to_string()]
+        );
+        assert!(near_matches(&names, "zzzzzzzz").is_empty());
+    }
+}

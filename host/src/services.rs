@@ -1,0 +1,96 @@
+//! Everything a host process runs on, opened in one place: the config, the
+//! store, the plugins and the enqueuer that joins them.
+
+use std::sync::Arc;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, DurabilitySetting};
+use crate::enqueue::Enqueuer;
+use crate::runtime::{Runtime, RuntimeError};
+use crate::store::sqlite::{Durability, SqliteOptions, SqliteStore};
+use crate::store::{Store, StoreConfig, StoreError};
+use crate::worker::retry::RetryError;
+
+/// Why the host could not open its parts; each names what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServicesError {
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("cannot open the store at {path}: {source}")]
+    Store {
+        path: std::path::PathBuf,
+        source: StoreError,
+    },
+    #[error("cannot create the data folder {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Retry(#[from] RetryError),
+}
+
+/// The open parts of a host.
+#[derive(Clone)]
+pub struct Services {
+    pub config: Arc<Config>,
+    pub clock: Arc<dyn Clock>,
+    pub store: Arc<dyn Store>,
+    pub runtime: Arc<Runtime>,
+    pub enqueuer: Arc<Enqueuer>,
+}
+
+impl Services {
+    /// Loads the plugins and opens (creating on first start) the embedded store.
+    pub async fn open(config: Arc<Config>) -> Result<Services, ServicesError> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let runtime = Arc::new(Runtime::load(config.clone()).await?);
+        let store = open_store(&config, clock.clone()).await?;
+        let enqueuer = Arc::new(Enqueuer::new(
+            &config,
+            runtime.registry(),
+            store.clone(),
+            clock.clone(),
+        )?);
+        runtime.attach_enqueuer(enqueuer.clone());
+        Ok(Services {
+            config,
+            clock,
+            store,
+            runtime,
+            enqueuer,
+        })
+    }
+}
+
+/// Opens the store the config names.
+pub async fn open_store(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn Store>, ServicesError> {
+    let dir = config.data_dir();
+    std::fs::create_dir_all(&dir).map_err(|source| ServicesError::DataDir {
+        path: dir.clone(),
+        source,
+    })?;
+    let path = config.store_path();
+    let options = SqliteOptions {
+        store: StoreConfig {
+            idempotency_ttl: config.store.idempotency_ttl,
+            finished_retention: config.store.retention,
+            ..StoreConfig::default()
+        },
+        durability: match config.store.durability {
+            DurabilitySetting::Normal => Durability::Normal,
+            DurabilitySetting::Full => Durability::Full,
+        },
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open(&path, options, clock)
+        .await
+        .map_err(|source| ServicesError::Store {
+            path: path.clone(),
+            source,
+        })?;
+    Ok(Arc::new(store))
+}

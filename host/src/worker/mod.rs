@@ -1,0 +1,319 @@
+//! The worker pool: leases due jobs of the configured queues, runs each in
+//! the sandbox, and records how it ended — success, a retry at the time the
+//! policy (or the plugin's retry-after) says, or the dead-letter queue.
+//!
+//! Workers never poll on a timer: an idle dispatcher sleeps until the next
+//! job is due (or a lease expires) and wakes early on the store's change
+//! signal. Leases are renewed by heartbeat while a job runs, so a killed
+//! host's jobs return to their queue one lease period later.
+
+pub mod retry;
+mod stats;
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::AbortHandle;
+
+use crate::clock::Clock;
+use crate::config::WorkerSettings;
+use crate::enqueue::Enqueuer;
+use crate::job::{Job, JobId, OutcomeKind, RunReport};
+use crate::runtime::{JobInput, JobReport, Outcome, Runtime};
+use crate::store::{FailAction, Lease, LeaseRequest, LeaseToken, Store, StoreError};
+
+pub use stats::{Disposition, StatsSnapshot, WorkerStats};
+
+/// Most jobs one lease call takes.
+const LEASE_BATCH: usize = 256;
+/// How long an idle dispatcher sleeps when nothing at all is scheduled.
+const IDLE_SLEEP: Duration = Duration::from_secs(60);
+
+/// The workers of one host.
+pub struct Workers {
+    store: Arc<dyn Store>,
+    runtime: Arc<Runtime>,
+    enqueuer: Arc<Enqueuer>,
+    clock: Arc<dyn Clock>,
+    settings: WorkerSettings,
+    host_id: String,
+    stats: WorkerStats,
+    running: Mutex<HashMap<JobId, (LeaseToken, AbortHandle)>>,
+}
+
+/// What a shutdown left behind.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Jobs that finished within the grace period.
+    pub finished: usize,
+    /// Jobs stopped at the end of the grace period, their leases released
+    /// (the attempt is not counted) so another host runs them.
+    pub released: usize,
+}
+
+impl Workers {
+    pub fn new(
+        store: Arc<dyn Store>,
+        runtime: Arc<Runtime>,
+        enqueuer: Arc<Enqueuer>,
+        clock: Arc<dyn Clock>,
+        settings: WorkerSettings,
+        host_id: String,
+    ) -> Arc<Workers> {
+        Arc::new(Workers {
+            store,
+            runtime,
+            enqueuer,
+            clock,
+            settings,
+            host_id,
+            stats: WorkerStats::default(),
+            running: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    pub fn host_id(&self) -> &str {
+        &self.host_id
+    }
+
+    /// Runs until `shutdown` turns true, then lets running jobs finish for
+    /// the grace period and releases the leases of the rest.
+    pub async fn run(self: Arc<Self>, shutdown: watch::Receiver<bool>) -> ShutdownReport {
+        let mut slots = Vec::new();
+        let mut dispatchers = Vec::new();
+        for (queue, &concurrency) in &self.settings.queues {
+            let sem = Arc::new(Semaphore::new(concurrency.max(1) as usize));
+            slots.push((sem.clone(), concurrency.max(1)));
+            dispatchers.push(tokio::spawn(self.clone().dispatch(
+                queue.clone(),
+                sem,
+                shutdown.clone(),
+            )));
+        }
+        for d in dispatchers {
+            let _ = d.await;
+        }
+        let in_flight = self.running.lock().expect("running lock").len();
+        let deadline = tokio::time::Instant::now() + self.settings.shutdown_grace;
+        for (sem, n) in &slots {
+            let _ = tokio::time::timeout_at(deadline, sem.acquire_many(*n)).await;
+        }
+        let leftover: Vec<(LeaseToken, AbortHandle)> = self
+            .running
+            .lock()
+            .expect("running lock")
+            .drain()
+            .map(|(_, v)| v)
+            .collect();
+        for (token, abort) in &leftover {
+            abort.abort();
+            if let Err(e) = self.store.release(token).await {
+                tracing::warn!(job = %token.job, "cannot release lease at shutdown: {e}");
+            }
+        }
+        ShutdownReport {
+            finished: in_flight - leftover.len(),
+            released: leftover.len(),
+        }
+    }
+
+    /// Leases jobs of one queue while it has free slots; sleeps otherwise.
+    async fn dispatch(
+        self: Arc<Self>,
+        queue: String,
+        slots: Arc<Semaphore>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let queues = vec![queue];
+        let handlers = self.runtime.registry().handler_names();
+        let mut changes = self.store.changes();
+        while !*shutdown.borrow() {
+            let first = tokio::select! {
+                p = slots.clone().acquire_owned() => p.expect("worker semaphore is never closed"),
+                _ = shutdown.changed() => break,
+            };
+            let want = (1 + slots.available_permits()).min(LEASE_BATCH);
+            let request = LeaseRequest {
+                queues: queues.clone(),
+                handlers: handlers.clone(),
+                worker: self.host_id.clone(),
+                lease_for: self.settings.lease,
+                max: want as u32,
+            };
+            let leases = match self.store.lease(&request).await {
+                Ok(leases) => leases,
+                Err(e) => {
+                    tracing::error!(queue = %queues[0], "leasing failed: {e}");
+                    drop(first);
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    continue;
+                }
+            };
+            if leases.is_empty() {
+                drop(first);
+                // Mark what we have seen before asking what is next, so a
+                // write in between wakes us rather than being missed.
+                changes.borrow_and_update();
+                let wait = match self.store.next_due_at(&queues, &handlers).await {
+                    Ok(Some(at)) => (at - self.clock.now()).to_std().unwrap_or(Duration::ZERO),
+                    Ok(None) => IDLE_SLEEP,
+                    Err(e) => {
+                        tracing::warn!("cannot read the next due time: {e}");
+                        Duration::from_secs(1)
+                    }
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = changes.changed() => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+            let mut permits = vec![first];
+            for _ in 1..leases.len() {
+                permits.push(
+                    slots
+                        .clone()
+                        .try_acquire_owned()
+                        .expect("leased no more than the free slots"),
+                );
+            }
+            for (lease, permit) in leases.into_iter().zip(permits) {
+                self.clone().start(lease, permit);
+            }
+        }
+    }
+
+    fn start(self: Arc<Self>, lease: Lease, permit: OwnedSemaphorePermit) {
+        let (id, token) = (lease.job.id, lease.token.clone());
+        // Hold the lock across the spawn so the task cannot finish (and
+        // remove its entry) before the entry exists.
+        let mut running = self.running.lock().expect("running lock");
+        let task = tokio::spawn(self.clone().execute(lease, permit));
+        running.insert(id, (token, task.abort_handle()));
+    }
+
+    async fn execute(self: Arc<Self>, lease: Lease, permit: OwnedSemaphorePermit) {
+        let Lease { job, token, .. } = lease;
+        let heartbeat = tokio::spawn(heartbeat(
+            self.store.clone(),
+            token.clone(),
+            self.settings.lease,
+        ));
+        let report = self.runtime.run(job_input(&job)).await;
+        heartbeat.abort();
+        let (disposition, duration, fuel) = match report {
+            Ok(report) => {
+                let (d, f) = (report.duration, report.fuel_used);
+                (self.settle(&job, &token, report).await, d, f)
+            }
+            Err(e) => {
+                // The lease filters on loaded handlers, so this is a bug; do
+                // not burn the job's attempts on it.
+                tracing::error!(job = %job.id, "{e}");
+                let _ = self.store.release(&token).await;
+                (Disposition::Retried, Duration::ZERO, 0)
+            }
+        };
+        self.stats.record(disposition, duration, fuel);
+        self.running.lock().expect("running lock").remove(&job.id);
+        drop(permit);
+    }
+
+    /// Records how a run ended and decides what happens next.
+    async fn settle(&self, job: &Job, token: &LeaseToken, report: JobReport) -> Disposition {
+        let run = RunReport {
+            outcome: OutcomeKind::from_str(report.outcome.kind())
+                .expect("every outcome kind is a store outcome kind"),
+            message: (!report.outcome.is_success()).then(|| report.outcome.message()),
+            duration: report.duration,
+            fuel: Some(report.fuel_used),
+            log: (!report.log.is_empty()).then_some(report.log),
+        };
+        let (action, disposition) = match &report.outcome {
+            Outcome::Success { result } => {
+                return match self.store.complete(token, result.clone(), run).await {
+                    Ok(()) => Disposition::Succeeded,
+                    Err(e) => self.store_refused(job, e),
+                };
+            }
+            outcome if !outcome.may_retry() || job.attempt >= job.max_attempts => {
+                (FailAction::Dead, Disposition::Dead)
+            }
+            outcome => {
+                let delay = match outcome {
+                    Outcome::Retryable {
+                        retry_after: Some(d),
+                        ..
+                    } => *d,
+                    _ => self
+                        .enqueuer
+                        .policy(&job.handler)
+                        .map(|p| p.delay_after(job.attempt))
+                        .unwrap_or(Duration::from_secs(1)),
+                };
+                let at = self.clock.now()
+                    + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                (FailAction::Retry { at }, Disposition::Retried)
+            }
+        };
+        match self.store.fail(token, action, run).await {
+            Ok(_) => disposition,
+            Err(e) => self.store_refused(job, e),
+        }
+    }
+
+    fn store_refused(&self, job: &Job, e: StoreError) -> Disposition {
+        match e {
+            StoreError::LeaseLost(_) => {
+                tracing::warn!(job = %job.id, "lease lost: another worker owns this job now; result not recorded");
+                Disposition::LeaseLost
+            }
+            e => {
+                tracing::error!(job = %job.id, "cannot record the run: {e}");
+                Disposition::LeaseLost
+            }
+        }
+    }
+}
+
+/// Renews a lease every third of its length until aborted.
+async fn heartbeat(store: Arc<dyn Store>, token: LeaseToken, lease_for: Duration) {
+    let mut tick = tokio::time::interval(lease_for / 3);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match store.renew(&token, lease_for).await {
+            Ok(_) => {}
+            Err(StoreError::LeaseLost(_)) => {
+                tracing::warn!(job = %token.job, "lease lost while running");
+                return;
+            }
+            Err(e) => tracing::warn!(job = %token.job, "lease renewal failed: {e}"),
+        }
+    }
+}
+
+/// The handler's view of a leased job.
+pub fn job_input(job: &Job) -> JobInput {
+    JobInput {
+        id: job.id.to_string(),
+        handler: job.handler.clone(),
+        queue: job.queue.clone(),
+        attempt: job.attempt,
+        max_attempts: job.max_attempts,
+        enqueued_at_ms: job.created_at.timestamp_millis().max(0) as u64,
+        scheduled_for_ms: job.run_at.timestamp_millis().max(0) as u64,
+        payload: job.payload.to_string(),
+    }
+}

@@ -1,0 +1,196 @@
+//! When a failed job runs again, and when it stops trying.
+
+use std::time::Duration;
+
+use rand::Rng;
+use serde::Serialize;
+
+use crate::config::RetrySettings;
+
+/// A resolved retry policy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RetryPolicy {
+    /// One retry per listed delay; `max_attempts` = delays + 1 unless set.
+    Delays {
+        max_attempts: u32,
+        delays: Vec<Duration>,
+    },
+    /// `base * factor^(n-1)`, capped at `max_delay`, ± `jitter` of itself.
+    Exponential {
+        max_attempts: u32,
+        base: Duration,
+        factor: f64,
+        max_delay: Duration,
+        jitter: f64,
+    },
+}
+
+/// A retry setting that cannot work; names the key.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RetryError {
+    #[error("retry: {0}")]
+    Invalid(String),
+}
+
+impl RetryPolicy {
+    /// The default policy: 5 attempts, 1 s doubling up to 1 h, 10 % jitter.
+    pub fn default_policy() -> RetryPolicy {
+        RetryPolicy::from_settings(&RetrySettings::default()).expect("the default policy is valid")
+    }
+
+    pub fn from_settings(s: &RetrySettings) -> Result<RetryPolicy, RetryError> {
+        let invalid = |m: &str| Err(RetryError::Invalid(m.to_string()));
+        if let Some(delays) = &s.delays {
+            if s.base.is_some() || s.factor.is_some() || s.max_delay.is_some() {
+                return invalid("give either `delays` or `base`/`factor`/`max_delay`, not both");
+            }
+            if delays.is_empty() {
+                return invalid("`delays` is empty; use max_attempts = 1 for no retries");
+            }
+            let max_attempts = s.max_attempts.unwrap_or(delays.len() as u32 + 1);
+            if max_attempts == 0 {
+                return invalid("max_attempts must be at least 1");
+            }
+            return Ok(RetryPolicy::Delays {
+                max_attempts,
+                delays: delays.clone(),
+            });
+        }
+        let factor = s.factor.unwrap_or(2.0);
+        let jitter = s.jitter.unwrap_or(0.1);
+        if !(1.0..=100.0).contains(&factor) {
+            return invalid("factor must be between 1 and 100");
+        }
+        if !(0.0..=1.0).contains(&jitter) {
+            return invalid("jitter must be between 0 and 1");
+        }
+        let max_attempts = s.max_attempts.unwrap_or(crate::job::DEFAULT_MAX_ATTEMPTS);
+        if max_attempts == 0 {
+            return invalid("max_attempts must be at least 1");
+        }
+        Ok(RetryPolicy::Exponential {
+            max_attempts,
+            base: s.base.unwrap_or(Duration::from_secs(1)),
+            factor,
+            max_delay: s.max_delay.unwrap_or(Duration::from_secs(3600)),
+            jitter,
+        })
+    }
+
+    pub fn max_attempts(&self) -> u32 {
+        match self {
+            RetryPolicy::Delays { max_attempts, .. }
+            | RetryPolicy::Exponential { max_attempts, .. } => *max_attempts,
+        }
+    }
+
+    /// The delay before the run after failed attempt number `attempt` (1-based).
+    pub fn delay_after(&self, attempt: u32) -> Duration {
+        let n = attempt.max(1);
+        match self {
+            RetryPolicy::Delays { delays, .. } => delays[(n as usize - 1).min(delays.len() - 1)],
+            RetryPolicy::Exponential {
+                base,
+                factor,
+                max_delay,
+                jitter,
+                ..
+            } => {
+                let raw = base.as_secs_f64() * factor.powi(n as i32 - 1);
+                let capped = raw.min(max_delay.as_secs_f64());
+                let spread = if *jitter > 0.0 {
+                    rand::rng().random_range(-jitter..=*jitter)
+                } else {
+                    0.0
+                };
+                Duration::from_secs_f64((capped * (1.0 + spread)).max(0.0))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mins(v: &[u64]) -> Vec<Duration> {
+        v.iter().map(|m| Duration::from_secs(m * 60)).collect()
+    }
+
+    #[test]
+    fn the_payment_policy_retries_once_per_delay_then_stops() {
+        let p = RetryPolicy::from_settings(&RetrySettings {
+            delays: Some(mins(&[1, 2, 4, 8, 16])),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(p.max_attempts(), 6);
+        let got: Vec<Duration> = (1..=5).map(|a| p.delay_after(a)).collect();
+        assert_eq!(got, mins(&[1, 2, 4, 8, 16]));
+    }
+
+    #[test]
+    fn more_attempts_than_delays_repeat_the_last_delay() {
+        let p = RetryPolicy::from_settings(&RetrySettings {
+            delays: Some(mins(&[1, 5])),
+            max_attempts: Some(5),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(p.delay_after(4), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn exponential_doubles_and_caps_without_jitter() {
+        let p = RetryPolicy::from_settings(&RetrySettings {
+            base: Some(Duration::from_secs(120)),
+            max_delay: Some(Duration::from_secs(3600)),
+            jitter: Some(0.0),
+            max_attempts: Some(10),
+            ..Default::default()
+        })
+        .unwrap();
+        let got: Vec<u64> = (1..=7).map(|a| p.delay_after(a).as_secs()).collect();
+        assert_eq!(got, vec![120, 240, 480, 960, 1920, 3600, 3600]);
+    }
+
+    #[test]
+    fn jitter_stays_within_its_fraction() {
+        let p = RetryPolicy::from_settings(&RetrySettings {
+            base: Some(Duration::from_secs(100)),
+            jitter: Some(0.2),
+            ..Default::default()
+        })
+        .unwrap();
+        for _ in 0..200 {
+            let d = p.delay_after(1).as_secs_f64();
+            assert!((80.0..=120.0).contains(&d), "{d}");
+        }
+    }
+
+    #[test]
+    fn contradictory_or_empty_settings_are_refused() {
+        let both = RetrySettings {
+            delays: Some(mins(&[1])),
+            base: Some(Duration::from_secs(1)),
+            ..Default::default()
+        };
+        assert!(
+            RetryPolicy::from_settings(&both)
+                .unwrap_err()
+                .to_string()
+                .contains("either")
+        );
+        let empty = RetrySettings {
+            delays: Some(vec![]),
+            ..Default::default()
+        };
+        assert!(RetryPolicy::from_settings(&empty).is_err());
+        let zero = RetrySettings {
+            max_attempts: Some(0),
+            ..Default::default()
+        };
+        assert!(RetryPolicy::from_settings(&zero).is_err());
+    }
+}
