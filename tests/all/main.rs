@@ -6,3 +6,5 @@ mod support;
 mod cli;
 mod registry;
 mod sandbox;
+mod serve;
+mod workers;

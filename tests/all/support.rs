@@ -111,3 +111,81 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// The host's parts opened in this process (store in the host folder).
+pub async fn services(host: &TestHost) -> taskhost::services::Services {
+    taskhost::services::Services::open(host.config())
+        .await
+        .expect("services open")
+}
+
+/// Workers running in this process until the returned sender says stop.
+pub struct RunningWorkers {
+    pub stop: tokio::sync::watch::Sender<bool>,
+    pub task: tokio::task::JoinHandle<taskhost::worker::ShutdownReport>,
+}
+
+impl RunningWorkers {
+    pub async fn stop(self) -> taskhost::worker::ShutdownReport {
+        let _ = self.stop.send(true);
+        self.task.await.expect("workers stop cleanly")
+    }
+}
+
+pub fn start_workers(s: &taskhost::services::Services) -> RunningWorkers {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers = taskhost::worker::Workers::new(
+        s.store.clone(),
+        s.runtime.clone(),
+        s.enqueuer.clone(),
+        s.clock.clone(),
+        s.config.workers.clone(),
+        "test-host".into(),
+    );
+    let task = tokio::spawn(workers.run(stopped));
+    RunningWorkers { stop, task }
+}
+
+/// Polls `check` every 20 ms until it returns `Some`, failing after `limit`.
+pub async fn eventually<T, F, Fut>(limit: std::time::Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until the job is in a final state and returns it.
+pub async fn finished(
+    store: &dyn taskhost::store::Store,
+    id: taskhost::job::JobId,
+) -> taskhost::job::Job {
+    eventually(
+        std::time::Duration::from_secs(30),
+        "the job to finish",
+        || async {
+            let job = store.get(id).await.expect("job exists");
+            job.status.is_final().then_some(job)
+        },
+    )
+    .await
+}
+
+/// An enqueue request with the defaults.
+pub fn request(handler: &str, payload: serde_json::Value) -> taskhost::enqueue::EnqueueRequest {
+    taskhost::enqueue::EnqueueRequest {
+        handler: handler.into(),
+        payload,
+        ..Default::default()
+    }
+}
