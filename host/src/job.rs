@@ -436,8 +436,8 @@ mod tests {
             assert_eq!(s.as_str().parse::<JobStatus>(), Ok(*s));
         }
         assert_eq!(
-            "timed-out".parse::<OutcomeKind>(),
-            Ok(OutcomeKind::TimedOut)
+            "deadline-exceeded".parse::<OutcomeKind>(),
+            Ok(OutcomeKind::DeadlineExceeded)
         );
         let err = "urgent".parse::<Priority>().unwrap_err();
         assert!(err.contains("\"urgent\"") && err.contains("critical, high, normal, low"));

@@ -13,6 +13,7 @@ pub mod enqueue;
 pub mod job;
 pub mod runtime;
 pub mod schedule;
+pub mod scheduler;
 pub mod services;
 pub mod stats;
 pub mod store;

@@ -7,6 +7,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, DurabilitySetting};
 use crate::enqueue::Enqueuer;
 use crate::runtime::{Runtime, RuntimeError};
+use crate::scheduler::{Scheduler, SchedulerSettings};
 use crate::store::sqlite::{Durability, SqliteOptions, SqliteStore};
 use crate::store::{Store, StoreConfig, StoreError};
 use crate::worker::retry::RetryError;
@@ -60,6 +61,23 @@ impl Services {
             runtime,
             enqueuer,
         })
+    }
+}
+
+impl Services {
+    /// A scheduler over this host's store that fires the loaded handlers.
+    pub fn scheduler(&self, host_id: &str) -> Scheduler {
+        let settings = SchedulerSettings {
+            grace: self.config.scheduler.grace,
+            host_id: host_id.to_string(),
+            refresh: self.config.scheduler.refresh,
+        };
+        Scheduler::new(
+            self.store.clone(),
+            self.clock.clone(),
+            settings,
+            self.runtime.registry().handler_names(),
+        )
     }
 }
 

@@ -2,4 +2,6 @@
 //! name. Run them from a release build (`cargo xtask host bench …`).
 
 pub mod runtime;
+pub mod scheduler;
 pub mod store;
+pub mod workers;

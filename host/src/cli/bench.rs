@@ -11,6 +11,12 @@ use crate::config::Config;
 pub enum BenchCommand {
     /// Per-job sandbox cost of `hello`, and cold vs cached plugin loading.
     Runtime,
+    /// Store operations per second (enqueue, lease+complete).
+    Store,
+    /// End to end: enqueue rates, processed jobs/s, idle start latency.
+    Workers,
+    /// 10,000 schedules: idle CPU and fire lateness.
+    Scheduler,
 }
 
 pub async fn execute(config: Arc<Config>, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
@@ -19,6 +25,14 @@ pub async fn execute(config: Arc<Config>, cmd: BenchCommand) -> anyhow::Result<E
         BenchCommand::Runtime => print!(
             "{}",
             crate::bench::runtime::run(&config, scratch.path()).await?
+        ),
+        BenchCommand::Store => print!("{}", crate::bench::store::run(scratch.path()).await?),
+        BenchCommand::Scheduler => {
+            print!("{}", crate::bench::scheduler::run(scratch.path()).await?)
+        }
+        BenchCommand::Workers => print!(
+            "{}",
+            crate::bench::workers::run(&config, scratch.path()).await?
         ),
     }
     Ok(ExitCode::SUCCESS)

@@ -108,7 +108,7 @@ pub fn main() -> ExitCode {
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = || load_config(cli.config.as_deref());
     match cli.command {
-        Command::Schedule(cmd) => schedule::execute(cmd),
+        Command::Schedule(cmd) => schedule::execute(config, cmd).await,
         Command::Serve => serve::execute(config()?).await,
         Command::Enqueue(args) => jobs::enqueue(config()?, args).await,
         Command::Job { id, json } => jobs::show(config()?, id, json).await,

@@ -24,6 +24,16 @@ pub async fn execute(config: Arc<Config>) -> anyhow::Result<ExitCode> {
     let services = Services::open(config.clone()).await?;
     let (stop, stopped) = watch::channel(false);
     let host_id = host_id();
+    let scheduler = Arc::new(services.scheduler(&host_id));
+    // Refuse to start with a bad declared schedule; nothing is saved then.
+    scheduler
+        .sync_config(&config.schedules)
+        .await
+        .map_err(|e| super::BadInput(format!("config: {e}")))?;
+    let scheduler_task = config
+        .scheduler
+        .enabled
+        .then(|| tokio::spawn(scheduler.clone().run(stopped.clone())));
     let workers = config.workers.enabled.then(|| {
         let workers = Workers::new(
             services.store.clone(),
@@ -36,8 +46,9 @@ pub async fn execute(config: Arc<Config>) -> anyhow::Result<ExitCode> {
         tokio::spawn(workers.run(stopped.clone()))
     });
     eprintln!(
-        "taskhost {host_id} serving {} handler(s) from {} on {}; queues: {}",
+        "taskhost {host_id} serving {} handler(s) and {} schedule(s) from {} on {}; queues: {}",
         services.runtime.registry().handlers().count(),
+        scheduler.stats().schedules,
         config.plugin_dir().display(),
         config.store_path().display(),
         config
@@ -65,6 +76,9 @@ pub async fn execute(config: Arc<Config>) -> anyhow::Result<ExitCode> {
             "taskhost {host_id}: {} job(s) finished, {} released",
             report.finished, report.released
         );
+    }
+    if let Some(task) = scheduler_task {
+        task.await.context("the scheduler panicked")?;
     }
     services.store.close().await.context("closing the store")?;
     Ok(ExitCode::SUCCESS)

@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use crate::units::serde_units;
 
 pub use load::{ConfigError, ENV_PREFIX, load, parse};
-pub use workers::{DurabilitySetting, PluginGrants, RetrySettings, StoreSettings, WorkerSettings};
+pub use workers::{
+    DurabilitySetting, PluginGrants, RetrySettings, SchedulerConfig, StoreSettings, WorkerSettings,
+};
 
 /// The whole host configuration.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -37,6 +39,11 @@ pub struct Config {
     /// What each plugin (by file stem) is granted.
     #[serde(default)]
     pub plugins: BTreeMap<String, PluginGrants>,
+    #[serde(default)]
+    pub scheduler: SchedulerConfig,
+    /// Schedules declared here are synced into the store at start.
+    #[serde(default)]
+    pub schedules: Vec<crate::scheduler::ScheduleDef>,
     /// The folder relative paths are resolved against: the config file's own.
     #[serde(skip)]
     pub base_dir: PathBuf,

@@ -76,6 +76,31 @@ impl Default for WorkerSettings {
     }
 }
 
+/// The scheduler of this host.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    /// Whether this host fires schedules (any number of hosts may; each tick
+    /// is enqueued once).
+    pub enabled: bool,
+    /// How late a tick may still fire; older unfired ticks are missed.
+    #[serde(with = "serde_units::duration")]
+    pub grace: Duration,
+    /// How often schedules changed by other processes are re-read.
+    #[serde(with = "serde_units::duration")]
+    pub refresh: Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            enabled: true,
+            grace: Duration::from_secs(60),
+            refresh: Duration::from_secs(5),
+        }
+    }
+}
+
 /// A retry policy: an explicit list of delays (one retry per entry), or
 /// exponential back-off. `max_attempts` counts the first run too.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]

@@ -84,21 +84,22 @@ impl Firer {
         let cutoff = now - self.grace;
         let mut next = Some(f.cursor);
         if f.cursor < cutoff {
-            let (count, after) = pass_missed(&f.spec, f.cursor, cutoff);
-            Counters::bump(&self.stats.missed, count);
+            let gap = Gap::find(&f.spec, f.cursor, cutoff);
+            Counters::bump(&self.stats.missed, gap.count);
             tracing::info!(
                 schedule = %f.record.name,
                 first = %f.cursor,
-                count,
+                last = %gap.last,
+                count = gap.count,
                 policy = missed_text::name(f.record.missed),
                 "ticks passed while no host was up to fire them"
             );
             if f.record.missed == MissedPolicy::RunOnce
-                && let Err(e) = self.tick(&f.record, f.cursor, Kind::CatchUp).await
+                && let Err(e) = self.tick(&f.record, gap.last, Kind::CatchUp).await
             {
                 return self.failed(&f, f.cursor, now, &e.to_string());
             }
-            next = after;
+            next = gap.next;
         }
         while let Some(tick) = next.filter(|t| *t <= now) {
             if let Err(e) = self.tick(&f.record, tick, Kind::OnTime).await {
@@ -123,7 +124,11 @@ impl Firer {
             tracing::debug!(schedule = %s.name, %tick, %job, "previous job not finished; tick skipped");
             return Ok(());
         }
-        match self.store.claim_tick(&s.name, tick, tick_job(s, tick)).await? {
+        match self
+            .store
+            .claim_tick(&s.name, tick, tick_job(s, tick))
+            .await?
+        {
             Some(job) => {
                 Counters::bump(&self.stats.fired, 1);
                 match kind {
@@ -147,23 +152,61 @@ impl Firer {
     }
 }
 
-/// Counts the ticks from `first` up to (not including) `cutoff`, and
-/// answers the first tick at or after `cutoff`.
-fn pass_missed(
-    spec: &ScheduleSpec,
-    first: DateTime<Utc>,
-    cutoff: DateTime<Utc>,
-) -> (u64, Option<DateTime<Utc>>) {
-    let mut count = 1;
-    let mut next = spec.next_after(first);
-    while let Some(tick) = next.filter(|t| *t < cutoff) {
-        if count == MAX_MISSED_COUNTED {
-            return (count, spec.next_after(cutoff - chrono::Duration::nanoseconds(1)));
+/// A run of missed ticks.
+#[derive(Debug, PartialEq, Eq)]
+struct Gap {
+    /// How many (up to [`MAX_MISSED_COUNTED`]).
+    count: u64,
+    /// The latest. A catch-up job is keyed by it: the store then remembers
+    /// it as the schedule's last tick, so a later start does not catch up
+    /// the same gap again, and hosts starting at nearly the same time pick
+    /// the same key or one that another host fires as late.
+    last: DateTime<Utc>,
+    /// The first tick at or after the cutoff.
+    next: Option<DateTime<Utc>>,
+}
+
+impl Gap {
+    /// The ticks from `first` (which is before `cutoff`) up to `cutoff`.
+    fn find(spec: &ScheduleSpec, first: DateTime<Utc>, cutoff: DateTime<Utc>) -> Self {
+        let mut gap = Self {
+            count: 1,
+            last: first,
+            next: spec.next_after(first),
+        };
+        while let Some(tick) = gap.next.filter(|t| *t < cutoff) {
+            if gap.count == MAX_MISSED_COUNTED {
+                gap.last = last_before(spec, tick, cutoff);
+                gap.next = spec.next_after(cutoff - chrono::Duration::nanoseconds(1));
+                break;
+            }
+            gap.count += 1;
+            gap.last = tick;
+            gap.next = spec.next_after(tick);
         }
-        count += 1;
-        next = spec.next_after(tick);
+        gap
     }
-    (count, next)
+}
+
+/// The latest tick before `cutoff`, given a tick `known` before it: looks
+/// back from the cutoff in doubling steps, then walks forward, so a long
+/// gap costs a few dozen steps rather than one per tick.
+fn last_before(spec: &ScheduleSpec, known: DateTime<Utc>, cutoff: DateTime<Utc>) -> DateTime<Utc> {
+    let mut back = chrono::Duration::seconds(1);
+    let mut last = loop {
+        let from = cutoff - back;
+        if from <= known {
+            break known;
+        }
+        if let Some(tick) = spec.next_after(from).filter(|t| *t < cutoff) {
+            break tick;
+        }
+        back = back * 2;
+    };
+    while let Some(tick) = spec.next_after(last).filter(|t| *t < cutoff) {
+        last = tick;
+    }
+    last
 }
 
 #[cfg(test)]
@@ -178,24 +221,41 @@ mod tests {
     #[test]
     fn missed_ticks_are_counted_up_to_the_cutoff() {
         let spec = ScheduleSpec::parse("every 1m", Tz::UTC).unwrap();
-        let (count, next) = pass_missed(
+        let gap = Gap::find(
             &spec,
             at("2030-01-01T00:00:00Z"),
             at("2030-01-01T00:10:00Z"),
         );
-        assert_eq!(count, 10);
-        assert_eq!(next, Some(at("2030-01-01T00:10:00Z")), "a tick at the cutoff is late, not missed");
+        assert_eq!(
+            gap,
+            Gap {
+                count: 10,
+                last: at("2030-01-01T00:09:00Z"),
+                next: Some(at("2030-01-01T00:10:00Z")),
+            },
+            "a tick at the cutoff is late, not missed"
+        );
     }
 
     #[test]
     fn long_gaps_stop_counting_and_jump() {
         let spec = ScheduleSpec::parse("every 1s", Tz::UTC).unwrap();
-        let (count, next) = pass_missed(
+        let gap = Gap::find(
             &spec,
             at("2030-01-01T00:00:00Z"),
             at("2031-01-01T00:00:00.5Z"),
         );
-        assert_eq!(count, MAX_MISSED_COUNTED);
-        assert_eq!(next, Some(at("2031-01-01T00:00:01Z")));
+        assert_eq!(gap.count, MAX_MISSED_COUNTED);
+        assert_eq!(gap.last, at("2031-01-01T00:00:00Z"));
+        assert_eq!(gap.next, Some(at("2031-01-01T00:00:01Z")));
+        let weekdays = ScheduleSpec::parse("*/10 9 * * 1-5", Tz::UTC).unwrap();
+        let gap = Gap::find(
+            &weekdays,
+            at("2020-01-01T09:00:00Z"),
+            at("2031-01-05T12:00:00Z"),
+        );
+        assert_eq!(gap.count, MAX_MISSED_COUNTED);
+        assert_eq!(gap.last, at("2031-01-03T09:50:00Z"), "Friday's last tick");
+        assert_eq!(gap.next, Some(at("2031-01-06T09:00:00Z")));
     }
 }

@@ -13,7 +13,8 @@
 //! unfired when it is older than the grace window (default one minute) is
 //! *missed*: no host was up to fire it. Missed ticks follow the schedule's
 //! policy: `skip` enqueues nothing for them, `catch-up-once` enqueues one
-//! job for the whole gap. Whether a tick was fired is read from the
+//! job for the whole gap (keyed by its latest tick, so the gap is caught up
+//! once however often hosts restart). Whether a tick was fired is read from the
 //! schedule's last claimed tick in the store, so a host that starts after
 //! downtime sees the gap that every host missed.
 //!

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::watch;
 use std::collections::HashMap;
+use tokio::sync::watch;
 
 use tokio::task::{Id, JoinSet};
 use tokio::time::Instant;
@@ -100,11 +100,7 @@ impl Scheduler {
 
     /// Puts one finished firing back. A firing task that panicked (a bug)
     /// puts its schedule back to be retried rather than losing it.
-    async fn join_one(
-        &self,
-        tasks: &mut JoinSet<Fired>,
-        taken: &mut HashMap<Id, Fired>,
-    ) {
+    async fn join_one(&self, tasks: &mut JoinSet<Fired>, taken: &mut HashMap<Id, Fired>) {
         let fired = match tasks.join_next_with_id().await {
             Some(Ok((id, fired))) => {
                 taken.remove(&id);

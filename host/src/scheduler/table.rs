@@ -65,7 +65,12 @@ impl Table {
     /// Brings the table in line with every stored record: new schedules
     /// continue after their last claimed tick, changed ones as
     /// [`Table::upsert`] says, and schedules no longer stored are dropped.
-    pub fn sync(&mut self, records: Vec<Schedule>, now: DateTime<Utc>, compile: Compile<'_>) -> SyncReport {
+    pub fn sync(
+        &mut self,
+        records: Vec<Schedule>,
+        now: DateTime<Utc>,
+        compile: Compile<'_>,
+    ) -> SyncReport {
         let mut report = SyncReport::default();
         let mut seen = HashSet::with_capacity(records.len());
         for record in records {
@@ -94,11 +99,18 @@ impl Table {
     ///
     /// A schedule new to this host continues after the record's last claimed
     /// tick, so ticks that passed while no host ran come up as late or
-    /// missed; one that never fired starts after `now`. A schedule whose
+    /// missed; one that never fired starts after `now` (its earlier ticks
+    /// may predate it), except a one-off, whose single tick is never dropped
+    /// unseen: if it has passed, it is late or missed. A schedule whose
     /// expression, zone or enabled flag changed starts after `now` (changes
     /// apply from when they are made); one whose other fields changed keeps
     /// its place and fires the new job fields from its next tick.
-    pub fn upsert(&mut self, mut record: Schedule, now: DateTime<Utc>, compile: Compile<'_>) -> Upserted {
+    pub fn upsert(
+        &mut self,
+        mut record: Schedule,
+        now: DateTime<Utc>,
+        compile: Compile<'_>,
+    ) -> Upserted {
         let last_tick = record.last_tick.take();
         let (is_new, same_timing) = match self.entries.get(&record.name) {
             Some(e) if e.record == record => return Upserted::Unchanged,
@@ -124,6 +136,7 @@ impl Table {
         }
         let cursor = match (&spec, last_tick) {
             (Ok(parsed), Some(last)) if is_new && record.enabled => parsed.next_after(last),
+            (Ok(ScheduleSpec::Once(at)), None) if is_new && record.enabled => Some(*at),
             _ => start(&spec, record.enabled, now),
         };
         self.insert(record, spec, cursor);
@@ -218,7 +231,12 @@ impl Table {
     }
 
     /// Replaces an entry under a new version and queues it at its cursor.
-    fn insert(&mut self, record: Schedule, spec: Result<ScheduleSpec, String>, cursor: Option<DateTime<Utc>>) {
+    fn insert(
+        &mut self,
+        record: Schedule,
+        spec: Result<ScheduleSpec, String>,
+        cursor: Option<DateTime<Utc>>,
+    ) {
         self.versions += 1;
         let version = self.versions;
         let name = record.name.clone();

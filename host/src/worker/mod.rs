@@ -29,6 +29,9 @@ pub use stats::{Disposition, StatsSnapshot, WorkerStats};
 
 /// Most jobs one lease call takes.
 const LEASE_BATCH: usize = 256;
+/// How long a dispatcher under a backlog waits for more free slots before
+/// leasing (never when idle: an idle host starts a new job at once).
+const BATCH_WAIT: Duration = Duration::from_micros(500);
 /// How long an idle dispatcher sleeps when nothing at all is scheduled.
 const IDLE_SLEEP: Duration = Duration::from_secs(60);
 
@@ -134,11 +137,19 @@ impl Workers {
         let queues = vec![queue];
         let handlers = self.runtime.registry().handler_names();
         let mut changes = self.store.changes();
+        let concurrency = slots.available_permits();
+        // Whether the last lease call got all it asked for: more may be waiting.
+        let mut backlog = false;
         while !*shutdown.borrow() {
             let first = tokio::select! {
                 p = slots.clone().acquire_owned() => p.expect("worker semaphore is never closed"),
                 _ = shutdown.changed() => break,
             };
+            if backlog && 1 + slots.available_permits() < concurrency / 2 {
+                // Under a backlog, slots free one job at a time; a moment's
+                // wait turns many one-job lease calls into one larger call.
+                tokio::time::sleep(BATCH_WAIT).await;
+            }
             let want = (1 + slots.available_permits()).min(LEASE_BATCH);
             let request = LeaseRequest {
                 queues: queues.clone(),
@@ -159,6 +170,7 @@ impl Workers {
                     continue;
                 }
             };
+            backlog = leases.len() == want;
             if leases.is_empty() {
                 drop(first);
                 // Mark what we have seen before asking what is next, so a
