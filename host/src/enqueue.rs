@@ -58,7 +58,7 @@ pub struct Enqueuer {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     policies: BTreeMap<String, RetryPolicy>,
-    near: Box<dyn Fn(&str) -> Vec<String> + Send + Sync>,
+    handler_names: Vec<String>,
     max_payload: u64,
 }
 
@@ -91,7 +91,7 @@ impl Enqueuer {
             store,
             clock,
             policies,
-            near: Box::new(move |name| near_matches(&names, name)),
+            handler_names: names,
             max_payload: config.workers.max_payload,
         })
     }
@@ -112,7 +112,7 @@ impl Enqueuer {
     /// Checks a request and turns it into the job to store.
     pub fn prepare(&self, req: EnqueueRequest) -> Result<NewJob, EnqueueError> {
         let Some(policy) = self.policies.get(&req.handler) else {
-            let near = (self.near)(&req.handler);
+            let near = near_matches(&self.handler_names, &req.handler);
             return Err(EnqueueError::UnknownHandler {
                 handler: req.handler,
                 near,

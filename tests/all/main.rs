@@ -6,5 +6,6 @@ mod support;
 mod cli;
 mod registry;
 mod sandbox;
+mod scheduler;
 mod serve;
 mod workers;

@@ -2,37 +2,18 @@
 //! nothing; stopped with SIGTERM it finishes what runs and exits 0; and the
 //! job commands refuse bad input without writing anything.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
 use taskhost::job::JobStatus;
 use taskhost::store::{ListQuery, Store};
 
-use crate::support::{TestHost, eventually, request, services, stderr, stdout, taskhost_bin};
-
-fn spawn_serve(host: &TestHost) -> Child {
-    Command::new(taskhost_bin())
-        .arg("--config")
-        .arg(host.config_path())
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("taskhost serve starts")
-}
+use crate::support::{
+    TestHost, eventually, request, services, signal, spawn_serve, stderr, stdout,
+};
 
 async fn count(store: &dyn Store, status: JobStatus) -> u64 {
     store.counts().await.unwrap().sum(None, None, Some(status))
-}
-
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill {sig} failed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

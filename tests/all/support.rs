@@ -189,3 +189,32 @@ pub fn request(handler: &str, payload: serde_json::Value) -> taskhost::enqueue::
         ..Default::default()
     }
 }
+
+/// `taskhost serve` on this host's config, as a child process.
+pub fn spawn_serve(host: &TestHost) -> std::process::Child {
+    Command::new(taskhost_bin())
+        .arg("--config")
+        .arg(host.config_path())
+        .arg("serve")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("taskhost serve starts")
+}
+
+/// Sends a signal (`-TERM`, `-KILL`, …) to a child process.
+pub fn signal(child: &std::process::Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} failed");
+}
+
+/// SIGTERM, and the process must exit 0.
+pub fn terminate(mut child: std::process::Child) {
+    signal(&child, "-TERM");
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+}

@@ -133,7 +133,7 @@ pub async fn queue(config: Arc<Config>, cmd: QueueCommand) -> anyhow::Result<Exi
                 println!("{}", serde_json::to_string_pretty(&stats)?);
             } else {
                 println!(
-                    "{:<16} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8}  {}",
+                    "{:<16} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8}  STATE",
                     "QUEUE",
                     "CRIT",
                     "HIGH",
@@ -142,8 +142,7 @@ pub async fn queue(config: Arc<Config>, cmd: QueueCommand) -> anyhow::Result<Exi
                     "SCHEDULED",
                     "RUNNING",
                     "DEAD",
-                    "TOTAL",
-                    "STATE"
+                    "TOTAL"
                 );
                 for q in &stats {
                     let p = |pr: Priority| q.pending.get(pr.as_str()).copied().unwrap_or(0);

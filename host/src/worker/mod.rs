@@ -207,7 +207,7 @@ impl Workers {
     }
 
     fn start(self: Arc<Self>, lease: Lease, permit: OwnedSemaphorePermit) {
-        let (id, token) = (lease.job.id, lease.token.clone());
+        let (id, token) = (lease.job.id, lease.token);
         // Hold the lock across the spawn so the task cannot finish (and
         // remove its entry) before the entry exists.
         let mut running = self.running.lock().expect("running lock");
@@ -217,11 +217,7 @@ impl Workers {
 
     async fn execute(self: Arc<Self>, lease: Lease, permit: OwnedSemaphorePermit) {
         let Lease { job, token, .. } = lease;
-        let heartbeat = tokio::spawn(heartbeat(
-            self.store.clone(),
-            token.clone(),
-            self.settings.lease,
-        ));
+        let heartbeat = tokio::spawn(heartbeat(self.store.clone(), token, self.settings.lease));
         let report = self.runtime.run(job_input(&job)).await;
         heartbeat.abort();
         let (disposition, duration, fuel) = match report {
