@@ -30,6 +30,18 @@ pub mod bindings {
 
 pub use bindings::taskhost::plugin::types::HostError;
 
+/// Host-side resources the capabilities share across jobs (connection
+/// pools, HTTP clients, chain endpoints), built once from the config when
+/// the runtime loads. Each capability module owns its own field.
+#[derive(Default)]
+pub struct Shared {}
+
+impl Shared {
+    pub fn from_config(_config: &crate::config::Config) -> Result<Shared, String> {
+        Ok(Shared {})
+    }
+}
+
 /// Adds WASI (locked down per job by [`crate::runtime::JobState`]) and every
 /// taskhost interface to the linker.
 pub fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<()> {

@@ -68,7 +68,7 @@ impl Default for WorkerSettings {
     fn default() -> Self {
         WorkerSettings {
             enabled: true,
-            queues: BTreeMap::from([("default".to_string(), 16)]),
+            queues: BTreeMap::from([("default".to_string(), 64)]),
             lease: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
             max_payload: 1 << 20,

@@ -50,6 +50,8 @@ pub enum RuntimeError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error("capabilities: {0}")]
+    Capabilities(String),
     #[error("{} plugin(s) refused:\n  {}", .0.len(), .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n  "))]
     Plugins(Vec<PluginError>),
 }
@@ -102,6 +104,7 @@ pub struct Runtime {
     config: Arc<Config>,
     permits: Arc<Semaphore>,
     enqueuer: OnceLock<Arc<Enqueuer>>,
+    shared: Arc<capabilities::Shared>,
     _ticker: EpochTicker,
 }
 
@@ -123,6 +126,9 @@ impl Runtime {
             opt_level: config.host.opt_level,
         })
         .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let shared = Arc::new(
+            capabilities::Shared::from_config(&config).map_err(RuntimeError::Capabilities)?,
+        );
         let ticker = EpochTicker::start(&engine);
         let mut runtime = Runtime {
             permits: Arc::new(Semaphore::new(config.host.pool_size.max(1) as usize)),
@@ -130,6 +136,7 @@ impl Runtime {
             registry: Registry::default(),
             config,
             enqueuer: OnceLock::new(),
+            shared,
             _ticker: ticker,
         };
         runtime.load_plugins().await?;
@@ -271,6 +278,7 @@ impl Runtime {
         let services = JobServices {
             enqueuer: self.enqueuer.get().cloned(),
             grants,
+            shared: self.shared.clone(),
         };
         let mut store = Store::new(&self.engine, JobState::new(identity, limits, services));
         store.limiter(|s| s.limiter());

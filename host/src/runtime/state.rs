@@ -67,6 +67,8 @@ pub struct JobServices {
     pub enqueuer: Option<Arc<Enqueuer>>,
     /// What the config grants the job's plugin.
     pub grants: Arc<PluginGrants>,
+    /// Pools and clients the capabilities share across jobs.
+    pub shared: Arc<crate::capabilities::Shared>,
 }
 
 /// Who is running: the names that host calls put in their errors and spans.

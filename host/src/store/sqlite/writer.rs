@@ -235,7 +235,11 @@ impl Thread {
             config: &self.config,
             wake: Cell::new(false),
         };
-        if let Err(e) = self.conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = self
+            .conn
+            .prepare_cached("BEGIN IMMEDIATE")
+            .and_then(|mut s| s.execute([]))
+        {
             let why = format!("could not start a write transaction: {e}");
             return fail_all(batch, &why);
         }
@@ -267,7 +271,9 @@ impl Thread {
         let commit = match broken {
             None => self
                 .conn
-                .execute_batch("COMMIT")
+                .prepare_cached("COMMIT")
+                .and_then(|mut s| s.execute([]))
+                .map(|_| ())
                 .map_err(|e| format!("commit failed: {e}")),
             Some(why) => Err(why),
         };
