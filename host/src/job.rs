@@ -76,7 +76,7 @@ impl FromStr for JobId {
 macro_rules! named_enum {
     ($(#[$m:meta])* $name:ident, $what:literal { $($(#[$vm:meta])* $var:ident = $text:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ::serde::Serialize, ::serde::Deserialize, ::utoipa::ToSchema)]
         pub enum $name { $($(#[$vm])* #[serde(rename = $text)] $var),+ }
 
         impl $name {
@@ -198,7 +198,7 @@ impl JobStatus {
 }
 
 /// One run of a job, as kept in its history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Attempt {
     /// Which run this was (1-based).
     pub attempt: u32,
@@ -270,7 +270,7 @@ impl RunReport {
 }
 
 /// Who holds a running job and until when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LeaseInfo {
     /// The worker/host id given when leasing.
     pub worker: String,
@@ -279,9 +279,10 @@ pub struct LeaseInfo {
 }
 
 /// A job as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Job {
     /// Identity, sortable by creation.
+    #[schema(value_type = String, format = Uuid)]
     pub id: JobId,
     /// The queue it waits in.
     pub queue: String,

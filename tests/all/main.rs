@@ -4,6 +4,8 @@
 mod support;
 
 mod cli;
+mod db;
+mod http;
 mod registry;
 mod sandbox;
 mod scheduler;

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use taskhost::config::Config;
 use taskhost::runtime::{JobInput, JobReport, Runtime};
 
+pub mod postgres;
+
 /// The folder the build script built the plugins into.
 pub fn plugin_dir() -> PathBuf {
     PathBuf::from(env!("TASKHOST_PLUGIN_DIR"))

@@ -7,10 +7,10 @@
 //! ([`crate::runtime::JobState::charge_host_call`]), so a plugin that floods
 //! the host ends with `host-call-limit` rather than starving other jobs.
 
-mod chain;
-mod config;
-mod db;
-mod http;
+pub mod chain;
+pub mod config;
+pub mod db;
+pub mod http;
 mod jobs;
 mod log;
 
@@ -34,11 +34,25 @@ pub use bindings::taskhost::plugin::types::HostError;
 /// pools, HTTP clients, chain endpoints), built once from the config when
 /// the runtime loads. Each capability module owns its own field.
 #[derive(Default)]
-pub struct Shared {}
+pub struct Shared {
+    /// The `db` capability's named databases and their connection pools.
+    pub db: db::Databases,
+    /// The `http` capability: grants, TLS settings and counters.
+    pub http: http::HttpClient,
+    /// Each plugin's settings and secrets (`config`, and redaction).
+    pub config: config::PluginConfigs,
+    /// The `chain` capability's named chains and their RPC clients.
+    pub chain: chain::Chains,
+}
 
 impl Shared {
-    pub fn from_config(_config: &crate::config::Config) -> Result<Shared, String> {
-        Ok(Shared {})
+    pub fn from_config(config: &crate::config::Config) -> Result<Shared, String> {
+        Ok(Shared {
+            db: db::Databases::from_config(config)?,
+            http: http::HttpClient::from_config(config)?,
+            config: config::PluginConfigs::from_config(config, |var| std::env::var(var).ok())?,
+            chain: chain::Chains::from_config(config)?,
+        })
     }
 }
 

@@ -1,6 +1,9 @@
 //! `taskhost.toml`: one file for the host, its limits and its handlers,
 //! every key overridable by an environment variable (see [`load`]).
 
+mod chains;
+mod databases;
+mod http;
 mod load;
 mod workers;
 
@@ -12,6 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::units::serde_units;
 
+pub use chains::{ChainSettings, redact_rpc_url};
+pub use databases::{DatabaseSettings, DbAccess, redact_url};
+pub use http::{HttpSettings, REDACTED, SecretMap};
 pub use load::{ConfigError, ENV_PREFIX, load, parse};
 pub use workers::{
     DurabilitySetting, PluginGrants, RetrySettings, SchedulerConfig, StoreSettings, WorkerSettings,
@@ -39,6 +45,15 @@ pub struct Config {
     /// What each plugin (by file stem) is granted.
     #[serde(default)]
     pub plugins: BTreeMap<String, PluginGrants>,
+    /// SQL databases by name, for the `db` capability.
+    #[serde(default)]
+    pub databases: BTreeMap<String, DatabaseSettings>,
+    /// EVM chains by name, for the `chain` capability.
+    #[serde(default)]
+    pub chains: BTreeMap<String, ChainSettings>,
+    /// Outbound HTTP defaults (timeout, response cap, redirects).
+    #[serde(default)]
+    pub http: HttpSettings,
     #[serde(default)]
     pub scheduler: SchedulerConfig,
     /// Schedules declared here are synced into the store at start.

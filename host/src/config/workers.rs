@@ -139,6 +139,27 @@ pub struct PluginGrants {
     /// matches a prefix (`"probe.*"`), `"*"` matches all.
     #[serde(default)]
     pub jobs: Vec<String>,
+    /// Databases (names from `[databases]`) this plugin may use, each
+    /// `"read"` or `"write"`: `databases = { app = "write", reports = "read" }`.
+    #[serde(default)]
+    pub databases: BTreeMap<String, super::DbAccess>,
+    /// Outbound HTTP origins this plugin may reach, as
+    /// `scheme://host[:port]`: `"https://api.telegram.org"`,
+    /// `"https://*.example.com"` (any subdomain), `"http://127.0.0.1:8080"`,
+    /// `":*"` for any port, `"*://"` for either scheme.
+    #[serde(default)]
+    pub http: Vec<String>,
+    /// Chains (names from `[chains]`) this plugin may call: `chains = ["mainnet"]`.
+    #[serde(default)]
+    pub chains: Vec<String>,
+    /// Plain values the plugin reads with `config.get`.
+    #[serde(default, deserialize_with = "super::http::scalar_map::deserialize")]
+    pub settings: BTreeMap<String, String>,
+    /// Values the plugin reads with `config.get` and places into requests
+    /// as `{secret:NAME}`; never logged. `"env:VAR"` reads the variable
+    /// `VAR` when the host starts.
+    #[serde(default)]
+    pub secrets: super::http::SecretMap,
 }
 
 impl PluginGrants {
@@ -183,6 +204,7 @@ mod tests {
     fn grants_match_exact_names_and_prefixes() {
         let g = PluginGrants {
             jobs: vec!["hello".into(), "probe.*".into()],
+            ..Default::default()
         };
         assert!(g.may_enqueue("hello"));
         assert!(g.may_enqueue("probe.sleep"));

@@ -260,6 +260,11 @@ impl Runtime {
         &self.config
     }
 
+    /// What the capabilities share across jobs (clients, pools, counters).
+    pub fn capabilities(&self) -> &Arc<capabilities::Shared> {
+        &self.shared
+    }
+
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
@@ -357,7 +362,7 @@ impl Runtime {
             || u64::MAX - store.get_fuel().unwrap_or(u64::MAX),
             |budget| budget - store.get_fuel().unwrap_or(0),
         );
-        let outcome = match result {
+        let mut outcome = match result {
             Err(_elapsed) => Outcome::DeadlineExceeded {
                 timeout: limits.timeout,
             },
@@ -380,7 +385,12 @@ impl Runtime {
                 classify(&e, &limits, fuel_used, store.data_mut().take_panic()).unwrap_or_else(trap)
             }
         };
-        let (log, log_truncated) = store.data().capture().contents();
+        let (mut log, log_truncated) = store.data().capture().contents();
+        // Whatever the plugin did with its secrets, the record never holds them.
+        self.shared
+            .config
+            .plugin(&entry.plugin.name)
+            .redact_report(&mut outcome, &mut log);
         JobReport {
             outcome,
             fuel_used,
