@@ -79,6 +79,23 @@ macro_rules! named_enum {
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, ::serde::Serialize, ::serde::Deserialize)]
         pub enum $name { $($(#[$vm])* #[serde(rename = $text)] $var),+ }
 
+        // By hand: utoipa's derive does not see serde renames made inside
+        // a macro, and the schema must list the names the JSON carries.
+        impl ::utoipa::PartialSchema for $name {
+            fn schema() -> ::utoipa::openapi::RefOr<::utoipa::openapi::schema::Schema> {
+                ::utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(::utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($text),+]))
+                    .into()
+            }
+        }
+
+        impl ::utoipa::ToSchema for $name {
+            fn name() -> ::std::borrow::Cow<'static, str> {
+                ::std::borrow::Cow::Borrowed(stringify!($name))
+            }
+        }
+
         impl $name {
             /// Every value, in declaration order.
             pub const ALL: &'static [$name] = &[$($name::$var),+];
@@ -198,7 +215,7 @@ impl JobStatus {
 }
 
 /// One run of a job, as kept in its history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Attempt {
     /// Which run this was (1-based).
     pub attempt: u32,
@@ -270,7 +287,7 @@ impl RunReport {
 }
 
 /// Who holds a running job and until when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LeaseInfo {
     /// The worker/host id given when leasing.
     pub worker: String,
@@ -279,9 +296,10 @@ pub struct LeaseInfo {
 }
 
 /// A job as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Job {
     /// Identity, sortable by creation.
+    #[schema(value_type = String, format = Uuid)]
     pub id: JobId,
     /// The queue it waits in.
     pub queue: String,

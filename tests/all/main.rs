@@ -3,7 +3,9 @@
 
 mod support;
 
+mod api;
 mod cli;
+mod http_client;
 mod registry;
 mod sandbox;
 mod scheduler;

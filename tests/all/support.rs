@@ -22,9 +22,10 @@ pub fn shared_cache_dir() -> PathBuf {
         .join("test-cache")
 }
 
-/// The `taskhost` binary built for these tests.
+/// The `taskhost` command, built in the test package as `taskhost-e2e` (so
+/// its file does not collide with the host package's `taskhost`).
 pub fn taskhost_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_taskhost"))
+    PathBuf::from(env!("CARGO_BIN_EXE_taskhost-e2e"))
 }
 
 /// A folder with a `taskhost.toml`; plugins come from [`plugin_dir`] unless

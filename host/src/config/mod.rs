@@ -1,6 +1,7 @@
 //! `taskhost.toml`: one file for the host, its limits and its handlers,
 //! every key overridable by an environment variable (see [`load`]).
 
+mod api;
 mod load;
 mod workers;
 
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::units::serde_units;
 
+pub use api::{ApiSettings, Scope, TokenSettings};
 pub use load::{ConfigError, ENV_PREFIX, load, parse};
 pub use workers::{
     DurabilitySetting, PluginGrants, RetrySettings, SchedulerConfig, StoreSettings, WorkerSettings,
@@ -41,6 +43,8 @@ pub struct Config {
     pub plugins: BTreeMap<String, PluginGrants>,
     #[serde(default)]
     pub scheduler: SchedulerConfig,
+    #[serde(default)]
+    pub api: ApiSettings,
     /// Schedules declared here are synced into the store at start.
     #[serde(default)]
     pub schedules: Vec<crate::scheduler::ScheduleDef>,

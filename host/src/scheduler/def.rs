@@ -34,7 +34,7 @@ const DEFAULT_TIME_ZONE: &str = "UTC";
 /// overlap = "skip"               # allow (default) | skip
 /// max_attempts = 3               # default 5
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleDef {
     /// Unique name: 1–128 letters, digits, `_`, `-`, `.`, `:`.
@@ -61,6 +61,7 @@ pub struct ScheduleDef {
     pub enabled: bool,
     /// What happens to ticks no host was up to fire.
     #[serde(default = "default_missed", with = "missed_text")]
+    #[schema(value_type = String, example = "skip")]
     pub missed: MissedPolicy,
     /// What happens to a tick while the previous job still waits or runs.
     #[serde(default = "default_overlap")]

@@ -12,7 +12,7 @@ use serde::Serialize;
 pub const LATENESS_WINDOW: usize = 1024;
 
 /// A snapshot of the scheduler's counters since it was made.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SchedulerStats {
     /// Schedules this host is firing (enabled and valid here).
     pub schedules: usize,
@@ -30,8 +30,10 @@ pub struct SchedulerStats {
     /// Store errors while firing (the tick is retried while within grace).
     pub errors: u64,
     /// Median lateness (claim acknowledged minus due time) of recent fires.
+    #[schema(value_type = Option<Object>)]
     pub lateness_p50: Option<Duration>,
     /// 99th percentile of the same.
+    #[schema(value_type = Option<Object>)]
     pub lateness_p99: Option<Duration>,
     /// How many fires the percentiles cover.
     pub lateness_samples: usize,

@@ -29,7 +29,7 @@ named_enum!(
 );
 
 /// A cron or interval schedule.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Schedule {
     /// Unique name; also the key of its claimed ticks.
     pub name: String,

@@ -155,11 +155,12 @@ impl ListQuery {
 }
 
 /// One page of jobs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Page {
     /// The jobs, newest first.
     pub jobs: Vec<Job>,
     /// Cursor for the next page; `None` on the last page.
+    #[schema(value_type = Option<String>)]
     pub next: Option<JobId>,
 }
 

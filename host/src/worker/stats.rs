@@ -23,7 +23,7 @@ pub struct WorkerStats {
 }
 
 /// A snapshot, as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StatsSnapshot {
     pub processed: u64,
     pub succeeded: u64,
