@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::job::{NewJob, Priority};
+use crate::metrics::JobEvent;
 use crate::runtime::Registry;
 use crate::store::{Enqueued, Store, StoreError};
 use crate::worker::retry::{RetryError, RetryPolicy};
@@ -158,7 +159,12 @@ impl Enqueuer {
 
     pub async fn enqueue(&self, req: EnqueueRequest) -> Result<Enqueued, EnqueueError> {
         let job = self.prepare(req)?;
-        Ok(self.store.enqueue(job).await?)
+        let handler = job.handler.clone();
+        let enqueued = self.store.enqueue(job).await?;
+        if enqueued.created {
+            crate::metrics::global().job(JobEvent::Enqueued, &handler, 1);
+        }
+        Ok(enqueued)
     }
 
     /// All or nothing: one bad item refuses the batch, and the error says
@@ -171,10 +177,18 @@ impl Enqueuer {
         for (i, req) in reqs.into_iter().enumerate() {
             jobs.push(self.prepare(req).map_err(|e| (Some(i), e))?);
         }
-        self.store
+        let handlers: Vec<String> = jobs.iter().map(|j| j.handler.clone()).collect();
+        let enqueued = self
+            .store
             .enqueue_batch(jobs)
             .await
-            .map_err(|e| (None, e.into()))
+            .map_err(|e| (None, e.into()))?;
+        for (e, handler) in enqueued.iter().zip(&handlers) {
+            if e.created {
+                crate::metrics::global().job(JobEvent::Enqueued, handler, 1);
+            }
+        }
+        Ok(enqueued)
     }
 }
 

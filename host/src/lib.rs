@@ -4,6 +4,7 @@
 //! queue; plugins (`.wasm` components built against `wit/`) do the work and
 //! reach the outside world only through the capabilities the config grants.
 
+pub mod api;
 pub mod bench;
 pub mod capabilities;
 pub mod cli;
@@ -11,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod enqueue;
 pub mod job;
+pub mod metrics;
 pub mod runtime;
 pub mod schedule;
 pub mod scheduler;

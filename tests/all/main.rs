@@ -3,9 +3,12 @@
 
 mod support;
 
+mod api;
+mod chain;
 mod cli;
 mod db;
 mod http;
+mod http_client;
 mod registry;
 mod sandbox;
 mod scheduler;

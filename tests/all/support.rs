@@ -8,6 +8,7 @@ use std::sync::Arc;
 use taskhost::config::Config;
 use taskhost::runtime::{JobInput, JobReport, Runtime};
 
+pub mod anvil;
 pub mod postgres;
 
 /// The folder the build script built the plugins into.
@@ -24,9 +25,10 @@ pub fn shared_cache_dir() -> PathBuf {
         .join("test-cache")
 }
 
-/// The `taskhost` binary built for these tests.
+/// The `taskhost` command, built in the test package as `taskhost-e2e` (so
+/// its file does not collide with the host package's `taskhost`).
 pub fn taskhost_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_taskhost"))
+    PathBuf::from(env!("CARGO_BIN_EXE_taskhost-e2e"))
 }
 
 /// A folder with a `taskhost.toml`; plugins come from [`plugin_dir`] unless
@@ -50,9 +52,16 @@ impl TestHost {
     }
 
     /// A host with the given `[host]` table body and the rest of the config.
+    /// Unless `extra` has its own `[api]` table, the API listens on a free
+    /// port, so that hosts of tests running side by side never collide.
     pub fn with_host_table(host: &str, extra: &str) -> TestHost {
         let dir = tempfile::tempdir().expect("temp dir");
-        let text = format!("[host]\n{host}\n{extra}\n");
+        let api = if extra.contains("[api]") {
+            ""
+        } else {
+            "[api]\nlisten = \"127.0.0.1:0\"\n"
+        };
+        let text = format!("[host]\n{host}\n{extra}\n{api}");
         std::fs::write(dir.path().join("taskhost.toml"), text).expect("write config");
         TestHost { dir }
     }

@@ -65,6 +65,7 @@ pub fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<()> {
 
 /// The refusal every ungranted call gets: names the plugin and what it asked for.
 pub(crate) fn denied(state: &JobState, what: impl std::fmt::Display) -> HostError {
+    crate::metrics::global().denied(state.plugin());
     HostError::Denied(format!("plugin {:?} is not granted {what}", state.plugin()))
 }
 

@@ -9,6 +9,7 @@ mod plugin;
 mod run;
 mod schedule;
 mod serve;
+mod token;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -53,6 +54,9 @@ enum Command {
         #[arg(long, default_value = "60s")]
         timeout: String,
     },
+    /// API tokens: make one, or hash one for the config.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// The dead-letter queue.
     #[command(subcommand)]
     Dlq(admin::DlqCommand),
@@ -110,6 +114,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Schedule(cmd) => schedule::execute(config, cmd).await,
         Command::Serve => serve::execute(config()?).await,
+        Command::Token(cmd) => token::execute(cmd),
         Command::Enqueue(args) => jobs::enqueue(config()?, args).await,
         Command::Job { id, json } => jobs::show(config()?, id, json).await,
         Command::Jobs(args) => jobs::list(config()?, args).await,

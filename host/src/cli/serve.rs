@@ -1,13 +1,18 @@
-//! `taskhost serve`: run the workers until SIGINT or SIGTERM, then stop
-//! leasing, let running jobs finish for the grace period, and release the rest.
+//! `taskhost serve`: run the workers, the scheduler and the HTTP API until
+//! SIGINT or SIGTERM; then stop leasing, let running jobs finish for the
+//! grace period, release the rest, and exit 0.
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 
+use super::BadInput;
+use crate::api::{self, ApiState, Liveness};
 use crate::config::Config;
 use crate::services::Services;
 use crate::worker::Workers;
@@ -24,27 +29,73 @@ pub async fn execute(config: Arc<Config>) -> anyhow::Result<ExitCode> {
     let services = Services::open(config.clone()).await?;
     let (stop, stopped) = watch::channel(false);
     let host_id = host_id();
+    let liveness = Arc::new(Liveness::default());
+
     let scheduler = Arc::new(services.scheduler(&host_id));
     // Refuse to start with a bad declared schedule; nothing is saved then.
     scheduler
         .sync_config(&config.schedules)
         .await
-        .map_err(|e| super::BadInput(format!("config: {e}")))?;
-    let scheduler_task = config
-        .scheduler
-        .enabled
-        .then(|| tokio::spawn(scheduler.clone().run(stopped.clone())));
+        .map_err(|e| BadInput(format!("config: {e}")))?;
+    // Bind before starting work, so a bad address stops the start cleanly.
+    let listener = match config.api.enabled {
+        true => Some(
+            api::bind(&services)
+                .await
+                .map_err(|e| BadInput(e.to_string()))?,
+        ),
+        false => None,
+    };
+
+    let scheduler_task = config.scheduler.enabled.then(|| {
+        liveness.scheduler.store(true, Ordering::Relaxed);
+        let (scheduler, stopped, liveness) = (scheduler.clone(), stopped.clone(), liveness.clone());
+        tokio::spawn(async move {
+            scheduler.run(stopped).await;
+            liveness.scheduler.store(false, Ordering::Relaxed);
+        })
+    });
     let workers = config.workers.enabled.then(|| {
-        let workers = Workers::new(
+        Workers::new(
             services.store.clone(),
             services.runtime.clone(),
             services.enqueuer.clone(),
             services.clock.clone(),
             config.workers.clone(),
             host_id.clone(),
-        );
-        tokio::spawn(workers.run(stopped.clone()))
+        )
     });
+    let worker_task = workers.clone().map(|workers| {
+        liveness.workers.store(true, Ordering::Relaxed);
+        let (stopped, liveness) = (stopped.clone(), liveness.clone());
+        tokio::spawn(async move {
+            let report = workers.run(stopped).await;
+            liveness.workers.store(false, Ordering::Relaxed);
+            report
+        })
+    });
+    let api_task = match listener {
+        Some((listener, auth)) => {
+            eprintln!(
+                "taskhost {host_id}: api listening on http://{}",
+                listener.local_addr()?
+            );
+            let state = ApiState {
+                services: services.clone(),
+                workers: workers.clone(),
+                scheduler: scheduler.clone(),
+                auth: Arc::new(auth),
+                liveness: liveness.clone(),
+                started: Instant::now(),
+            };
+            let mut stopped = stopped.clone();
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            Some(tokio::spawn(api::serve(listener, state, shutdown)))
+        }
+        None => None,
+    };
     eprintln!(
         "taskhost {host_id} serving {} handler(s) and {} schedule(s) from {} on {}; queues: {}",
         services.runtime.registry().handlers().count(),
@@ -70,8 +121,8 @@ pub async fn execute(config: Arc<Config>) -> anyhow::Result<ExitCode> {
         config.workers.shutdown_grace
     );
     let _ = stop.send(true);
-    if let Some(workers) = workers {
-        let report = workers.await.context("the worker pool panicked")?;
+    if let Some(task) = worker_task {
+        let report = task.await.context("the worker pool panicked")?;
         eprintln!(
             "taskhost {host_id}: {} job(s) finished, {} released",
             report.finished, report.released
@@ -79,6 +130,11 @@ pub async fn execute(config: Arc<Config>) -> anyhow::Result<ExitCode> {
     }
     if let Some(task) = scheduler_task {
         task.await.context("the scheduler panicked")?;
+    }
+    if let Some(task) = api_task {
+        task.await
+            .context("the API server panicked")?
+            .context("the API server failed")?;
     }
     services.store.close().await.context("closing the store")?;
     Ok(ExitCode::SUCCESS)

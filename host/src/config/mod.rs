@@ -1,6 +1,7 @@
 //! `taskhost.toml`: one file for the host, its limits and its handlers,
 //! every key overridable by an environment variable (see [`load`]).
 
+mod api;
 mod chains;
 mod databases;
 mod http;
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::units::serde_units;
 
+pub use api::{ApiSettings, Scope, TokenSettings};
 pub use chains::{ChainSettings, redact_rpc_url};
 pub use databases::{DatabaseSettings, DbAccess, redact_url};
 pub use http::{HttpSettings, REDACTED, SecretMap};
@@ -56,6 +58,8 @@ pub struct Config {
     pub http: HttpSettings,
     #[serde(default)]
     pub scheduler: SchedulerConfig,
+    #[serde(default)]
+    pub api: ApiSettings,
     /// Schedules declared here are synced into the store at start.
     #[serde(default)]
     pub schedules: Vec<crate::scheduler::ScheduleDef>,

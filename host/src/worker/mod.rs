@@ -22,6 +22,7 @@ use crate::clock::Clock;
 use crate::config::WorkerSettings;
 use crate::enqueue::Enqueuer;
 use crate::job::{Job, JobId, OutcomeKind, RunReport};
+use crate::metrics::JobEvent;
 use crate::runtime::{JobInput, JobReport, Outcome, Runtime};
 use crate::store::{FailAction, Lease, LeaseRequest, LeaseToken, Store, StoreError};
 
@@ -217,6 +218,8 @@ impl Workers {
 
     async fn execute(self: Arc<Self>, lease: Lease, permit: OwnedSemaphorePermit) {
         let Lease { job, token, .. } = lease;
+        let metrics = crate::metrics::global();
+        metrics.job(JobEvent::Started, &job.handler, 1);
         let heartbeat = tokio::spawn(heartbeat(self.store.clone(), token, self.settings.lease));
         let report = self.runtime.run(job_input(&job)).await;
         heartbeat.abort();
@@ -234,6 +237,19 @@ impl Workers {
             }
         };
         self.stats.record(disposition, duration, fuel);
+        metrics.run(&job.handler, duration, fuel);
+        match disposition {
+            Disposition::Succeeded => metrics.job(JobEvent::Succeeded, &job.handler, 1),
+            Disposition::Retried => {
+                metrics.job(JobEvent::Failed, &job.handler, 1);
+                metrics.job(JobEvent::Retried, &job.handler, 1);
+            }
+            Disposition::Dead => {
+                metrics.job(JobEvent::Failed, &job.handler, 1);
+                metrics.job(JobEvent::Dead, &job.handler, 1);
+            }
+            Disposition::LeaseLost => metrics.lease_lost(),
+        }
         self.running.lock().expect("running lock").remove(&job.id);
         drop(permit);
     }

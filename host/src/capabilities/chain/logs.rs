@@ -74,7 +74,12 @@ pub(crate) async fn transfers(
                 window = window.saturating_mul(2).min(max_window);
             }
             Err(RpcError::Remote { code, message }) if window > 1 && too_wide(code, &message) => {
-                tracing::debug!(window, code, message, "eth_getLogs refused; halving the window");
+                tracing::debug!(
+                    window,
+                    code,
+                    message,
+                    "eth_getLogs refused; halving the window"
+                );
                 window /= 2;
             }
             Err(e) => return Err(e),

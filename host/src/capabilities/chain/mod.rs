@@ -284,7 +284,10 @@ impl Host for JobState {
         params: String,
     ) -> wasmtime::Result<Result<String, HostError>> {
         self.chain_call(&chain, "rpc", |c| async move {
-            if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            if method.is_empty()
+                || !method
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
             {
                 return Err(HostError::Invalid(format!(
                     "not a JSON-RPC method name: {method:?}"
@@ -307,8 +310,12 @@ impl Host for JobState {
     }
 
     async fn block_number(&mut self, chain: String) -> wasmtime::Result<Result<u64, HostError>> {
-        self.chain_call(&chain, "block-number", |c| async move { block_number(&c).await })
-            .await
+        self.chain_call(
+            &chain,
+            "block-number",
+            |c| async move { block_number(&c).await },
+        )
+        .await
     }
 
     async fn get_transaction(
@@ -388,7 +395,9 @@ impl Host for JobState {
     ) -> wasmtime::Result<Result<String, HostError>> {
         self.chain_call(&chain, "balance", |c| async move {
             let address = types::address_arg(&address, "address").map_err(invalid)?;
-            let b = c.call("eth_getBalance", &json!([address, "latest"])).await?;
+            let b = c
+                .call("eth_getBalance", &json!([address, "latest"]))
+                .await?;
             types::amount(&b, "eth_getBalance").map_err(|e| failed(&c.name, e))
         })
         .await

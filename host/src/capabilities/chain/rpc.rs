@@ -130,8 +130,12 @@ impl RpcClient {
             format!("{attempts} attempts")
         };
         Err(match last {
-            Attempt::TimedOut(why) => RpcError::Timeout(format!("{method}: gave up after {tried}: {why}")),
-            Attempt::Transient(why) => RpcError::Failed(format!("{method}: gave up after {tried}: {why}")),
+            Attempt::TimedOut(why) => {
+                RpcError::Timeout(format!("{method}: gave up after {tried}: {why}"))
+            }
+            Attempt::Transient(why) => {
+                RpcError::Failed(format!("{method}: gave up after {tried}: {why}"))
+            }
             Attempt::Fatal(e) => e,
         })
     }
@@ -178,9 +182,11 @@ fn endpoint(raw: &str) -> Result<Endpoint, String> {
     } else {
         let user = percent_decode(url.username());
         let password = percent_decode(url.password().unwrap_or(""));
-        let mut value =
-            HeaderValue::from_str(&format!("Basic {}", base64(format!("{user}:{password}").as_bytes())))
-                .map_err(|_| format!("rpc URL {shown}: unusable credentials"))?;
+        let mut value = HeaderValue::from_str(&format!(
+            "Basic {}",
+            base64(format!("{user}:{password}").as_bytes())
+        ))
+        .map_err(|_| format!("rpc URL {shown}: unusable credentials"))?;
         value.set_sensitive(true);
         Some(value)
     };
@@ -239,7 +245,9 @@ where
         builder = builder.header(header::AUTHORIZATION, auth.clone());
     }
     let request = builder.body(Full::new(body)).map_err(|_| {
-        Attempt::Fatal(RpcError::Failed(format!("{shown}: the URL path is not valid")))
+        Attempt::Fatal(RpcError::Failed(format!(
+            "{shown}: the URL path is not valid"
+        )))
     })?;
     let response = sender
         .send_request(request)
@@ -266,7 +274,10 @@ where
 /// The `result` of a JSON-RPC answer, or what kind of failure it is.
 fn decode(answer: &Answer, shown: &str) -> Result<Json, Attempt> {
     let parsed: Option<Json> = serde_json::from_slice(&answer.body).ok();
-    let error = parsed.as_ref().and_then(|j| j.get("error")).filter(|e| !e.is_null());
+    let error = parsed
+        .as_ref()
+        .and_then(|j| j.get("error"))
+        .filter(|e| !e.is_null());
     if let Some(error) = error {
         let code = error.get("code").and_then(Json::as_i64).unwrap_or(0);
         let message = error
@@ -287,7 +298,11 @@ fn decode(answer: &Answer, shown: &str) -> Result<Json, Attempt> {
     }
     match answer.status {
         200..=299 => {}
-        429 => return Err(Attempt::Transient(format!("{shown}: HTTP 429 (rate limited)"))),
+        429 => {
+            return Err(Attempt::Transient(format!(
+                "{shown}: HTTP 429 (rate limited)"
+            )));
+        }
         s @ 500..=599 => return Err(Attempt::Transient(format!("{shown}: HTTP {s}"))),
         s => {
             return Err(Attempt::Fatal(RpcError::Failed(format!(
@@ -324,11 +339,14 @@ fn percent_decode(text: &str) -> String {
 }
 
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -363,7 +381,10 @@ mod tests {
             json!("0x10")
         );
         match decode(
-            &a(200, r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"nope"}}"#),
+            &a(
+                200,
+                r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"nope"}}"#,
+            ),
             "x",
         ) {
             Err(Attempt::Fatal(RpcError::Remote { code, message })) => {
@@ -371,10 +392,19 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(decode(&a(503, ""), "x"), Err(Attempt::Transient(_))));
-        assert!(matches!(decode(&a(429, ""), "x"), Err(Attempt::Transient(_))));
         assert!(matches!(
-            decode(&a(200, r#"{"error":{"code":-32005,"message":"slow down"}}"#), "x"),
+            decode(&a(503, ""), "x"),
+            Err(Attempt::Transient(_))
+        ));
+        assert!(matches!(
+            decode(&a(429, ""), "x"),
+            Err(Attempt::Transient(_))
+        ));
+        assert!(matches!(
+            decode(
+                &a(200, r#"{"error":{"code":-32005,"message":"slow down"}}"#),
+                "x"
+            ),
             Err(Attempt::Transient(_))
         ));
         assert!(matches!(

@@ -318,6 +318,9 @@ pub(super) fn reap(conn: &Connection, ctx: &Ctx) -> StoreResult<u64> {
                 lease_fence = NULL, lease_worker = NULL, lease_expires_at = NULL
           WHERE id = ?1",
     )?;
+    if !expired.is_empty() {
+        crate::metrics::global().lease_expired(expired.len() as u64);
+    }
     for (id, attempt, max_attempts, started, worker, expired_at) in &expired {
         let entry = expired_attempt(*attempt, *started, worker, *expired_at);
         let dead = attempt >= max_attempts;

@@ -1,0 +1,329 @@
+//! `/api/v1/jobs…`: enqueue, read, wait for and cancel jobs.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+use super::ApiState;
+use super::auth::{Admin, Authorized, Enqueue, Read};
+use super::error::{ApiError, ErrorBody};
+use super::extract::{ApiJson, ApiQuery};
+use crate::enqueue::EnqueueRequest;
+use crate::job::{Job, JobId, JobStatus, Priority};
+use crate::store::{ListQuery, Page};
+
+/// Longest a `wait` may hold the request.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// A job to enqueue.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnqueueBody {
+    pub handler: String,
+    /// The handler's input (any JSON; default `{}`).
+    #[serde(default = "empty_object")]
+    pub payload: Value,
+    pub queue: Option<String>,
+    pub priority: Option<Priority>,
+    /// Run no earlier than this from now: `500ms`, `30s`, `5m`, `1h30m`.
+    pub delay: Option<String>,
+    /// Run no earlier than this instant (RFC 3339).
+    pub run_at: Option<DateTime<Utc>>,
+    /// A repeat within the key's TTL answers 200 with the original id.
+    pub idempotency_key: Option<String>,
+    pub max_attempts: Option<u32>,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+impl EnqueueBody {
+    fn into_request(self) -> Result<EnqueueRequest, ApiError> {
+        let delay = self
+            .delay
+            .as_deref()
+            .map(|d| {
+                crate::schedule::parse_duration(d)
+                    .map_err(|e| ApiError::bad_request(format!("delay: {e}")))
+            })
+            .transpose()?;
+        Ok(EnqueueRequest {
+            handler: self.handler,
+            payload: self.payload,
+            queue: self.queue,
+            priority: self.priority,
+            delay,
+            run_at: self.run_at,
+            idempotency_key: self.idempotency_key,
+            max_attempts: self.max_attempts,
+        })
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Enqueued {
+    pub id: String,
+    /// False when an idempotency key matched an earlier job.
+    pub created: bool,
+}
+
+/// Enqueue a job.
+#[utoipa::path(post, path = "/api/v1/jobs", request_body = EnqueueBody, tag = "jobs",
+    responses((status = 201, body = Enqueued, description = "enqueued"), (status = 200, body = Enqueued, description = "known idempotency key: the original job"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "unknown handler"),
+        (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
+pub async fn enqueue(
+    _: Authorized<Enqueue>,
+    State(state): State<ApiState>,
+    ApiJson(body): ApiJson<EnqueueBody>,
+) -> Result<(StatusCode, Json<Enqueued>), ApiError> {
+    let e = state
+        .services
+        .enqueuer
+        .enqueue(body.into_request()?)
+        .await?;
+    let status = if e.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(Enqueued {
+            id: e.id.to_string(),
+            created: e.created,
+        }),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchBody {
+    pub jobs: Vec<EnqueueBody>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BatchEnqueued {
+    pub total: usize,
+    /// Jobs newly created (the rest matched idempotency keys).
+    pub enqueued: usize,
+    pub ids: Vec<String>,
+}
+
+/// Enqueue many jobs at once: all or none.
+#[utoipa::path(post, path = "/api/v1/jobs/batch", request_body = BatchBody, tag = "jobs",
+    responses((status = 201, body = BatchEnqueued), (status = 400, body = ErrorBody, description = "a bad item (named) or too many items"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
+pub async fn enqueue_batch(
+    _: Authorized<Enqueue>,
+    State(state): State<ApiState>,
+    ApiJson(body): ApiJson<BatchBody>,
+) -> Result<(StatusCode, Json<BatchEnqueued>), ApiError> {
+    let max = state.services.config.api.max_batch;
+    if body.jobs.len() > max {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "batch_too_large",
+            format!("{} jobs in one batch; the limit is {max}", body.jobs.len()),
+        ));
+    }
+    if body.jobs.is_empty() {
+        return Err(ApiError::bad_request("the batch has no jobs"));
+    }
+    let mut requests = Vec::with_capacity(body.jobs.len());
+    for (i, item) in body.jobs.into_iter().enumerate() {
+        requests.push(item.into_request().map_err(|e| e.in_item(i))?);
+    }
+    let enqueued = state
+        .services
+        .enqueuer
+        .enqueue_batch(requests)
+        .await
+        .map_err(|(i, e)| {
+            let e = ApiError::from(e);
+            match i {
+                Some(i) => e.in_item(i),
+                None => e,
+            }
+        })?;
+    let body = BatchEnqueued {
+        total: enqueued.len(),
+        enqueued: enqueued.iter().filter(|e| e.created).count(),
+        ids: enqueued.iter().map(|e| e.id.to_string()).collect(),
+    };
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+pub(super) fn parse_id(id: &str) -> Result<JobId, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::bad_request(format!("{id:?} is not a job id")))
+}
+
+/// One job with its attempt history.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path)),
+    responses((status = 200, body = Job), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn get_job(
+    _: Authorized<Read>,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Job>, ApiError> {
+    Ok(Json(state.services.store.get(parse_id(&id)?).await?))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct JobResult {
+    pub id: String,
+    pub status: JobStatus,
+    /// The handler's result, once succeeded.
+    pub result: Option<Value>,
+    /// The last attempt's error, if it failed.
+    pub error: Option<String>,
+}
+
+/// A job's result (or its last error).
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/result", tag = "jobs", params(("id" = String, Path)),
+    responses((status = 200, body = JobResult), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn result(
+    _: Authorized<Read>,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<JobResult>, ApiError> {
+    let job = state.services.store.get(parse_id(&id)?).await?;
+    Ok(Json(job_result(job)))
+}
+
+fn job_result(job: Job) -> JobResult {
+    let error = match job.status {
+        JobStatus::Succeeded => None,
+        _ => job.attempts.last().and_then(|a| a.message.clone()),
+    };
+    JobResult {
+        id: job.id.to_string(),
+        status: job.status,
+        result: job.result,
+        error,
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct WaitQuery {
+    /// How long to hold the request: `30s` (default), at most `60s`.
+    pub timeout: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WaitAnswer {
+    /// Whether the job reached a final state within the timeout.
+    pub finished: bool,
+    pub job: JobResult,
+}
+
+/// Long-poll until the job ends or the timeout passes.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/wait", tag = "jobs", params(("id" = String, Path), WaitQuery),
+    responses((status = 200, body = WaitAnswer), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn wait(
+    _: Authorized<Read>,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<WaitQuery>,
+) -> Result<Json<WaitAnswer>, ApiError> {
+    let id = parse_id(&id)?;
+    let timeout = match q.timeout.as_deref() {
+        Some(t) => crate::schedule::parse_duration(t)
+            .map_err(|e| ApiError::bad_request(format!("timeout: {e}")))?,
+        None => Duration::from_secs(30),
+    }
+    .min(MAX_WAIT);
+    let store = &state.services.store;
+    let mut changes = store.changes();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        changes.borrow_and_update();
+        let job = store.get(id).await?;
+        let finished = job.status.is_final();
+        if finished || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(WaitAnswer {
+                finished,
+                job: job_result(job),
+            }));
+        }
+        tokio::select! {
+            _ = changes.changed() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+/// Cancel a job that has not started (pending, scheduled or retrying).
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = String, Path)),
+    responses((status = 200, body = Job), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "already running or finished")))]
+pub async fn cancel(
+    _: Authorized<Admin>,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Job>, ApiError> {
+    let id = parse_id(&id)?;
+    state.services.store.cancel(id).await?;
+    Ok(Json(state.services.store.get(id).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    pub status: Option<String>,
+    pub queue: Option<String>,
+    pub handler: Option<String>,
+    /// The `next` of the previous page.
+    pub cursor: Option<String>,
+    /// 1–1000, default 50.
+    pub limit: Option<u32>,
+}
+
+/// Validates list parameters shared by `/jobs` and `/dlq`.
+pub(super) fn page_params(
+    cursor: Option<&str>,
+    limit: Option<u32>,
+) -> Result<(Option<JobId>, u32), ApiError> {
+    let after = cursor.map(parse_id).transpose()?;
+    let limit = limit.unwrap_or(ListQuery::DEFAULT_LIMIT);
+    if !(1..=ListQuery::MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit {limit} is outside 1..={}",
+            ListQuery::MAX_LIMIT
+        )));
+    }
+    Ok((after, limit))
+}
+
+/// Jobs, newest first, filtered, a page at a time.
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(ListParams),
+    responses((status = 200, body = Page), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn list(
+    _: Authorized<Read>,
+    State(state): State<ApiState>,
+    ApiQuery(p): ApiQuery<ListParams>,
+) -> Result<Json<Page>, ApiError> {
+    let status = p
+        .status
+        .as_deref()
+        .map(|s| s.parse::<JobStatus>().map_err(ApiError::bad_request))
+        .transpose()?;
+    let (after, limit) = page_params(p.cursor.as_deref(), p.limit)?;
+    let query = ListQuery {
+        status,
+        queue: p.queue,
+        handler: p.handler,
+        after,
+        limit,
+    };
+    Ok(Json(state.services.store.list(&query).await?))
+}

@@ -1,0 +1,301 @@
+//! Process-wide counters and histograms, rendered in the Prometheus text
+//! format at `/metrics`. Kept dependency-free: a few labelled maps behind
+//! mutexes are plenty at tens of thousands of jobs per second.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+/// Upper bounds of the job duration histogram, in seconds.
+const DURATION_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0,
+];
+/// Upper bounds of the fuel histogram.
+const FUEL_BUCKETS: [f64; 8] = [1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11];
+
+#[derive(Default)]
+struct Histogram {
+    buckets: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, bounds: &[f64], v: f64) {
+        if self.buckets.is_empty() {
+            self.buckets = vec![0; bounds.len()];
+        }
+        for (i, b) in bounds.iter().enumerate() {
+            if v <= *b {
+                self.buckets[i] += 1;
+            }
+        }
+        self.sum += v;
+        self.count += 1;
+    }
+}
+
+/// Every metric the host exports.
+#[derive(Default)]
+pub struct Metrics {
+    /// (metric, label) → count, for the per-handler job counters.
+    counters: Mutex<BTreeMap<(&'static str, String), u64>>,
+    durations: Mutex<BTreeMap<String, Histogram>>,
+    fuel: Mutex<BTreeMap<String, Histogram>>,
+    lease_expired: AtomicU64,
+    lease_lost: AtomicU64,
+    denied: Mutex<BTreeMap<String, u64>>,
+}
+
+/// The process's metrics.
+pub fn global() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::default)
+}
+
+/// What a run of a job came to, for the job counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobEvent {
+    Enqueued,
+    Started,
+    Succeeded,
+    Failed,
+    Retried,
+    Dead,
+}
+
+impl JobEvent {
+    fn metric(self) -> &'static str {
+        match self {
+            JobEvent::Enqueued => "taskhost_jobs_enqueued_total",
+            JobEvent::Started => "taskhost_jobs_started_total",
+            JobEvent::Succeeded => "taskhost_jobs_succeeded_total",
+            JobEvent::Failed => "taskhost_jobs_failed_total",
+            JobEvent::Retried => "taskhost_jobs_retried_total",
+            JobEvent::Dead => "taskhost_jobs_dead_total",
+        }
+    }
+}
+
+impl Metrics {
+    pub fn job(&self, event: JobEvent, handler: &str, n: u64) {
+        *self
+            .counters
+            .lock()
+            .expect("metrics lock")
+            .entry((event.metric(), handler.to_string()))
+            .or_default() += n;
+    }
+
+    pub fn run(&self, handler: &str, duration: Duration, fuel: u64) {
+        self.durations
+            .lock()
+            .expect("metrics lock")
+            .entry(handler.to_string())
+            .or_default()
+            .observe(&DURATION_BUCKETS, duration.as_secs_f64());
+        self.fuel
+            .lock()
+            .expect("metrics lock")
+            .entry(handler.to_string())
+            .or_default()
+            .observe(&FUEL_BUCKETS, fuel as f64);
+    }
+
+    pub fn lease_expired(&self, n: u64) {
+        self.lease_expired.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn lease_lost(&self) {
+        self.lease_lost.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn denied(&self, plugin: &str) {
+        *self
+            .denied
+            .lock()
+            .expect("metrics lock")
+            .entry(plugin.to_string())
+            .or_default() += 1;
+    }
+
+    /// The text exposition, with the gauges the caller reads at scrape time.
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let mut out = String::new();
+        let counters = self.counters.lock().expect("metrics lock");
+        for event in [
+            JobEvent::Enqueued,
+            JobEvent::Started,
+            JobEvent::Succeeded,
+            JobEvent::Failed,
+            JobEvent::Retried,
+            JobEvent::Dead,
+        ] {
+            let name = event.metric();
+            let _ = writeln!(out, "# HELP {name} Jobs by handler.\n# TYPE {name} counter");
+            for ((metric, handler), n) in counters.iter() {
+                if *metric == name {
+                    let _ = writeln!(out, "{name}{{handler=\"{}\"}} {n}", escape(handler));
+                }
+            }
+        }
+        drop(counters);
+        histograms(
+            &mut out,
+            "taskhost_job_duration_seconds",
+            "Run time of jobs by handler.",
+            &DURATION_BUCKETS,
+            &self.durations.lock().expect("metrics lock"),
+        );
+        histograms(
+            &mut out,
+            "taskhost_job_fuel",
+            "Fuel used by jobs by handler.",
+            &FUEL_BUCKETS,
+            &self.fuel.lock().expect("metrics lock"),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP taskhost_queue_depth Jobs by queue, priority and status.\n# TYPE taskhost_queue_depth gauge"
+        );
+        for (queue, priority, status, n) in &gauges.queue_depth {
+            let _ = writeln!(
+                out,
+                "taskhost_queue_depth{{queue=\"{}\",priority=\"{priority}\",status=\"{status}\"}} {n}",
+                escape(queue)
+            );
+        }
+        let simple = [
+            (
+                "taskhost_lease_expired_total",
+                "counter",
+                "Leases that expired unrenewed (their host died or hung).",
+                self.lease_expired.load(Ordering::Relaxed),
+            ),
+            (
+                "taskhost_lease_lost_total",
+                "counter",
+                "Results refused because the lease had passed to another worker.",
+                self.lease_lost.load(Ordering::Relaxed),
+            ),
+            (
+                "taskhost_schedule_fires_total",
+                "counter",
+                "Schedule ticks this host enqueued.",
+                gauges.schedule_fires,
+            ),
+            (
+                "taskhost_schedule_misses_total",
+                "counter",
+                "Schedule ticks no host fired within the grace window.",
+                gauges.schedule_misses,
+            ),
+        ];
+        for (name, kind, help, v) in simple {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP taskhost_capability_denied_total Host calls refused for want of a grant.\n# TYPE taskhost_capability_denied_total counter"
+        );
+        for (plugin, n) in self.denied.lock().expect("metrics lock").iter() {
+            let _ = writeln!(
+                out,
+                "taskhost_capability_denied_total{{plugin=\"{}\"}} {n}",
+                escape(plugin)
+            );
+        }
+        out
+    }
+}
+
+/// Values read at scrape time rather than counted.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    /// (queue, priority, status, count)
+    pub queue_depth: Vec<(String, &'static str, &'static str, u64)>,
+    pub schedule_fires: u64,
+    pub schedule_misses: u64,
+}
+
+fn histograms(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    bounds: &[f64],
+    by_handler: &BTreeMap<String, Histogram>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    for (handler, h) in by_handler {
+        let handler = escape(handler);
+        for (i, b) in bounds.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{handler=\"{handler}\",le=\"{b}\"}} {}",
+                h.buckets.get(i).copied().unwrap_or(0)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{handler=\"{handler}\",le=\"+Inf\"}} {}",
+            h.count
+        );
+        let _ = writeln!(out, "{name}_sum{{handler=\"{handler}\"}} {}", h.sum);
+        let _ = writeln!(out, "{name}_count{{handler=\"{handler}\"}} {}", h.count);
+    }
+}
+
+/// Escapes a label value: backslash, quote and newline.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_histograms_render_in_text_format() {
+        let m = Metrics::default();
+        m.job(JobEvent::Succeeded, "hello", 2);
+        m.run("hello", Duration::from_millis(3), 5000);
+        m.denied("pro\"be");
+        let text = m.render(&Gauges {
+            queue_depth: vec![("default".into(), "normal", "pending", 7)],
+            ..Default::default()
+        });
+        assert!(
+            text.contains("taskhost_jobs_succeeded_total{handler=\"hello\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("taskhost_job_duration_seconds_bucket{handler=\"hello\",le=\"0.005\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("taskhost_job_duration_seconds_bucket{handler=\"hello\",le=\"0.001\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("taskhost_job_fuel_count{handler=\"hello\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "taskhost_queue_depth{queue=\"default\",priority=\"normal\",status=\"pending\"} 7"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("taskhost_capability_denied_total{plugin=\"pro\\\"be\"} 1"),
+            "{text}"
+        );
+    }
+}

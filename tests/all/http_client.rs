@@ -1,0 +1,248 @@
+//! Test fixtures for the HTTP API: a `taskhost serve` process whose API
+//! address is read from its log, and a minimal HTTP/1.1 client (one request
+//! per connection), so the tests talk to the real server over TCP.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::support::{TestHost, taskhost_bin};
+
+/// A running `taskhost serve` with its API address.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl Server {
+    /// Starts `serve` (the config must set `[api] listen = "127.0.0.1:0"`)
+    /// and waits for the line that names the bound address.
+    pub fn start(host: &TestHost) -> Server {
+        let mut child = Command::new(taskhost_bin())
+            .arg("--config")
+            .arg(host.config_path())
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("taskhost serve starts");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("serve exited before its API listened")
+                .unwrap();
+            if let Some(rest) = line.split("api listening on http://").nth(1) {
+                break rest.trim().to_string();
+            }
+        };
+        // Keep draining the log so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, addr }
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> Response {
+        request(&self.addr, "GET", path, token, None)
+    }
+
+    pub fn post(&self, path: &str, token: Option<&str>, body: &serde_json::Value) -> Response {
+        request(
+            &self.addr,
+            "POST",
+            path,
+            token,
+            Some(body.to_string().as_bytes()),
+        )
+    }
+
+    pub fn delete(&self, path: &str, token: Option<&str>) -> Response {
+        request(&self.addr, "DELETE", path, token, None)
+    }
+
+    /// SIGTERM, and the process must exit 0.
+    pub fn stop(self) {
+        crate::support::terminate(self.child);
+    }
+}
+
+/// One answer: status, headers (lower-case names) and body.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The error code of an error body.
+    pub fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends one request with `Connection: close` and reads the whole answer.
+pub fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&[u8]>,
+) -> Response {
+    raw(addr, method, path, token, body, "application/json")
+}
+
+/// Like [`request`] with a chosen content type.
+pub fn raw(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&[u8]>,
+    content_type: &str,
+) -> Response {
+    let mut stream = TcpStream::connect(addr).expect("connect to the API");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(90)))
+        .unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    if let Some(b) = body {
+        head.push_str(&format!(
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    if let Some(b) = body {
+        // A server may answer (413) and close before reading a large body.
+        let _ = stream.write_all(b);
+    }
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    parse(&raw)
+}
+
+fn parse(raw: &[u8]) -> Response {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete HTTP head");
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
+        })
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(end) = data.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&data[..end]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&data[end + 2..end + 2 + size]);
+        data = &data[end + 2 + size + 2..];
+    }
+}
+
+/// The pinned Schemathesis version the API's schema test runs.
+const SCHEMATHESIS_VERSION: &str = "4.32.5";
+
+/// The `st` command: `$SCHEMATHESIS` if set (as `.ci/run` does), else a
+/// virtualenv under `target/` that this installs once from PyPI.
+pub fn schemathesis() -> std::path::PathBuf {
+    if let Ok(st) = std::env::var("SCHEMATHESIS") {
+        return st.into();
+    }
+    static INSTALLED: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    INSTALLED
+        .get_or_init(|| {
+            let venv = crate::support::plugin_dir()
+                .parent()
+                .unwrap()
+                .join("st-venv");
+            let st = venv.join("bin").join("st");
+            let installed = Command::new(&st).arg("--version").output().is_ok_and(|o| {
+                o.status.success()
+                    && String::from_utf8_lossy(&o.stdout).contains(SCHEMATHESIS_VERSION)
+            });
+            if !installed {
+                let ok = Command::new("python3")
+                    .arg("-m")
+                    .arg("venv")
+                    .arg(&venv)
+                    .status()
+                    .is_ok_and(|s| s.success())
+                    && Command::new(venv.join("bin").join("pip"))
+                        .args([
+                            "install",
+                            "--quiet",
+                            &format!("schemathesis=={SCHEMATHESIS_VERSION}"),
+                        ])
+                        .status()
+                        .is_ok_and(|s| s.success());
+                assert!(
+                    ok,
+                    "cannot install schemathesis {SCHEMATHESIS_VERSION} into {}",
+                    venv.display()
+                );
+            }
+            st
+        })
+        .clone()
+}
