@@ -9,7 +9,7 @@ use crate::job::{JobStatus, Priority};
 use crate::store::{Store, StoreError};
 
 /// One queue's numbers.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct QueueStats {
     pub name: String,
     pub paused: bool,

@@ -614,3 +614,122 @@ fn schemathesis_finds_no_server_error_and_no_response_outside_the_schema() {
     assert!(out.status.success(), "schemathesis found problems:\n{text}");
     server.stop();
 }
+
+/// `taskhost --url <server> ARGS…` with `TASKHOST_TOKEN` set.
+fn remote_cli(server: &Server, token: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(crate::support::taskhost_bin())
+        .arg("--url")
+        .arg(format!("http://{}", server.addr))
+        .args(args)
+        .env("TASKHOST_TOKEN", token)
+        .env_remove("TASKHOST_CONFIG")
+        .output()
+        .expect("taskhost runs")
+}
+
+#[test]
+fn the_admin_commands_work_against_a_running_host_with_the_same_output() {
+    let (host, server) = started();
+    let out = remote_cli(
+        &server,
+        ENQ,
+        &[
+            "enqueue",
+            "hello",
+            "--payload",
+            r#"{"name":"remote"}"#,
+            "--key",
+            "r-1",
+        ],
+    );
+    assert!(out.status.success(), "{}", crate::support::stderr(&out));
+    let id = crate::support::stdout(&out).trim().to_string();
+    let out = remote_cli(&server, READ, &["wait", &id, "--timeout", "30s"]);
+    assert!(out.status.success(), "{}", crate::support::stderr(&out));
+    assert_eq!(
+        crate::support::stdout(&out).trim(),
+        r#"{"attempt":1,"greeting":"Hello, remote!"}"#
+    );
+    let dead = remote_cli(
+        &server,
+        ENQ,
+        &[
+            "enqueue",
+            "probe.outcome",
+            "--payload",
+            r#"{"kind":"permanent"}"#,
+        ],
+    );
+    let dead = crate::support::stdout(&dead).trim().to_string();
+    assert_eq!(
+        remote_cli(&server, READ, &["wait", &dead, "--timeout", "30s"])
+            .status
+            .code(),
+        Some(1)
+    );
+
+    // The same commands print the same, locally and through the API.
+    for args in [
+        vec!["jobs", "--json"],
+        vec!["jobs"],
+        vec!["job", id.as_str()],
+        vec!["dlq", "list"],
+        vec!["dlq", "show", dead.as_str(), "--json"],
+        vec!["queue", "stats"],
+    ] {
+        let local = host.run_cli(&args);
+        let remote = remote_cli(&server, READ, &args);
+        assert!(
+            remote.status.success(),
+            "{args:?}: {}",
+            crate::support::stderr(&remote)
+        );
+        assert_eq!(
+            crate::support::stdout(&remote),
+            crate::support::stdout(&local),
+            "{args:?}"
+        );
+    }
+
+    let out = remote_cli(
+        &server,
+        ADMIN,
+        &["schedule", "add", "tick", "every 1h", "hello"],
+    );
+    assert!(out.status.success(), "{}", crate::support::stderr(&out));
+    let out = remote_cli(&server, READ, &["schedule", "list"]);
+    assert!(
+        crate::support::stdout(&out).contains("tick"),
+        "{}",
+        crate::support::stdout(&out)
+    );
+    assert!(
+        remote_cli(&server, ADMIN, &["schedule", "remove", "tick"])
+            .status
+            .success()
+    );
+    assert!(
+        remote_cli(&server, ADMIN, &["queue", "pause", "mail"])
+            .status
+            .success()
+    );
+    let out = remote_cli(&server, ADMIN, &["dlq", "retry", "--all"]);
+    assert_eq!(crate::support::stdout(&out).trim(), "1 job(s) queued again");
+
+    // Refusals keep their exit code 2 and the host's message.
+    let out = remote_cli(&server, ENQ, &["enqueue", "helo"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        crate::support::stderr(&out).contains("did you mean hello"),
+        "{}",
+        crate::support::stderr(&out)
+    );
+    let out = remote_cli(&server, READ, &["queue", "purge", "mail"]);
+    assert_eq!(out.status.code(), Some(2), "a read token cannot purge");
+    assert!(
+        crate::support::stderr(&out).contains("lacks the admin scope"),
+        "{}",
+        crate::support::stderr(&out)
+    );
+    server.stop();
+}

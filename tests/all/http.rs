@@ -497,6 +497,9 @@ async fn secrets_are_substituted_but_never_leak_from_failing_requests() {
         (2, 2)
     );
     assert_no_secret("the counters", &format!("{counts:?}"));
+    let metrics = taskhost::metrics::global().render(&taskhost::metrics::Gauges::default());
+    assert!(metrics.contains("taskhost_jobs_failed_total"), "{metrics}");
+    assert_no_secret("/metrics", &metrics);
     drop(s);
     for entry in std::fs::read_dir(host.path().join(".taskhost")).unwrap() {
         let path = entry.unwrap().path();

@@ -9,11 +9,13 @@ use clap::Args;
 
 use super::BadInput;
 use super::output::{job_detail, job_table};
+use super::remote::{Remote, query};
 use crate::config::Config;
 use crate::enqueue::{EnqueueError, EnqueueRequest};
+use crate::job::Job;
 use crate::job::{JobId, JobStatus, Priority};
 use crate::services::{Services, open_store};
-use crate::store::ListQuery;
+use crate::store::{Enqueued, ListQuery, Page};
 
 #[derive(Args)]
 pub struct EnqueueArgs {
@@ -83,7 +85,13 @@ pub async fn enqueue(config: Arc<Config>, args: EnqueueArgs) -> anyhow::Result<E
         EnqueueError::Store(e) => anyhow::Error::new(e),
         e => BadInput(e.to_string()).into(),
     })?;
-    if args.json {
+    print_enqueued(&enqueued, args.json);
+    services.store.close().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_enqueued(enqueued: &Enqueued, json: bool) {
+    if json {
         println!(
             "{}",
             serde_json::json!({"id": enqueued.id.to_string(), "created": enqueued.created})
@@ -91,7 +99,23 @@ pub async fn enqueue(config: Arc<Config>, args: EnqueueArgs) -> anyhow::Result<E
     } else {
         println!("{}", enqueued.id);
     }
-    services.store.close().await?;
+}
+
+/// `enqueue --url`: the same checks first, then `POST /api/v1/jobs`.
+pub async fn enqueue_remote(remote: &Remote, args: EnqueueArgs) -> anyhow::Result<ExitCode> {
+    let req = request(&args)?;
+    let body = serde_json::json!({
+        "handler": req.handler,
+        "payload": req.payload,
+        "queue": req.queue,
+        "priority": req.priority,
+        "delay": args.delay,
+        "run_at": req.run_at,
+        "idempotency_key": req.idempotency_key,
+        "max_attempts": req.max_attempts,
+    });
+    let enqueued: Enqueued = remote.post("/api/v1/jobs", &body).await?;
+    print_enqueued(&enqueued, args.json);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -103,13 +127,21 @@ pub fn parse_id(id: &str) -> Result<JobId, BadInput> {
 pub async fn show(config: Arc<Config>, id: String, json: bool) -> anyhow::Result<ExitCode> {
     let id = parse_id(&id)?;
     let store = open_store(&config, Arc::new(crate::clock::SystemClock)).await?;
-    let job = store.get(id).await?;
+    print_job(&store.get(id).await?, json)
+}
+
+pub fn print_job(job: &Job, json: bool) -> anyhow::Result<ExitCode> {
     if json {
-        println!("{}", serde_json::to_string_pretty(&job)?);
+        println!("{}", serde_json::to_string_pretty(job)?);
     } else {
-        print!("{}", job_detail(&job));
+        print!("{}", job_detail(job));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+pub async fn show_remote(remote: &Remote, id: String, json: bool) -> anyhow::Result<ExitCode> {
+    let id = parse_id(&id)?;
+    print_job(&remote.get(&format!("/api/v1/jobs/{id}")).await?, json)
 }
 
 #[derive(Args)]
@@ -146,8 +178,12 @@ pub async fn list(config: Arc<Config>, args: ListArgs) -> anyhow::Result<ExitCod
             limit: args.limit,
         })
         .await?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&page)?);
+    print_page(&page, args.json)
+}
+
+pub fn print_page(page: &Page, json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(page)?);
     } else {
         print!("{}", job_table(&page.jobs));
         if let Some(next) = page.next {
@@ -155,6 +191,17 @@ pub async fn list(config: Arc<Config>, args: ListArgs) -> anyhow::Result<ExitCod
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+pub async fn list_remote(remote: &Remote, args: ListArgs) -> anyhow::Result<ExitCode> {
+    let q = query(&[
+        ("status", args.status),
+        ("queue", args.queue),
+        ("handler", args.handler),
+        ("cursor", args.cursor),
+        ("limit", Some(args.limit.to_string())),
+    ]);
+    print_page(&remote.get(&format!("/api/v1/jobs{q}")).await?, args.json)
 }
 
 /// Exit codes of `wait`: how the job ended.
@@ -173,24 +220,7 @@ pub async fn wait(config: Arc<Config>, id: String, timeout: String) -> anyhow::R
     loop {
         changes.borrow_and_update();
         let job = store.get(id).await?;
-        eprint!(
-            "\r{id}  {:<9} attempt {}/{}  {:>6.1}s ",
-            job.status.as_str(),
-            job.attempt,
-            job.max_attempts,
-            started.elapsed().as_secs_f64()
-        );
-        let code = match job.status {
-            JobStatus::Succeeded => Some(ExitCode::SUCCESS),
-            JobStatus::Dead => Some(ExitCode::from(WAIT_DEAD)),
-            JobStatus::Cancelled => Some(ExitCode::from(WAIT_CANCELLED)),
-            _ => None,
-        };
-        if let Some(code) = code {
-            eprintln!();
-            if let Some(result) = &job.result {
-                println!("{result}");
-            }
+        if let Some(code) = wait_progress(&job, started) {
             return Ok(code);
         }
         // Wake on any write (ours or another process's), at least once a second.
@@ -204,5 +234,58 @@ pub async fn wait(config: Arc<Config>, id: String, timeout: String) -> anyhow::R
                 return Ok(ExitCode::from(WAIT_TIMEOUT));
             }
         }
+    }
+}
+
+/// Prints the progress line; once the job has ended, its result and the
+/// exit code that says how it ended.
+fn wait_progress(job: &Job, started: std::time::Instant) -> Option<ExitCode> {
+    eprint!(
+        "\r{}  {:<9} attempt {}/{}  {:>6.1}s ",
+        job.id,
+        job.status.as_str(),
+        job.attempt,
+        job.max_attempts,
+        started.elapsed().as_secs_f64()
+    );
+    let code = match job.status {
+        JobStatus::Succeeded => ExitCode::SUCCESS,
+        JobStatus::Dead => ExitCode::from(WAIT_DEAD),
+        JobStatus::Cancelled => ExitCode::from(WAIT_CANCELLED),
+        _ => return None,
+    };
+    eprintln!();
+    if let Some(result) = &job.result {
+        println!("{result}");
+    }
+    Some(code)
+}
+
+/// `wait --url`: long-polls `/api/v1/jobs/{id}/wait` (60 s at a time).
+pub async fn wait_remote(remote: &Remote, id: String, timeout: String) -> anyhow::Result<ExitCode> {
+    let id = parse_id(&id)?;
+    let timeout = crate::schedule::parse_duration(&timeout)
+        .map_err(|e| BadInput(format!("--timeout: {e}")))?;
+    let started = std::time::Instant::now();
+    loop {
+        let job: Job = remote.get(&format!("/api/v1/jobs/{id}")).await?;
+        if let Some(code) = wait_progress(&job, started) {
+            return Ok(code);
+        }
+        let left = timeout.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            eprintln!();
+            eprintln!("still {} after {timeout:?}", job.status.as_str());
+            return Ok(ExitCode::from(WAIT_TIMEOUT));
+        }
+        let poll = left
+            .min(Duration::from_secs(60))
+            .max(Duration::from_millis(1));
+        let _: serde_json::Value = remote
+            .get(&format!(
+                "/api/v1/jobs/{id}/wait?timeout={}ms",
+                poll.as_millis()
+            ))
+            .await?;
     }
 }

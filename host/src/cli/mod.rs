@@ -6,6 +6,7 @@ mod bench;
 mod jobs;
 mod output;
 mod plugin;
+mod remote;
 mod run;
 mod schedule;
 mod serve;
@@ -30,6 +31,11 @@ struct Cli {
     /// The config file; without it, `./taskhost.toml` if present, else defaults.
     #[arg(long, short, global = true, env = "TASKHOST_CONFIG")]
     config: Option<PathBuf>,
+    /// Run the job, DLQ, queue and schedule commands against this host's
+    /// HTTP API (`http://host:port`) instead of the local store; the token
+    /// comes from `TASKHOST_TOKEN`.
+    #[arg(long, global = true, env = "TASKHOST_URL")]
+    url: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -111,6 +117,26 @@ pub fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = || load_config(cli.config.as_deref());
+    let remote = cli
+        .url
+        .as_deref()
+        .map(|u| remote::Remote::new(u, std::env::var("TASKHOST_TOKEN").ok()))
+        .transpose()?;
+    if let Some(remote) = remote {
+        return match cli.command {
+            Command::Enqueue(args) => jobs::enqueue_remote(&remote, args).await,
+            Command::Job { id, json } => jobs::show_remote(&remote, id, json).await,
+            Command::Jobs(args) => jobs::list_remote(&remote, args).await,
+            Command::Wait { id, timeout } => jobs::wait_remote(&remote, id, timeout).await,
+            Command::Dlq(cmd) => admin::dlq_remote(&remote, cmd).await,
+            Command::Queue(cmd) => admin::queue_remote(&remote, cmd).await,
+            Command::Schedule(cmd) => schedule::execute_remote(&remote, cmd).await,
+            _ => Err(BadInput(
+                "--url works with enqueue, job, jobs, wait, dlq, queue and schedule".into(),
+            )
+            .into()),
+        };
+    }
     match cli.command {
         Command::Schedule(cmd) => schedule::execute(config, cmd).await,
         Command::Serve => serve::execute(config()?).await,

@@ -1,16 +1,19 @@
 //! `taskhost schedule next | list | add | remove | enable | disable | run`.
-//! Management commands write to the store; a running host picks the change
-//! up within its refresh period (`scheduler.refresh`, default 5 s).
+//! Management commands write to the store (or, with `--url`, go through a
+//! host's API); a running host picks a change up within its refresh period
+//! (`scheduler.refresh`, default 5 s).
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use clap::Subcommand;
+use clap::{Args, Subcommand};
+use serde_json::json;
 
 use super::BadInput;
+use super::remote::{Remote, encode};
 use crate::config::Config;
-use crate::scheduler::{ScheduleDef, SchedulerError, missed_text};
+use crate::scheduler::{ScheduleDef, ScheduleInfo, SchedulerError, missed_text};
 use crate::services::Services;
 
 #[derive(Subcommand)]
@@ -34,29 +37,7 @@ pub enum ScheduleCommand {
         json: bool,
     },
     /// Register a schedule (kept in the store; survives restarts).
-    Add {
-        name: String,
-        /// The schedule expression, e.g. '*/15 * * * *' or 'every 30s'.
-        expr: String,
-        handler: String,
-        #[arg(long, short, default_value = "{}")]
-        payload: String,
-        #[arg(long)]
-        tz: Option<String>,
-        #[arg(long, short)]
-        queue: Option<String>,
-        #[arg(long)]
-        priority: Option<String>,
-        /// skip (default) or catch-up-once.
-        #[arg(long)]
-        missed: Option<String>,
-        /// allow (default) or skip.
-        #[arg(long)]
-        overlap: Option<String>,
-        /// Register it disabled.
-        #[arg(long)]
-        disabled: bool,
-    },
+    Add(AddArgs),
     Remove {
         name: String,
     },
@@ -70,6 +51,86 @@ pub enum ScheduleCommand {
     Run {
         name: String,
     },
+}
+
+#[derive(Args)]
+pub struct AddArgs {
+    name: String,
+    /// The schedule expression, e.g. '*/15 * * * *' or 'every 30s'.
+    expr: String,
+    handler: String,
+    #[arg(long, short, default_value = "{}")]
+    payload: String,
+    #[arg(long)]
+    tz: Option<String>,
+    #[arg(long, short)]
+    queue: Option<String>,
+    #[arg(long)]
+    priority: Option<String>,
+    /// skip (default) or catch-up-once.
+    #[arg(long)]
+    missed: Option<String>,
+    /// allow (default) or skip.
+    #[arg(long)]
+    overlap: Option<String>,
+    /// Register it disabled.
+    #[arg(long)]
+    disabled: bool,
+}
+
+/// The definition the arguments describe; bad values are refused here.
+fn definition(a: AddArgs) -> Result<ScheduleDef, BadInput> {
+    let mut def = ScheduleDef::new(a.name, a.expr, a.handler);
+    def.payload = serde_json::from_str(&a.payload)
+        .map_err(|e| BadInput(format!("--payload is not valid JSON: {e}")))?;
+    def.timezone = a.tz;
+    if let Some(q) = a.queue {
+        def.queue = q;
+    }
+    if let Some(p) = a.priority {
+        def.priority = p.parse().map_err(BadInput)?;
+    }
+    if let Some(m) = a.missed {
+        def.missed = missed_text::parse(&m).map_err(BadInput)?;
+    }
+    if let Some(o) = a.overlap {
+        def.overlap = serde_json::from_value(serde_json::Value::String(o.clone()))
+            .map_err(|_| BadInput(format!("--overlap {o:?}: expected allow or skip")))?;
+    }
+    def.enabled = !a.disabled;
+    Ok(def)
+}
+
+fn print_list(list: &[ScheduleInfo], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(list)?);
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:<20} {:<16} {:<20} {:<8} NEXT FIRE",
+        "NAME", "SCHEDULE", "ZONE", "HANDLER", "ENABLED"
+    );
+    for info in list {
+        let s = &info.schedule;
+        let next = info
+            .next_fire
+            .map(|t| t.to_rfc3339())
+            .or_else(|| info.problem.clone())
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "{:<24} {:<20} {:<16} {:<20} {:<8} {next}",
+            s.name, s.spec, s.timezone, s.handler, s.enabled
+        );
+    }
+    Ok(())
+}
+
+fn print_added(info: &ScheduleInfo) {
+    let next = info
+        .next_fire
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_else(|| "-".into());
+    println!("{} added; next fire {next}", info.schedule.name);
 }
 
 pub async fn execute(
@@ -96,69 +157,10 @@ pub async fn execute(
     match cmd {
         ScheduleCommand::Next { .. } => unreachable!("handled above"),
         ScheduleCommand::List { json } => {
-            let list = scheduler.list().await.map_err(user_error)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
-            } else {
-                println!(
-                    "{:<24} {:<20} {:<16} {:<20} {:<8} NEXT FIRE",
-                    "NAME", "SCHEDULE", "ZONE", "HANDLER", "ENABLED"
-                );
-                for info in list {
-                    let s = &info.schedule;
-                    println!(
-                        "{:<24} {:<20} {:<16} {:<20} {:<8} {}",
-                        s.name,
-                        s.spec,
-                        s.timezone,
-                        s.handler,
-                        s.enabled,
-                        info.next_fire
-                            .map(|t| t.to_rfc3339())
-                            .or(info.problem)
-                            .unwrap_or_else(|| "-".into())
-                    );
-                }
-            }
+            print_list(&scheduler.list().await.map_err(user_error)?, json)?
         }
-        ScheduleCommand::Add {
-            name,
-            expr,
-            handler,
-            payload,
-            tz,
-            queue,
-            priority,
-            missed,
-            overlap,
-            disabled,
-        } => {
-            let mut def = ScheduleDef::new(name, expr, handler);
-            def.payload = serde_json::from_str(&payload)
-                .map_err(|e| BadInput(format!("--payload is not valid JSON: {e}")))?;
-            def.timezone = tz;
-            if let Some(q) = queue {
-                def.queue = q;
-            }
-            if let Some(p) = priority {
-                def.priority = p.parse().map_err(BadInput)?;
-            }
-            if let Some(m) = missed {
-                def.missed = missed_text::parse(&m).map_err(BadInput)?;
-            }
-            if let Some(o) = overlap {
-                def.overlap = serde_json::from_value(serde_json::Value::String(o.clone()))
-                    .map_err(|_| BadInput(format!("--overlap {o:?}: expected allow or skip")))?;
-            }
-            def.enabled = !disabled;
-            let info = scheduler.add(def).await.map_err(user_error)?;
-            println!(
-                "{} added; next fire {}",
-                info.schedule.name,
-                info.next_fire
-                    .map(|t| t.to_rfc3339())
-                    .unwrap_or_else(|| "-".into())
-            );
+        ScheduleCommand::Add(args) => {
+            print_added(&scheduler.add(definition(args)?).await.map_err(user_error)?)
         }
         ScheduleCommand::Remove { name } => {
             scheduler.remove(&name).await.map_err(user_error)?;
@@ -173,11 +175,52 @@ pub async fn execute(
             println!("{name} disabled");
         }
         ScheduleCommand::Run { name } => {
-            let id = scheduler.run_now(&name).await.map_err(user_error)?;
-            println!("{id}");
+            println!("{}", scheduler.run_now(&name).await.map_err(user_error)?)
         }
     }
     services.store.close().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The same commands through a host's API.
+pub async fn execute_remote(remote: &Remote, cmd: ScheduleCommand) -> anyhow::Result<ExitCode> {
+    let path = |name: &str, verb: &str| format!("/api/v1/schedules/{}{verb}", encode(name));
+    match cmd {
+        ScheduleCommand::Next {
+            expr,
+            count,
+            from,
+            tz,
+        } => return next(&expr, count, from, tz),
+        ScheduleCommand::List { json } => print_list(
+            &remote.get::<Vec<ScheduleInfo>>("/api/v1/schedules").await?,
+            json,
+        )?,
+        ScheduleCommand::Add(args) => {
+            let def = serde_json::to_value(definition(args)?)?;
+            print_added(&remote.post("/api/v1/schedules", &def).await?);
+        }
+        ScheduleCommand::Remove { name } => {
+            remote.delete::<serde_json::Value>(&path(&name, "")).await?;
+            println!("{name} removed");
+        }
+        ScheduleCommand::Enable { name } => {
+            remote
+                .post::<serde_json::Value>(&path(&name, "/enable"), &json!({}))
+                .await?;
+            println!("{name} enabled");
+        }
+        ScheduleCommand::Disable { name } => {
+            remote
+                .post::<serde_json::Value>(&path(&name, "/disable"), &json!({}))
+                .await?;
+            println!("{name} disabled");
+        }
+        ScheduleCommand::Run { name } => {
+            let started: serde_json::Value = remote.post(&path(&name, "/run"), &json!({})).await?;
+            println!("{}", started["id"].as_str().unwrap_or_default());
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

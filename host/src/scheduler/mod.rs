@@ -97,7 +97,7 @@ impl Default for SchedulerSettings {
 }
 
 /// A schedule with what this host knows about its firing.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ScheduleInfo {
     /// The stored record.
     pub schedule: Schedule,

@@ -155,7 +155,7 @@ impl ListQuery {
 }
 
 /// One page of jobs.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Page {
     /// The jobs, newest first.
     pub jobs: Vec<Job>,

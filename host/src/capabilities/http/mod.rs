@@ -277,6 +277,7 @@ impl Host for JobState {
         let result = shared.http.send(self.plugin(), &config, request).await;
         if let Err(HostError::Denied(message)) = &result {
             self.capture().line("DENIED", message);
+            crate::metrics::global().denied(self.plugin());
         }
         Ok(result)
     }
