@@ -61,8 +61,18 @@ impl Server {
     }
 
     /// SIGTERM, and the process must exit 0.
-    pub fn stop(self) {
-        crate::support::terminate(self.child);
+    pub fn stop(mut self) {
+        crate::support::signal(&self.child, "-TERM");
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "exit status {status:?}");
+    }
+}
+
+impl Drop for Server {
+    /// A test that fails midway must not leave its host running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

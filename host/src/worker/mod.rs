@@ -174,22 +174,8 @@ impl Workers {
             backlog = leases.len() == want;
             if leases.is_empty() {
                 drop(first);
-                // Mark what we have seen before asking what is next, so a
-                // write in between wakes us rather than being missed.
-                changes.borrow_and_update();
-                let wait = match self.store.next_due_at(&queues, &handlers).await {
-                    Ok(Some(at)) => (at - self.clock.now()).to_std().unwrap_or(Duration::ZERO),
-                    Ok(None) => IDLE_SLEEP,
-                    Err(e) => {
-                        tracing::warn!("cannot read the next due time: {e}");
-                        Duration::from_secs(1)
-                    }
-                };
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = changes.changed() => {}
-                    _ = shutdown.changed() => {}
-                }
+                self.idle(&queues, &handlers, &mut changes, &mut shutdown)
+                    .await;
                 continue;
             }
             let mut permits = vec![first];
@@ -203,6 +189,40 @@ impl Workers {
             }
             for (lease, permit) in leases.into_iter().zip(permits) {
                 self.clone().start(lease, permit);
+            }
+        }
+    }
+
+    /// Sleeps until a job of `queues` is due (or a lease expires), waking
+    /// on writes. A write that made nothing due here (another queue's
+    /// enqueue, a completion) costs one read, not a lease transaction, so
+    /// idle queues do not slow the busy ones.
+    async fn idle(
+        &self,
+        queues: &[String],
+        handlers: &[String],
+        changes: &mut watch::Receiver<u64>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) {
+        loop {
+            // Mark what we have seen before asking what is next, so a write
+            // in between wakes us rather than being missed.
+            changes.borrow_and_update();
+            let wait = match self.store.next_due_at(queues, handlers).await {
+                Ok(Some(at)) => (at - self.clock.now()).to_std().unwrap_or(Duration::ZERO),
+                Ok(None) => IDLE_SLEEP,
+                Err(e) => {
+                    tracing::warn!("cannot read the next due time: {e}");
+                    Duration::from_secs(1)
+                }
+            };
+            if wait.is_zero() {
+                return;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => return,
+                _ = changes.changed() => {}
+                _ = shutdown.changed() => return,
             }
         }
     }
