@@ -65,8 +65,17 @@ pub fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<()> {
 
 /// The refusal every ungranted call gets: names the plugin and what it asked for.
 pub(crate) fn denied(state: &JobState, what: impl std::fmt::Display) -> HostError {
+    let message = format!("plugin {:?} is not granted {what}", state.plugin());
+    note_denied(state, &message);
+    HostError::Denied(message)
+}
+
+/// Every refusal is logged (with the job id), written to the job's captured
+/// log and counted in `/metrics`, wherever in the capabilities it happens.
+pub(crate) fn note_denied(state: &JobState, message: &str) {
     crate::metrics::global().denied(state.plugin());
-    HostError::Denied(format!("plugin {:?} is not granted {what}", state.plugin()))
+    tracing::warn!(job_id = %state.identity().job_id, plugin = %state.plugin(), "{message}");
+    state.capture().line("DENIED", message);
 }
 
 impl bindings::taskhost::plugin::types::Host for JobState {}

@@ -191,17 +191,7 @@ impl JobState {
             Some(found) => Ok(found),
             None => {
                 shared.counters.denied.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    job_id = %self.identity().job_id,
-                    plugin = %self.plugin(),
-                    chain,
-                    op,
-                    "chain call denied: no grant"
-                );
-                let denied = super::denied(self, format_args!("chain {chain:?}"));
-                if let HostError::Denied(message) = &denied {
-                    self.capture().line("WARN", message);
-                }
+                let denied = super::denied(self, format_args!("chain {chain:?} (for {op})"));
                 Err(denied)
             }
         })

@@ -238,17 +238,7 @@ impl JobState {
             Some(found) => Ok(found),
             None => {
                 shared.counters.denied.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    job_id = %self.identity().job_id,
-                    plugin = %self.plugin(),
-                    db,
-                    op,
-                    "db call denied: no grant"
-                );
-                let denied = super::denied(self, format_args!("database {db:?}"));
-                if let HostError::Denied(message) = &denied {
-                    self.capture().line("WARN", message);
-                }
+                let denied = super::denied(self, format_args!("database {db:?} (for {op})"));
                 Err(denied)
             }
         })

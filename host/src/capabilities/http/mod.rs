@@ -276,8 +276,7 @@ impl Host for JobState {
         let config = shared.config.plugin(self.plugin());
         let result = shared.http.send(self.plugin(), &config, request).await;
         if let Err(HostError::Denied(message)) = &result {
-            self.capture().line("DENIED", message);
-            crate::metrics::global().denied(self.plugin());
+            super::note_denied(self, message);
         }
         Ok(result)
     }
