@@ -2,7 +2,6 @@
 //! managed at runtime from the CLI.
 
 use std::collections::BTreeMap;
-use std::process::Child;
 use std::time::Duration;
 
 use taskhost::store::ListQuery;
@@ -40,7 +39,7 @@ async fn three_hosts_fire_each_tick_once_and_survive_losing_one() {
     let host = TestHost::new(
         "[scheduler]\nrefresh = \"1s\"\n\n[[schedules]]\nname = \"every-second\"\nschedule = \"every 1s\"\nhandler = \"hello\"\npayload = { name = \"tick\" }\n",
     );
-    let hosts: Vec<Child> = (0..3).map(|_| spawn_serve(&host)).collect();
+    let hosts: Vec<_> = (0..3).map(|_| spawn_serve(&host)).collect();
     tokio::time::sleep(Duration::from_secs(15)).await;
     let mut hosts = hosts.into_iter();
     let mut killed = hosts.next().unwrap();

@@ -201,16 +201,41 @@ pub fn request(handler: &str, payload: serde_json::Value) -> taskhost::enqueue::
     }
 }
 
+/// A `taskhost serve` child process, killed if the test ends (or fails)
+/// without stopping it, so no host outlives its test.
+pub struct ServeProcess(std::process::Child);
+
+impl std::ops::Deref for ServeProcess {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ServeProcess {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `taskhost serve` on this host's config, as a child process.
-pub fn spawn_serve(host: &TestHost) -> std::process::Child {
-    Command::new(taskhost_bin())
+pub fn spawn_serve(host: &TestHost) -> ServeProcess {
+    let child = Command::new(taskhost_bin())
         .arg("--config")
         .arg(host.config_path())
         .arg("serve")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .expect("taskhost serve starts")
+        .expect("taskhost serve starts");
+    ServeProcess(child)
 }
 
 /// Sends a signal (`-TERM`, `-KILL`, …) to a child process.
@@ -224,7 +249,7 @@ pub fn signal(child: &std::process::Child, sig: &str) {
 }
 
 /// SIGTERM, and the process must exit 0.
-pub fn terminate(mut child: std::process::Child) {
+pub fn terminate(mut child: ServeProcess) {
     signal(&child, "-TERM");
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status:?}");
