@@ -602,7 +602,7 @@ fn schemathesis_finds_no_server_error_and_no_response_outside_the_schema() {
     let out = std::process::Command::new(&st)
         .args(["run", &format!("{base}/api/v1/openapi.json"), "--url", &base])
         .args(["--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance"])
-        .args(["--max-examples", "25", "--seed", "1", "--request-timeout", "10"])
+        .args(["--max-examples", "25", "--seed", "1", "--request-timeout", "65"])
         .args(["-H", &format!("Authorization: Bearer {ADMIN}")])
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", st.display()));
