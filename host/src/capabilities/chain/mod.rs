@@ -22,8 +22,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::{Value as Json, json};
-use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls;
 use tracing::Instrument;
 
 use super::HostError;
@@ -116,7 +114,7 @@ impl Chains {
                 }
             }
         }
-        let tls = tls_connector();
+        let tls = super::http::client::tls_connector();
         let mut by_name = BTreeMap::new();
         for (name, settings) in &config.chains {
             let fail = |e: String| format!("[chains.{name}]: {e}");
@@ -150,18 +148,6 @@ impl Chains {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.by_name.keys().map(String::as_str)
     }
-}
-
-fn tls_connector() -> TlsConnector {
-    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    TlsConnector::from(Arc::new(tls))
 }
 
 fn failed(chain: &str, what: impl std::fmt::Display) -> HostError {

@@ -309,3 +309,19 @@ fn chain(e: &dyn std::error::Error) -> String {
     }
     text
 }
+
+/// TLS for outbound HTTP/1.1 with the webpki roots; shared by the `http`
+/// and `chain` capabilities.
+pub(crate) fn tls_connector() -> TlsConnector {
+    let roots = tokio_rustls::rustls::RootCertStore::from_iter(
+        webpki_roots::TLS_SERVER_ROOTS.iter().cloned(),
+    );
+    let provider = std::sync::Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut tls = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    TlsConnector::from(std::sync::Arc::new(tls))
+}

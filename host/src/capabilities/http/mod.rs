@@ -6,7 +6,7 @@
 //! origin, logged (to `tracing` and the job's log) and counted.
 
 mod address;
-mod client;
+pub(crate) mod client;
 mod grants;
 pub(crate) mod secrets;
 
@@ -18,7 +18,6 @@ use bytes::Bytes;
 use hyper::Method;
 use hyper::header::{HeaderName, HeaderValue};
 use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls;
 use url::Url;
 
 use super::HostError;
@@ -57,19 +56,10 @@ impl Default for HttpClient {
 
 impl HttpClient {
     fn new(settings: HttpSettings, grants: HashMap<String, Arc<Grants>>) -> HttpClient {
-        let roots =
-            rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default TLS versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         HttpClient {
             settings,
             grants,
-            tls: TlsConnector::from(Arc::new(tls)),
+            tls: client::tls_connector(),
             counts: Mutex::new(BTreeMap::new()),
         }
     }
