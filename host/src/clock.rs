@@ -9,6 +9,16 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
 
+/// `at + span`, saturating at the last representable instant instead of
+/// panicking: spans come from clients and plugins (a delay, a retry-after),
+/// and no span may take a host task down.
+pub fn after(at: DateTime<Utc>, span: std::time::Duration) -> DateTime<Utc> {
+    Duration::from_std(span)
+        .ok()
+        .and_then(|span| at.checked_add_signed(span))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 /// A source of the current time.
 pub trait Clock: Send + Sync {
     /// The current time.

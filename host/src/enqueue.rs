@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::job::{NewJob, Priority};
+use crate::job::{MAX_NAME_LEN, MAX_RUN_AHEAD, NewJob, Priority};
 use crate::metrics::JobEvent;
 use crate::runtime::Registry;
 use crate::store::{Enqueued, Store, StoreError};
@@ -44,6 +44,13 @@ pub enum EnqueueError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+fn too_far(what: std::fmt::Arguments<'_>) -> EnqueueError {
+    EnqueueError::Invalid(format!(
+        "{what} is too far in the future: a job may be set to run at most {} ahead",
+        crate::units::format_duration(MAX_RUN_AHEAD)
+    ))
 }
 
 fn did_you_mean(near: &[String]) -> String {
@@ -112,6 +119,15 @@ impl Enqueuer {
 
     /// Checks a request and turns it into the job to store.
     pub fn prepare(&self, req: EnqueueRequest) -> Result<NewJob, EnqueueError> {
+        // Sizes first: nothing below (the lookup, "did you mean") may cost
+        // more than the request's own size allows.
+        if req.handler.len() > MAX_NAME_LEN {
+            return Err(EnqueueError::Invalid(format!(
+                "handler name {:?}… is {} bytes long; the limit is {MAX_NAME_LEN}",
+                &req.handler[..req.handler.floor_char_boundary(32)],
+                req.handler.len()
+            )));
+        }
         let Some(policy) = self.policies.get(&req.handler) else {
             let near = near_matches(&self.handler_names, &req.handler);
             return Err(EnqueueError::UnknownHandler {
@@ -128,17 +144,23 @@ impl Enqueuer {
                 max: self.max_payload,
             });
         }
+        let now = self.clock.now();
         let run_at = match (req.delay, req.run_at) {
             (Some(_), Some(_)) => {
                 return Err(EnqueueError::Invalid(
                     "give a delay or a run-at time, not both".into(),
                 ));
             }
-            (Some(d), None) => Some(
-                self.clock.now()
-                    + chrono::Duration::from_std(d)
-                        .map_err(|_| EnqueueError::Invalid(format!("delay {d:?} is too long")))?,
-            ),
+            (Some(d), None) if d > MAX_RUN_AHEAD => {
+                return Err(too_far(format_args!(
+                    "a delay of {}",
+                    crate::units::format_duration(d)
+                )));
+            }
+            (Some(d), None) => Some(crate::clock::after(now, d)),
+            (None, Some(at)) if at > crate::clock::after(now, MAX_RUN_AHEAD) => {
+                return Err(too_far(format_args!("run-at {}", at.to_rfc3339())));
+            }
             (None, at) => at,
         };
         let mut job = NewJob::new(req.handler, req.payload)
@@ -192,14 +214,27 @@ impl Enqueuer {
     }
 }
 
-/// Handler names close to `name`, for "did you mean" answers.
+/// Handler names close to `name`, for "did you mean" answers. Names longer
+/// than a handler name may be get no suggestions, and candidates whose
+/// length alone puts them out of reach are skipped, so the cost stays
+/// bounded by `MAX_NAME_LEN²` per loaded handler whatever a client sends.
 pub fn near_matches(names: &[String], name: &str) -> Vec<String> {
+    if name.len() > MAX_NAME_LEN {
+        return Vec::new();
+    }
     let lower = name.to_lowercase();
+    let reach = 3.max(name.len() / 3);
     let mut scored: Vec<(usize, &String)> = names
         .iter()
-        .map(|h| (edit_distance(&h.to_lowercase(), &lower), h))
-        .filter(|(d, h)| {
-            *d <= 3.max(name.len() / 3) || h.contains(name) || name.contains(h.as_str())
+        .filter_map(|h| {
+            if h.contains(name) || name.contains(h.as_str()) {
+                return Some((0, h));
+            }
+            if h.len().abs_diff(name.len()) > reach {
+                return None;
+            }
+            let d = edit_distance(&h.to_lowercase(), &lower);
+            (d <= reach).then_some((d, h))
         })
         .collect();
     scored.sort();

@@ -19,6 +19,15 @@ pub const DEFAULT_QUEUE: &str = "default";
 /// How many runs a job gets when its enqueuer does not say.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 
+/// How far ahead a job may be set to run (by a delay, a run-at time or a
+/// retry-after): far enough for any real calendar, near enough that time
+/// arithmetic on it never overflows.
+pub const MAX_RUN_AHEAD: Duration = Duration::from_secs(10 * 366 * 24 * 3600);
+
+/// The largest attempt budget a job may have. A budget is what turns a
+/// poisoned job into a dead one; an effectively endless one never does.
+pub const MAX_ATTEMPTS_LIMIT: u32 = 1000;
+
 /// The longest queue name, handler name or idempotency key accepted.
 pub const MAX_NAME_LEN: usize = 200;
 
@@ -335,6 +344,63 @@ pub struct Job {
     pub lease: Option<LeaseInfo>,
 }
 
+/// The longest last-error text a [`JobSummary`] carries.
+pub const SUMMARY_ERROR_LEN: usize = 300;
+
+/// What a list shows of a job: who, where, how far along and how its last
+/// run failed — never its payload, result, log or attempt history, so a page
+/// of a thousand jobs stays small whatever the jobs carry. The whole job is
+/// one request away.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JobSummary {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: JobId,
+    pub queue: String,
+    pub handler: String,
+    pub priority: Priority,
+    pub status: JobStatus,
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub run_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub idempotency_key: Option<String>,
+    /// How the latest finished run ended.
+    pub last_outcome: Option<OutcomeKind>,
+    /// Its error message, cut to a few hundred bytes (ending in `…` when cut).
+    pub last_error: Option<String>,
+}
+
+impl From<Job> for JobSummary {
+    fn from(job: Job) -> JobSummary {
+        let last = job.attempts.last();
+        let last_error = last.and_then(|a| a.message.as_deref()).map(|m| {
+            if m.len() <= SUMMARY_ERROR_LEN {
+                m.to_owned()
+            } else {
+                format!("{}…", &m[..m.floor_char_boundary(SUMMARY_ERROR_LEN)])
+            }
+        });
+        JobSummary {
+            last_outcome: last.map(|a| a.outcome),
+            last_error,
+            id: job.id,
+            queue: job.queue,
+            handler: job.handler,
+            priority: job.priority,
+            status: job.status,
+            attempt: job.attempt,
+            max_attempts: job.max_attempts,
+            run_at: job.run_at,
+            created_at: job.created_at,
+            started_at: job.started_at,
+            finished_at: job.finished_at,
+            idempotency_key: job.idempotency_key,
+        }
+    }
+}
+
 /// A job to enqueue, built with [`NewJob::new`] and the setters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewJob {
@@ -403,10 +469,10 @@ impl NewJob {
     pub fn validate(&self) -> Result<(), String> {
         check_name("handler", &self.handler)?;
         check_queue_name(&self.queue)?;
-        if self.max_attempts == 0 {
+        if !(1..=MAX_ATTEMPTS_LIMIT).contains(&self.max_attempts) {
             return Err(format!(
-                "max_attempts of job for handler {:?} must be at least 1",
-                self.handler
+                "max_attempts {} of job for handler {:?} is outside 1..={MAX_ATTEMPTS_LIMIT}",
+                self.max_attempts, self.handler
             ));
         }
         if let Some(key) = &self.idempotency_key {

@@ -21,3 +21,13 @@ pub mod stats;
 pub mod store;
 pub mod units;
 pub mod worker;
+
+/// The text a panic carried, for the logs and outcomes of the tasks that
+/// turn a panic into an answer instead of dying of it.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}

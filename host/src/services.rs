@@ -71,6 +71,7 @@ impl Services {
             grace: self.config.scheduler.grace,
             host_id: host_id.to_string(),
             refresh: self.config.scheduler.refresh,
+            min_interval: self.config.scheduler.min_interval,
         };
         Scheduler::new(
             self.store.clone(),

@@ -7,6 +7,7 @@ mod api;
 mod chain;
 mod cli;
 mod db;
+mod hostile_api;
 mod http;
 mod http_client;
 mod registry;

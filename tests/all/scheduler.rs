@@ -164,12 +164,5 @@ fn a_bad_declared_schedule_refuses_the_start() {
 }
 
 fn wait_for(mut check: impl FnMut() -> bool, what: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !check() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    crate::support::wait_until(Duration::from_secs(20), what, || check().then_some(()));
 }

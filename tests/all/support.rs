@@ -157,6 +157,26 @@ pub fn start_workers(s: &taskhost::services::Services) -> RunningWorkers {
     RunningWorkers { stop, task }
 }
 
+/// Blocks, checking every 50 ms, until `check` returns `Some`; fails after
+/// `limit` (a ceiling for a hang, not a measurement).
+pub fn wait_until<T>(
+    limit: std::time::Duration,
+    what: &str,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Polls `check` every 20 ms until it returns `Some`, failing after `limit`.
 pub async fn eventually<T, F, Fut>(limit: std::time::Duration, what: &str, mut check: F) -> T
 where

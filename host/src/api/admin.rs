@@ -13,7 +13,7 @@ use super::extract::{ApiJson, ApiQuery};
 use super::jobs::{page_params, parse_id};
 use crate::job::{Job, JobStatus, check_queue_name};
 use crate::scheduler::{ScheduleDef, ScheduleInfo};
-use crate::store::Page;
+use crate::store::SummaryPage;
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -26,19 +26,20 @@ pub struct DlqParams {
 
 /// Dead jobs, newest first.
 #[utoipa::path(get, path = "/api/v1/dlq", tag = "dlq", params(DlqParams),
-    responses((status = 200, body = Page), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = SummaryPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn dlq_list(
     _: Authorized<Read>,
     State(state): State<ApiState>,
     ApiQuery(p): ApiQuery<DlqParams>,
-) -> Result<Json<Page>, ApiError> {
+) -> Result<Json<SummaryPage>, ApiError> {
     let (after, limit) = page_params(p.cursor.as_deref(), p.limit)?;
     Ok(Json(
         state
             .services
             .store
             .dlq_list(p.queue.as_deref(), after, limit)
-            .await?,
+            .await?
+            .into(),
     ))
 }
 

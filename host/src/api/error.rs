@@ -2,9 +2,14 @@
 //! right status. Internal failures are logged and answered without their
 //! details.
 
+use std::panic::AssertUnwindSafe;
+
 use axum::Json;
+use axum::extract::Request;
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -78,6 +83,22 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Middleware: a panic while answering a request becomes a 500 in the
+/// usual error shape (and a log line), instead of a connection closed with
+/// no answer. The host itself never depended on it: each connection runs in
+/// its own task.
+pub async fn catch_panic(request: Request, next: Next) -> Response {
+    let route = format!("{} {}", request.method(), request.uri().path());
+    match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+        Ok(response) => response,
+        Err(panic) => {
+            let what = crate::panic_message(&*panic);
+            ApiError::internal(format_args!("panic while answering {route}: {what}"))
+                .into_response()
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
@@ -123,5 +144,49 @@ impl From<SchedulerError> for ApiError {
             SchedulerError::Store(e) => e.into(),
             e => ApiError::bad_request(e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_in_the_error_shape() {
+        async fn boom() -> &'static str {
+            if std::hint::black_box(true) {
+                panic!("handler bug");
+            }
+            "unreachable"
+        }
+        let app = Router::new()
+            .route("/boom", get(boom))
+            .route("/fine", get(|| async { "fine" }))
+            .layer(axum::middleware::from_fn(catch_panic));
+        let answer = app
+            .clone()
+            .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(answer.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "internal");
+        assert!(
+            !body.to_string().contains("handler bug"),
+            "details stay in the log"
+        );
+        let fine = app
+            .oneshot(Request::get("/fine").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(fine.status(), StatusCode::OK);
     }
 }

@@ -16,7 +16,7 @@ use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiQuery};
 use crate::enqueue::EnqueueRequest;
 use crate::job::{Job, JobId, JobStatus, Priority};
-use crate::store::{ListQuery, Page};
+use crate::store::{ListQuery, SummaryPage};
 
 /// Longest a `wait` may hold the request.
 const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -304,14 +304,15 @@ pub(super) fn page_params(
     Ok((after, limit))
 }
 
-/// Jobs, newest first, filtered, a page at a time.
+/// Jobs, newest first, filtered, a page at a time, as summaries (no
+/// payload, result, log or history: `GET /jobs/{id}` has those).
 #[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(ListParams),
-    responses((status = 200, body = Page), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = SummaryPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn list(
     _: Authorized<Read>,
     State(state): State<ApiState>,
     ApiQuery(p): ApiQuery<ListParams>,
-) -> Result<Json<Page>, ApiError> {
+) -> Result<Json<SummaryPage>, ApiError> {
     let status = p
         .status
         .as_deref()
@@ -325,5 +326,5 @@ pub async fn list(
         after,
         limit,
     };
-    Ok(Json(state.services.store.list(&query).await?))
+    Ok(Json(state.services.store.list(&query).await?.into()))
 }

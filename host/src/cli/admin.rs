@@ -15,8 +15,8 @@ use super::remote::{Remote, encode, query};
 use crate::job::{Job, JobStatus, Priority};
 use crate::services::open_store;
 use crate::stats::QueueStats;
-use crate::store::Page;
 use crate::store::Store;
+use crate::store::SummaryPage;
 
 #[derive(Subcommand)]
 pub enum DlqCommand {
@@ -88,9 +88,9 @@ impl Target<'_> {
         ))
     }
 
-    async fn dlq_list(&self, queue: Option<String>, limit: u32) -> anyhow::Result<Page> {
+    async fn dlq_list(&self, queue: Option<String>, limit: u32) -> anyhow::Result<SummaryPage> {
         match self {
-            Target::Local(store) => Ok(store.dlq_list(queue.as_deref(), None, limit).await?),
+            Target::Local(store) => Ok(store.dlq_list(queue.as_deref(), None, limit).await?.into()),
             Target::Remote(r) => {
                 r.get(&format!(
                     "/api/v1/dlq{}",

@@ -15,7 +15,7 @@ use crate::enqueue::{EnqueueError, EnqueueRequest};
 use crate::job::Job;
 use crate::job::{JobId, JobStatus, Priority};
 use crate::services::{Services, open_store};
-use crate::store::{Enqueued, ListQuery, Page};
+use crate::store::{Enqueued, ListQuery, SummaryPage};
 
 #[derive(Args)]
 pub struct EnqueueArgs {
@@ -178,10 +178,10 @@ pub async fn list(config: Arc<Config>, args: ListArgs) -> anyhow::Result<ExitCod
             limit: args.limit,
         })
         .await?;
-    print_page(&page, args.json)
+    print_page(&page.into(), args.json)
 }
 
-pub fn print_page(page: &Page, json: bool) -> anyhow::Result<ExitCode> {
+pub fn print_page(page: &SummaryPage, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(page)?);
     } else {

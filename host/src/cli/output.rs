@@ -2,10 +2,10 @@
 
 use std::fmt::Write;
 
-use crate::job::Job;
+use crate::job::{Job, JobSummary};
 
 /// One line per job.
-pub fn job_table(jobs: &[Job]) -> String {
+pub fn job_table(jobs: &[JobSummary]) -> String {
     let mut out = format!(
         "{:<36}  {:<20}  {:<10}  {:<8}  {:<9}  {:>7}  {}\n",
         "ID", "HANDLER", "QUEUE", "PRIORITY", "STATUS", "ATTEMPT", "RUN AT"

@@ -62,6 +62,10 @@ pub struct WorkerSettings {
     /// The largest payload an enqueue accepts.
     #[serde(with = "serde_units::size")]
     pub max_payload: u64,
+    /// The longest wait a plugin's `retry-after` may ask for; a longer one
+    /// is cut to this, so no plugin can park a job for years.
+    #[serde(with = "serde_units::duration")]
+    pub max_retry_after: Duration,
 }
 
 impl Default for WorkerSettings {
@@ -72,6 +76,7 @@ impl Default for WorkerSettings {
             lease: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
             max_payload: 1 << 20,
+            max_retry_after: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -89,6 +94,10 @@ pub struct SchedulerConfig {
     /// How often schedules changed by other processes are re-read.
     #[serde(with = "serde_units::duration")]
     pub refresh: Duration,
+    /// The shortest span between two fires a schedule may have; a schedule
+    /// that fires more often is refused.
+    #[serde(with = "serde_units::duration")]
+    pub min_interval: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -97,6 +106,7 @@ impl Default for SchedulerConfig {
             enabled: true,
             grace: Duration::from_secs(60),
             refresh: Duration::from_secs(5),
+            min_interval: Duration::from_secs(1),
         }
     }
 }

@@ -205,6 +205,43 @@ pub(super) fn validate_record(
     Ok(spec)
 }
 
+/// How many upcoming fires [`check_floor`] looks at to find a cron
+/// expression's shortest gap (a day of `* * * * * *` is 86,400; any gap
+/// shorter than the floor shows within the first few).
+const FLOOR_SAMPLE: usize = 64;
+
+/// Refuses a schedule whose fires come closer together than `floor`: an
+/// admin's `every 1ms` would turn the scheduler into a job cannon.
+pub(super) fn check_floor(
+    name: &str,
+    spec: &ScheduleSpec,
+    floor: std::time::Duration,
+    now: DateTime<Utc>,
+) -> Result<(), SchedulerError> {
+    let shortest = match spec {
+        ScheduleSpec::Interval { every, .. } => Some(*every),
+        ScheduleSpec::Cron(_) => {
+            let fires: Vec<DateTime<Utc>> = spec.upcoming(now).take(FLOOR_SAMPLE).collect();
+            fires
+                .windows(2)
+                .filter_map(|w| (w[1] - w[0]).to_std().ok())
+                .min()
+        }
+        ScheduleSpec::Once(_) => None,
+    };
+    match shortest {
+        Some(gap) if gap < floor => Err(SchedulerError::Invalid {
+            name: name.to_owned(),
+            reason: format!(
+                "it fires {} apart; the shortest span allowed is {} (scheduler.min_interval)",
+                crate::units::format_duration(gap),
+                crate::units::format_duration(floor)
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Names are keys in the store, parts of idempotency keys and of API paths,
 /// so they keep to a small alphabet.
 fn check_schedule_name(name: &str) -> Result<(), SchedulerError> {

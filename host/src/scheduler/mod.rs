@@ -69,7 +69,7 @@ use crate::clock::Clock;
 use crate::job::JobId;
 use crate::schedule::ScheduleSpec;
 use crate::store::{Schedule, Store, StoreError};
-use def::{tick_job, validate_record};
+use def::{check_floor, tick_job, validate_record};
 use fire::Firer;
 use table::Table;
 
@@ -84,6 +84,8 @@ pub struct SchedulerSettings {
     /// How often the schedules table is re-read to notice other processes'
     /// changes.
     pub refresh: Duration,
+    /// The shortest span between two fires a schedule may have.
+    pub min_interval: Duration,
 }
 
 impl Default for SchedulerSettings {
@@ -92,6 +94,7 @@ impl Default for SchedulerSettings {
             grace: Duration::from_secs(60),
             host_id: "taskhost".to_owned(),
             refresh: Duration::from_secs(5),
+            min_interval: Duration::from_secs(1),
         }
     }
 }
@@ -157,7 +160,7 @@ impl Scheduler {
             if !names.insert(def.name.as_str()) {
                 return Err(SchedulerError::Duplicate(def.name.clone()));
             }
-            def.validate(&|h| self.is_known(h))?;
+            self.check(&def.to_record())?;
         }
         for def in defs {
             self.store().upsert_schedule(&def.to_record()).await?;
@@ -168,7 +171,7 @@ impl Scheduler {
     /// Saves a new schedule and starts firing it from its next tick after
     /// now. Refuses a bad definition or a taken name, saving nothing.
     pub async fn add(&self, def: ScheduleDef) -> Result<ScheduleInfo, SchedulerError> {
-        def.validate(&|h| self.is_known(h))?;
+        self.check(&def.to_record())?;
         match self.store().get_schedule(&def.name).await {
             Ok(_) => return Err(SchedulerError::AlreadyExists(def.name)),
             Err(StoreError::ScheduleNotFound(_)) => {}
@@ -202,7 +205,7 @@ impl Scheduler {
     /// of later ticks sees it.
     pub async fn run_now(&self, name: &str) -> Result<JobId, SchedulerError> {
         let record = self.store().get_schedule(name).await?;
-        validate_record(&record, &|h| self.is_known(h))?;
+        self.check(&record)?;
         let now = self.clock().now();
         for offset in 0..RUN_NOW_TRIES {
             let key = now + chrono::Duration::microseconds(offset);
@@ -292,7 +295,20 @@ impl Scheduler {
     }
 
     fn compile(&self, s: &Schedule) -> Result<ScheduleSpec, SchedulerError> {
-        validate_record(s, &|h| self.is_known(h))
+        self.check(s)
+    }
+
+    /// Everything a schedule must pass on this host: a valid record, a
+    /// handler loaded here, and no two fires closer than `min_interval`.
+    fn check(&self, s: &Schedule) -> Result<ScheduleSpec, SchedulerError> {
+        let spec = validate_record(s, &|h| self.is_known(h))?;
+        check_floor(
+            &s.name,
+            &spec,
+            self.settings.min_interval,
+            self.clock().now(),
+        )?;
+        Ok(spec)
     }
 
     fn store(&self) -> &dyn Store {

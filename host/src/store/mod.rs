@@ -24,7 +24,7 @@ mod types;
 pub use schedule::{MissedPolicy, OverlapPolicy, Schedule};
 pub use types::{
     CountRow, Counts, Enqueued, FailAction, Lease, LeaseRequest, LeaseToken, ListQuery, Page,
-    QueueInfo, StoreConfig, SweepReport,
+    QueueInfo, StoreConfig, SummaryPage, SweepReport,
 };
 
 /// Why a store operation failed. Callers branch on the variant; the message
@@ -83,6 +83,15 @@ impl StoreError {
     }
 }
 
+/// The form an idempotency key is stored under. Keys are scoped by
+/// handler: a plugin that enqueues `hello` with key `payment-42` must not
+/// make a client's later `payments.retry` job with that key answer with the
+/// `hello` job and create nothing. The handler's length leads, so no pair
+/// of (handler, key) can spell another's.
+pub fn scoped_idempotency_key(handler: &str, key: &str) -> String {
+    format!("{}:{handler}:{key}", handler.len())
+}
+
 /// Shorthand for store results.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -90,8 +99,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// tokio (backends do blocking I/O on their own threads).
 #[async_trait]
 pub trait Store: Send + Sync {
-    /// Adds a job. With an idempotency key seen within the TTL, adds nothing
-    /// and answers the original job's id.
+    /// Adds a job. With an idempotency key seen within the TTL for the same
+    /// handler, adds nothing and answers the original job's id. Keys are
+    /// scoped by handler ([`scoped_idempotency_key`]).
     async fn enqueue(&self, job: NewJob) -> StoreResult<Enqueued>;
 
     /// Adds several jobs atomically: all or none.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::job::{Job, JobId, JobStatus, Priority};
+use crate::job::{Job, JobId, JobStatus, JobSummary, Priority};
 
 /// Settings every backend honours.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,6 +162,26 @@ pub struct Page {
     /// Cursor for the next page; `None` on the last page.
     #[schema(value_type = Option<String>)]
     pub next: Option<JobId>,
+}
+
+/// One page of jobs as lists show them (the API's `/jobs` and `/dlq`, the
+/// CLI's tables): summaries, not whole jobs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SummaryPage {
+    /// The jobs, newest first.
+    pub jobs: Vec<JobSummary>,
+    /// Cursor for the next page; `None` on the last page.
+    #[schema(value_type = Option<String>)]
+    pub next: Option<JobId>,
+}
+
+impl From<Page> for SummaryPage {
+    fn from(page: Page) -> SummaryPage {
+        SummaryPage {
+            jobs: page.jobs.into_iter().map(JobSummary::from).collect(),
+            next: page.next,
+        }
+    }
 }
 
 /// The number of jobs in one (queue, priority, status) cell.

@@ -11,10 +11,12 @@ pub mod retry;
 mod stats;
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::AbortHandle;
 
@@ -45,7 +47,18 @@ pub struct Workers {
     settings: WorkerSettings,
     host_id: String,
     stats: WorkerStats,
-    running: Mutex<HashMap<JobId, (LeaseToken, AbortHandle)>>,
+    running: Mutex<RunningTable>,
+}
+
+/// The jobs this host runs: their lease and the task running each.
+type RunningTable = HashMap<JobId, (LeaseToken, AbortHandle)>;
+
+/// Runs `fut`, turning a panic inside it into `Err` with the panic's text.
+async fn catch_panic<T>(fut: impl std::future::Future<Output = T>) -> Result<T, String> {
+    AssertUnwindSafe(fut)
+        .catch_unwind()
+        .await
+        .map_err(|panic| crate::panic_message(&*panic))
 }
 
 /// What a shutdown left behind.
@@ -240,9 +253,20 @@ impl Workers {
         let Lease { job, token, .. } = lease;
         let metrics = crate::metrics::global();
         metrics.job(JobEvent::Started, &job.handler, 1);
-        let heartbeat = tokio::spawn(heartbeat(self.store.clone(), token, self.settings.lease));
-        let report = self.runtime.run(job_input(&job)).await;
-        heartbeat.abort();
+        // However this task ends (a return, a panic, an abort at shutdown),
+        // the heartbeat stops and the job leaves the running table: a lease
+        // renewed for a task that is gone would hold its job forever.
+        let _running = RunningGuard {
+            running: &self.running,
+            job: job.id,
+            heartbeat: tokio::spawn(heartbeat(self.store.clone(), token, self.settings.lease))
+                .abort_handle(),
+        };
+        let report = match catch_panic(self.runtime.run(job_input(&job))).await {
+            Ok(report) => report,
+            Err(panic) => Ok(self.host_panic(&job, panic)),
+        };
+        _running.heartbeat.abort();
         let (disposition, duration, fuel) = match report {
             Ok(report) => {
                 let (d, f) = (report.duration, report.fuel_used);
@@ -270,8 +294,30 @@ impl Workers {
             }
             Disposition::LeaseLost => metrics.lease_lost(),
         }
-        self.running.lock().expect("running lock").remove(&job.id);
         drop(permit);
+    }
+
+    /// A panic on the host's side of a job (a bug in a capability, say)
+    /// ends that job as a trap, retried like one, instead of leaving it
+    /// leased to a task that no longer runs.
+    fn host_panic(&self, job: &Job, what: String) -> JobReport {
+        tracing::error!(job = %job.id, handler = %job.handler, "host panic while running the job: {what}");
+        let plugin = self
+            .runtime
+            .registry()
+            .handler(&job.handler)
+            .map_or_else(String::new, |h| h.plugin.name.to_string());
+        JobReport {
+            outcome: Outcome::Trap {
+                message: format!("the host failed while running the job: {what}"),
+                plugin,
+                handler: job.handler.clone(),
+            },
+            fuel_used: 0,
+            duration: Duration::ZERO,
+            log: String::new(),
+            log_truncated: false,
+        }
     }
 
     /// Records how a run ended and decides what happens next.
@@ -299,15 +345,14 @@ impl Workers {
                     Outcome::Retryable {
                         retry_after: Some(d),
                         ..
-                    } => *d,
+                    } => (*d).min(self.settings.max_retry_after),
                     _ => self
                         .enqueuer
                         .policy(&job.handler)
                         .map(|p| p.delay_after(job.attempt))
                         .unwrap_or(Duration::from_secs(1)),
                 };
-                let at = self.clock.now()
-                    + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                let at = crate::clock::after(self.clock.now(), delay);
                 (FailAction::Retry { at }, Disposition::Retried)
             }
         };
@@ -328,6 +373,24 @@ impl Workers {
                 Disposition::LeaseLost
             }
         }
+    }
+}
+
+/// Stops a job's heartbeat and removes it from the running table when the
+/// task that runs the job ends, however it ends.
+struct RunningGuard<'a> {
+    running: &'a Mutex<RunningTable>,
+    job: JobId,
+    heartbeat: AbortHandle,
+}
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        self.heartbeat.abort();
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.job);
     }
 }
 
@@ -359,5 +422,56 @@ pub fn job_input(job: &Job) -> JobInput {
         enqueued_at_ms: job.created_at.timestamp_millis().max(0) as u64,
         scheduled_for_ms: job.run_at.timestamp_millis().max(0) as u64,
         payload: job.payload.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_in_a_job_becomes_an_error_with_its_text() {
+        let fine = catch_panic(async { 7 }).await;
+        assert_eq!(fine, Ok(7));
+        let failed = catch_panic(async {
+            if std::hint::black_box(true) {
+                panic!("capability bug for job {}", 42);
+            }
+            7
+        })
+        .await;
+        assert_eq!(failed, Err("capability bug for job 42".to_string()));
+    }
+
+    /// A job task that dies of a panic still stops its heartbeat and
+    /// leaves the running table: nothing renews a lease for a dead task.
+    #[tokio::test]
+    async fn a_dying_job_task_stops_its_heartbeat_and_leaves_the_table() {
+        let running: Arc<Mutex<RunningTable>> = Arc::default();
+        let heartbeat = tokio::spawn(std::future::pending::<()>());
+        let job = JobId::generate();
+        let token = LeaseToken { job, fence: 1 };
+        running
+            .lock()
+            .unwrap()
+            .insert(job, (token, heartbeat.abort_handle()));
+        let table = running.clone();
+        let beat = heartbeat.abort_handle();
+        let task = tokio::spawn(async move {
+            let _guard = RunningGuard {
+                running: &table,
+                job,
+                heartbeat: beat,
+            };
+            if std::hint::black_box(true) {
+                panic!("the job task failed");
+            }
+        });
+        assert!(task.await.unwrap_err().is_panic());
+        assert!(
+            heartbeat.await.unwrap_err().is_cancelled(),
+            "heartbeat stopped"
+        );
+        assert!(running.lock().unwrap().is_empty(), "entry removed");
     }
 }

@@ -33,6 +33,19 @@ pub enum RetryError {
     Invalid(String),
 }
 
+fn check_max_attempts(n: u32) -> Result<(), RetryError> {
+    use crate::job::MAX_ATTEMPTS_LIMIT;
+    match n {
+        0 => Err(RetryError::Invalid(
+            "max_attempts must be at least 1".into(),
+        )),
+        n if n > MAX_ATTEMPTS_LIMIT => Err(RetryError::Invalid(format!(
+            "max_attempts {n} is over the limit of {MAX_ATTEMPTS_LIMIT}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 impl RetryPolicy {
     /// The default policy: 5 attempts, 1 s doubling up to 1 h, 10 % jitter.
     pub fn default_policy() -> RetryPolicy {
@@ -49,9 +62,7 @@ impl RetryPolicy {
                 return invalid("`delays` is empty; use max_attempts = 1 for no retries");
             }
             let max_attempts = s.max_attempts.unwrap_or(delays.len() as u32 + 1);
-            if max_attempts == 0 {
-                return invalid("max_attempts must be at least 1");
-            }
+            check_max_attempts(max_attempts)?;
             return Ok(RetryPolicy::Delays {
                 max_attempts,
                 delays: delays.clone(),
@@ -66,9 +77,7 @@ impl RetryPolicy {
             return invalid("jitter must be between 0 and 1");
         }
         let max_attempts = s.max_attempts.unwrap_or(crate::job::DEFAULT_MAX_ATTEMPTS);
-        if max_attempts == 0 {
-            return invalid("max_attempts must be at least 1");
-        }
+        check_max_attempts(max_attempts)?;
         Ok(RetryPolicy::Exponential {
             max_attempts,
             base: s.base.unwrap_or(Duration::from_secs(1)),
@@ -104,7 +113,8 @@ impl RetryPolicy {
                 } else {
                     0.0
                 };
-                Duration::from_secs_f64((capped * (1.0 + spread)).max(0.0))
+                Duration::try_from_secs_f64((capped * (1.0 + spread)).max(0.0))
+                    .unwrap_or(*max_delay)
             }
         }
     }

@@ -206,6 +206,10 @@ struct Fanout {
     count: u32,
     handler: String,
     payload: Value,
+    #[serde(default)]
+    delay_ms: Option<u64>,
+    #[serde(default)]
+    max_attempts: Option<u32>,
 }
 
 /// Enqueues `count` jobs of `handler` through the `jobs` interface.
@@ -218,10 +222,10 @@ fn fanout(job: &Job, p: Fanout) -> Result<Vec<String>, JobError> {
                 payload: p.payload.to_string(),
                 queue: None,
                 priority: None,
-                delay_ms: None,
+                delay_ms: p.delay_ms,
                 // Idempotent across retries of this job: the same children.
                 idempotency_key: Some(format!("{}:{i}", job.id)),
-                max_attempts: None,
+                max_attempts: p.max_attempts,
             })
             .map_err(|e| JobError::retry(format!("enqueue {i} failed: {e:?}")))
         })

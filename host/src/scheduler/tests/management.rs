@@ -221,3 +221,63 @@ async fn runtime_schedules_survive_a_restart() {
     assert_eq!(jobs(&*store).await.len(), 4);
     store.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn schedules_firing_more_often_than_the_floor_are_refused() {
+    let env = Env::new();
+    let store = env.store().await;
+    let scheduler = env.scheduler(&store);
+    for expr in ["every 1ms", "every 999ms"] {
+        let err = scheduler
+            .add(ScheduleDef::new("cannon", expr, "ping"))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("scheduler.min_interval"),
+            "{expr}: {err}"
+        );
+    }
+    assert!(
+        store.list_schedules().await.unwrap().is_empty(),
+        "nothing saved"
+    );
+    // The default floor is one second: the fastest cron form still passes.
+    scheduler
+        .add(ScheduleDef::new("each-second", "* * * * * *", "ping"))
+        .await
+        .unwrap();
+    scheduler
+        .add(ScheduleDef::new("interval", "every 1s", "ping"))
+        .await
+        .unwrap();
+
+    // A higher floor catches a cron expression's shortest gap, and a record
+    // another process wrote below it is shown with the problem, not fired.
+    let strict = Arc::new(Scheduler::new(
+        Arc::clone(&store),
+        env.clock.clone(),
+        SchedulerSettings {
+            min_interval: Duration::from_secs(60),
+            ..SchedulerSettings::default()
+        },
+        HANDLERS.iter().map(|h| h.to_string()).collect(),
+    ));
+    let err = strict
+        .add(ScheduleDef::new("fast", "*/20 * * * * *", "ping"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("20s apart"), "{err}");
+    strict.refresh().await.unwrap();
+    let listed = strict.list().await.unwrap();
+    let each = listed
+        .iter()
+        .find(|i| i.schedule.name == "each-second")
+        .unwrap();
+    assert!(
+        each.problem
+            .as_deref()
+            .unwrap_or("")
+            .contains("min_interval")
+    );
+    assert_eq!(each.next_fire, None);
+}

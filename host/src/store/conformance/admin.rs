@@ -70,6 +70,40 @@ pub async fn idempotency_key_outlives_job(store: &dyn Store, _clock: &ManualCloc
     assert_eq!((again.id, again.created), (first.id, false));
 }
 
+/// A key belongs to its handler: the same key on another handler makes a
+/// job of its own, and each handler's repeat answers its own job.
+pub async fn idempotency_key_scoped_by_handler(store: &dyn Store, _clock: &ManualClock) {
+    let hello = store
+        .enqueue(job("hello").idempotency_key("payment-42"))
+        .await
+        .unwrap();
+    let pay = store
+        .enqueue(job("pay").idempotency_key("payment-42"))
+        .await
+        .unwrap();
+    assert!(
+        hello.created && pay.created,
+        "another handler's key did not block"
+    );
+    assert_ne!(hello.id, pay.id);
+    assert_eq!(store.get(pay.id).await.unwrap().handler, "pay");
+    let again = store
+        .enqueue(job("pay").idempotency_key("payment-42"))
+        .await
+        .unwrap();
+    assert_eq!((again.id, again.created), (pay.id, false));
+    // A handler name ending where another begins cannot alias a key.
+    let a = store
+        .enqueue(job("a:b").idempotency_key("c"))
+        .await
+        .unwrap();
+    let b = store
+        .enqueue(job("a").idempotency_key("b:c"))
+        .await
+        .unwrap();
+    assert!(a.created && b.created && a.id != b.id);
+}
+
 /// A job retried from the DLQ gets its whole attempt budget again.
 pub async fn dlq_retry_gives_fresh_budget(store: &dyn Store, clock: &ManualClock) {
     let id = store

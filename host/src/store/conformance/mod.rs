@@ -51,6 +51,7 @@ macro_rules! conformance_suite {
             stale_token_gets_lease_lost, concurrent_leases_are_disjoint, complete_records_run,
             fail_retries_then_buries, release_does_not_count_attempt, invalid_requests_are_refused,
             idempotency_key_within_ttl_only, idempotency_key_outlives_job,
+            idempotency_key_scoped_by_handler,
             dlq_retry_gives_fresh_budget, dlq_retry_all_and_purge, cancel_waiting_jobs,
             pause_and_resume, purge_queue_removes_waiting_only, retention_removes_only_expired,
             pagination_stable_under_inserts, list_filters, counts_by_queue_priority_status,

@@ -16,7 +16,11 @@ use crate::store::{CountRow, Counts, Enqueued, ListQuery, Page, StoreError, Stor
 pub(super) fn enqueue(conn: &Connection, ctx: &Ctx, job: NewJob) -> StoreResult<Enqueued> {
     job.validate().map_err(StoreError::Invalid)?;
     let now = micros(ctx.now);
-    if let Some(key) = &job.idempotency_key {
+    let key = job
+        .idempotency_key
+        .as_deref()
+        .map(|k| crate::store::scoped_idempotency_key(&job.handler, k));
+    if let Some(key) = &key {
         let seen = conn
             .prepare_cached(
                 "SELECT job_id FROM idempotency_keys WHERE key = ?1 AND expires_at > ?2",
@@ -51,7 +55,7 @@ pub(super) fn enqueue(conn: &Connection, ctx: &Ctx, job: NewJob) -> StoreResult<
         now,
         job.idempotency_key,
     ])?;
-    if let Some(key) = &job.idempotency_key {
+    if let Some(key) = &key {
         let expires = now.saturating_add(span_micros(ctx.config.idempotency_ttl));
         conn.prepare_cached(
             "INSERT OR REPLACE INTO idempotency_keys (key, job_id, expires_at) VALUES (?1, ?2, ?3)",
