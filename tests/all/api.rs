@@ -615,6 +615,40 @@ fn schemathesis_finds_no_server_error_and_no_response_outside_the_schema() {
     server.stop();
 }
 
+#[test]
+fn the_openapi_document_passes_a_real_validator() {
+    let (host, server) = started();
+    let doc = server.get("/api/v1/openapi.json", None);
+    assert_eq!(doc.status, 200);
+    let file = host.path().join("openapi.json");
+    std::fs::write(&file, doc.text()).unwrap();
+    let validator = crate::http_client::python_tool("openapi-spec-validator");
+    let out = std::process::Command::new(&validator)
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", validator.display()));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "the OpenAPI document is invalid:\n{text}"
+    );
+    // Query parameters are declared as such (generated clients depend on it).
+    let doc = doc.json();
+    let list = &doc["paths"]["/api/v1/jobs"]["get"]["parameters"];
+    let status = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "status")
+        .unwrap();
+    assert_eq!(status["in"], "query", "{status}");
+    assert_ne!(status["required"], true, "{status}");
+}
+
 /// `taskhost --url <server> ARGS…` with `TASKHOST_TOKEN` set.
 fn remote_cli(server: &Server, token: &str, args: &[&str]) -> std::process::Output {
     std::process::Command::new(crate::support::taskhost_bin())

@@ -150,3 +150,39 @@ fn schedule_next_prints_fire_times_and_refuses_bad_expressions() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("Mars/Olympus"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_taken_api_address_names_the_setting_to_change() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = TestHost::new(&format!(
+        "[api]\nlisten = \"{}\"\n",
+        taken.local_addr().unwrap()
+    ));
+    let out = host.run_cli(&["serve"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("[api] listen") && err.contains("TASKHOST_API__LISTEN"),
+        "{err}"
+    );
+}
+
+#[test]
+fn token_new_refuses_an_unknown_scope_and_prints_no_token() {
+    let host = TestHost::new("");
+    let out = host.run_cli(&["token", "new", "--scopes", "read,bogus"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(r#"unknown scope "bogus" (expected enqueue, read, admin)"#),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "", "no token printed");
+    let out = host.run_cli(&["token", "new", "--scopes", "admin"]);
+    assert!(out.status.success());
+    assert!(
+        stdout(&out).contains(r#"scopes = ["admin"]"#),
+        "{}",
+        stdout(&out)
+    );
+}

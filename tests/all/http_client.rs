@@ -210,49 +210,53 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
 }
 
-/// The pinned Schemathesis version the API's schema test runs.
-const SCHEMATHESIS_VERSION: &str = "4.32.5";
+/// The Python tools the API tests run, pinned: Schemathesis (the API
+/// against its own schema) and openapi-spec-validator (the schema itself).
+const PYTHON_TOOLS: [(&str, &str); 2] = [
+    ("schemathesis", "4.32.5"),
+    ("openapi-spec-validator", "0.9.0"),
+];
 
-/// The `st` command: `$SCHEMATHESIS` if set (as `.ci/run` does), else a
-/// virtualenv under `target/` that this installs once from PyPI.
-pub fn schemathesis() -> std::path::PathBuf {
-    if let Ok(st) = std::env::var("SCHEMATHESIS") {
-        return st.into();
-    }
-    static INSTALLED: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    INSTALLED
-        .get_or_init(|| {
-            let venv = crate::support::plugin_dir()
-                .parent()
-                .unwrap()
-                .join("st-venv");
-            let st = venv.join("bin").join("st");
-            let installed = Command::new(&st).arg("--version").output().is_ok_and(|o| {
-                o.status.success()
-                    && String::from_utf8_lossy(&o.stdout).contains(SCHEMATHESIS_VERSION)
-            });
-            if !installed {
-                let ok = Command::new("python3")
-                    .arg("-m")
-                    .arg("venv")
-                    .arg(&venv)
+/// A command of the pinned Python tools, from a virtualenv under `target/`
+/// that this installs once from PyPI.
+pub fn python_tool(command: &str) -> std::path::PathBuf {
+    static VENV: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    VENV.get_or_init(|| {
+        let venv = crate::support::plugin_dir()
+            .parent()
+            .unwrap()
+            .join("st-venv");
+        let python = venv.join("bin").join("python");
+        let wanted: Vec<String> = PYTHON_TOOLS.iter().map(|(p, v)| format!("{p}=={v}")).collect();
+        let versions = format!(
+            "import importlib.metadata as m; print(' '.join(p + '==' + m.version(p) for p in {:?}))",
+            PYTHON_TOOLS.iter().map(|(p, _)| *p).collect::<Vec<_>>()
+        );
+        let installed = Command::new(&python)
+            .args(["-c", &versions])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == wanted.join(" "));
+        if !installed {
+            let ok = Command::new("python3")
+                .arg("-m")
+                .arg("venv")
+                .arg(&venv)
+                .status()
+                .is_ok_and(|s| s.success())
+                && Command::new(venv.join("bin").join("pip"))
+                    .args(["install", "--quiet"])
+                    .args(&wanted)
                     .status()
-                    .is_ok_and(|s| s.success())
-                    && Command::new(venv.join("bin").join("pip"))
-                        .args([
-                            "install",
-                            "--quiet",
-                            &format!("schemathesis=={SCHEMATHESIS_VERSION}"),
-                        ])
-                        .status()
-                        .is_ok_and(|s| s.success());
-                assert!(
-                    ok,
-                    "cannot install schemathesis {SCHEMATHESIS_VERSION} into {}",
-                    venv.display()
-                );
-            }
-            st
-        })
-        .clone()
+                    .is_ok_and(|s| s.success());
+            assert!(ok, "cannot install {wanted:?} into {}", venv.display());
+        }
+        venv
+    })
+    .join("bin")
+    .join(command)
+}
+
+/// The `st` command of Schemathesis.
+pub fn schemathesis() -> std::path::PathBuf {
+    python_tool("st")
 }

@@ -16,6 +16,7 @@ use crate::scheduler::{ScheduleDef, ScheduleInfo};
 use crate::store::SummaryPage;
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DlqParams {
     pub queue: Option<String>,
@@ -80,6 +81,7 @@ pub struct Count {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct QueueFilter {
     /// Only this queue's dead jobs.

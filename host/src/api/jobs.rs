@@ -213,6 +213,7 @@ fn job_result(job: Job) -> JobResult {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WaitQuery {
     /// How long to hold the request: `30s` (default), at most `60s`.
@@ -277,6 +278,7 @@ pub async fn cancel(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     pub status: Option<String>,

@@ -55,7 +55,9 @@ pub enum ApiStartError {
     OpenOnNetwork(SocketAddr),
     #[error("{0}")]
     Tokens(String),
-    #[error("cannot listen on {addr}: {source}")]
+    #[error(
+        "cannot listen on {addr} ([api] listen, or TASKHOST_API__LISTEN in the environment): {source}"
+    )]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
