@@ -186,3 +186,42 @@ fn token_new_refuses_an_unknown_scope_and_prints_no_token() {
         stdout(&out)
     );
 }
+
+#[test]
+fn without_a_config_the_host_says_what_it_uses_and_warns_of_an_empty_plugin_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("plugins")).unwrap();
+    let out = std::process::Command::new(crate::support::taskhost_bin())
+        .args(["plugin", "list"])
+        .current_dir(dir.path())
+        .env_remove("TASKHOST_CONFIG")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(
+        err.contains("no config file (--config, TASKHOST_CONFIG or ./taskhost.toml)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("plugins from") && err.contains("store"),
+        "{err}"
+    );
+    assert!(err.contains("holds no .wasm file"), "{err}");
+}
+
+#[test]
+fn the_example_config_loads_hello_and_no_test_probe() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let out = std::process::Command::new(crate::support::taskhost_bin())
+        .arg("--config")
+        .arg(root.join("examples").join("taskhost.toml"))
+        .args(["plugin", "list"])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(text.contains("hello"), "{text}");
+    assert!(!text.contains("probe"), "{text}");
+}

@@ -21,9 +21,44 @@ impl fmt::Display for BuildError {
 
 impl std::error::Error for BuildError {}
 
-/// The folder the built `.wasm` files are copied into: `<root>/target/plugins`.
+/// The config `cargo xtask serve` and `cargo xtask host` use unless told
+/// otherwise, relative to the workspace root.
+pub const EXAMPLE_CONFIG: &str = "examples/taskhost.toml";
+
+/// The folder every built `.wasm` file is copied into (the tests load it):
+/// `<root>/target/plugins`.
 pub fn plugin_dir(root: &Path) -> PathBuf {
     root.join("target").join("plugins")
+}
+
+/// The folder the example host loads: the same plugins without the test
+/// probes, `<root>/target/example-plugins`.
+pub fn example_plugin_dir(root: &Path) -> PathBuf {
+    root.join("target").join("example-plugins")
+}
+
+/// `taskhost` arguments with `--config <the example config>` in front,
+/// unless they name a config themselves or the environment does
+/// (`env_names_config`: `TASKHOST_CONFIG` is set). A config given on the
+/// command line replaces the default instead of clashing with it.
+pub fn with_example_config(args: Vec<String>, env_names_config: bool) -> Vec<String> {
+    let named = args
+        .iter()
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--config" || a == "-c" || a.starts_with("--config="));
+    if named || env_names_config {
+        return args;
+    }
+    let mut with = vec!["--config".to_string(), EXAMPLE_CONFIG.to_string()];
+    with.extend(args);
+    with
+}
+
+/// Whether a plugin crate exists only for the tests: by convention its
+/// name ends in `probe` (`probe`, `db-probe`, …), and it misbehaves on
+/// purpose, so no example host should load it.
+pub fn is_test_plugin(name: &str) -> bool {
+    name.ends_with("probe")
 }
 
 /// The workspace root, found from this crate's own manifest directory.
@@ -71,14 +106,25 @@ pub fn build_plugins(root: &Path) -> Result<PathBuf, BuildError> {
     run(&mut cargo)?;
 
     let built = target_dir.join(WASM_TARGET).join("release");
-    let out = plugin_dir(root);
-    std::fs::create_dir_all(&out)
-        .map_err(|e| BuildError(format!("cannot create {}: {e}", out.display())))?;
+    let (out, examples) = (plugin_dir(root), example_plugin_dir(root));
+    for dir in [&out, &examples] {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| BuildError(format!("cannot create {}: {e}", dir.display())))?;
+    }
     for name in plugin_names(&root.join("plugins"))? {
         let file = format!("{}.wasm", name.replace('-', "_"));
         let from = built.join(&file);
-        let to = out.join(&file);
-        copy_if_changed(&from, &to)?;
+        if !from.is_file() {
+            return Err(BuildError(format!(
+                "plugin crate {name} built no {}: does its Cargo.toml say \
+                 `[lib] crate-type = [\"cdylib\"]`?",
+                from.display()
+            )));
+        }
+        copy_if_changed(&from, &out.join(&file))?;
+        if !is_test_plugin(&name) {
+            copy_if_changed(&from, &examples.join(&file))?;
+        }
     }
     Ok(out)
 }
@@ -146,5 +192,36 @@ fn run(cmd: &mut Command) -> Result<(), BuildError> {
         Ok(())
     } else {
         Err(BuildError(format!("{cmd:?} failed with {status}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(text: &str) -> Vec<String> {
+        text.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn the_example_config_is_the_default_and_a_named_one_replaces_it() {
+        assert_eq!(
+            with_example_config(args("plugin list"), false),
+            args("--config examples/taskhost.toml plugin list")
+        );
+        for own in [
+            "serve --config my.toml",
+            "serve -c my.toml",
+            "jobs --config=my.toml",
+        ] {
+            assert_eq!(with_example_config(args(own), false), args(own));
+        }
+        assert_eq!(with_example_config(args("jobs"), true), args("jobs"));
+    }
+
+    #[test]
+    fn probes_are_test_plugins_and_the_rest_are_examples() {
+        assert!(is_test_plugin("probe") && is_test_plugin("db-probe"));
+        assert!(!is_test_plugin("hello") && !is_test_plugin("payments"));
     }
 }

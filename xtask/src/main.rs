@@ -1,6 +1,7 @@
 //! `cargo xtask plugins` builds the plugins; `cargo xtask serve` builds them
 //! and starts the host on the example config; `cargo xtask host ARGS…` builds
-//! them and runs any `taskhost` command.
+//! them and runs any `taskhost` command, on the example config unless
+//! `--config` (or `TASKHOST_CONFIG`) names another.
 
 use std::process::{Command, ExitCode};
 
@@ -16,21 +17,26 @@ fn main() -> ExitCode {
             println!("plugins built into {}", xtask::plugin_dir(&root).display());
             return ExitCode::SUCCESS;
         }
-        Some("serve") => ["serve", "--config", "examples/taskhost.toml"]
-            .iter()
-            .map(|s| s.to_string())
-            .chain(args[1..].iter().cloned())
-            .collect(),
-        Some("host") => args[1..].to_vec(),
+        Some("serve") => xtask::with_example_config(
+            std::iter::once("serve".to_string())
+                .chain(args[1..].iter().cloned())
+                .collect(),
+            std::env::var_os("TASKHOST_CONFIG").is_some(),
+        ),
+        Some("host") => xtask::with_example_config(
+            args[1..].to_vec(),
+            std::env::var_os("TASKHOST_CONFIG").is_some(),
+        ),
         _ => {
             eprintln!("usage: cargo xtask plugins | serve [ARGS…] | host ARGS…");
             return ExitCode::from(2);
         }
     };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    // The build shows its progress: a first build takes minutes.
     let status = Command::new(cargo)
         .current_dir(&root)
-        .args(["run", "--release", "--quiet", "--package", "taskhost", "--"])
+        .args(["run", "--release", "--package", "taskhost", "--"])
         .args(&host_args)
         .status();
     match status {

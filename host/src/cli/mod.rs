@@ -163,6 +163,14 @@ pub fn load_config(path: Option<&Path>) -> anyhow::Result<Arc<Config>> {
         None => {
             let mut config = crate::config::parse("", default, Path::new("."), std::env::vars())?;
             config.base_dir = std::env::current_dir().context("reading the current folder")?;
+            // Say so: a host on defaults in the wrong folder finds no
+            // plugins and makes a store where nobody looks.
+            eprintln!(
+                "taskhost: no config file (--config, TASKHOST_CONFIG or ./taskhost.toml); \
+                 using the defaults: plugins from {}, store {}",
+                config.plugin_dir().display(),
+                config.store_path().display()
+            );
             return Ok(Arc::new(config));
         }
     };

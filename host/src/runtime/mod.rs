@@ -150,6 +150,12 @@ impl Runtime {
             path: dir.clone(),
             source,
         })?;
+        if files.is_empty() {
+            tracing::warn!(
+                "plugin folder {} holds no .wasm file: no handler is loaded (host.plugins in the config)",
+                dir.display()
+            );
+        }
         let cache_dir = self.config.cache_dir();
         let cache = Arc::new(
             CompileCache::new(&cache_dir, &self.engine).map_err(|source| {
