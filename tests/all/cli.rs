@@ -225,3 +225,28 @@ fn the_example_config_loads_hello_and_no_test_probe() {
     assert!(text.contains("hello"), "{text}");
     assert!(!text.contains("probe"), "{text}");
 }
+
+#[test]
+fn config_sections_naming_nothing_loaded_are_warned_with_the_near_name() {
+    let host = TestHost::new(
+        "[plugins.db-probe]\ndatabases = {}\n\n[plugins.hellp]\n\n[handlers.helo]\ntimeout = \"1s\"\n",
+    );
+    let out = host.run_cli(&["plugin", "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("[plugins.db-probe] names no loaded plugin")
+            && err.contains("write [plugins.db_probe]"),
+        "{err}"
+    );
+    assert!(
+        err.contains("[plugins.hellp] names no loaded plugin")
+            && err.contains("did you mean hello?"),
+        "{err}"
+    );
+    assert!(
+        err.contains(r#"[handlers."helo"] names no loaded handler"#)
+            && err.contains("did you mean hello?"),
+        "{err}"
+    );
+}

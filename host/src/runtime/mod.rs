@@ -8,6 +8,7 @@ mod limits;
 mod outcome;
 mod registry;
 mod state;
+mod unmatched;
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -140,6 +141,7 @@ impl Runtime {
             _ticker: ticker,
         };
         runtime.load_plugins().await?;
+        unmatched::warn_unmatched(&runtime.config, &runtime.registry);
         Ok(runtime)
     }
 
