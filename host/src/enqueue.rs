@@ -182,9 +182,12 @@ impl Enqueuer {
     pub async fn enqueue(&self, req: EnqueueRequest) -> Result<Enqueued, EnqueueError> {
         let job = self.prepare(req)?;
         let handler = job.handler.clone();
+        let (queue, delayed) = (job.queue.clone(), job.run_at);
         let enqueued = self.store.enqueue(job).await?;
         if enqueued.created {
             crate::metrics::global().job(JobEvent::Enqueued, &handler, 1);
+            tracing::info!(target: "taskhost::jobs", job = %enqueued.id, handler = %handler,
+                queue = %queue, run_at = ?delayed, "job enqueued");
         }
         Ok(enqueued)
     }
@@ -210,6 +213,9 @@ impl Enqueuer {
                 crate::metrics::global().job(JobEvent::Enqueued, handler, 1);
             }
         }
+        tracing::info!(target: "taskhost::jobs",
+            created = enqueued.iter().filter(|e| e.created).count(), total = enqueued.len(),
+            "batch enqueued");
         Ok(enqueued)
     }
 }

@@ -13,33 +13,53 @@ use crate::support::{TestHost, taskhost_bin};
 pub struct Server {
     pub child: Child,
     pub addr: String,
+    /// Every line the host has written to stderr so far.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
     /// Starts `serve` (the config must set `[api] listen = "127.0.0.1:0"`)
     /// and waits for the line that names the bound address.
     pub fn start(host: &TestHost) -> Server {
+        Server::start_with_env(host, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables.
+    pub fn start_with_env(host: &TestHost, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(taskhost_bin())
             .arg("--config")
             .arg(host.config_path())
             .arg("serve")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("taskhost serve starts");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let addr = loop {
             let line = lines
                 .next()
                 .expect("serve exited before its API listened")
                 .unwrap();
+            log.lock().unwrap().push(line.clone());
             if let Some(rest) = line.split("api listening on http://").nth(1) {
                 break rest.trim().to_string();
             }
         };
         // Keep draining the log so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, addr }
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().unwrap().push(line);
+            }
+        });
+        Server { child, addr, log }
+    }
+
+    /// The lines logged so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
     }
 
     pub fn get(&self, path: &str, token: Option<&str>) -> Response {

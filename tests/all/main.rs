@@ -10,6 +10,7 @@ mod db;
 mod hostile_api;
 mod http;
 mod http_client;
+mod logs;
 mod registry;
 mod sandbox;
 mod scheduler;

@@ -90,13 +90,7 @@ pub struct BadInput(pub String);
 /// Parses the process arguments and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TASKHOST_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(matches!(cli.command, Command::Serve));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -150,6 +144,31 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::execute(config()?, args).await,
         Command::Plugin(cmd) => plugin::execute(config()?, cmd).await,
         Command::Bench(cmd) => bench::execute(config()?, cmd).await,
+    }
+}
+
+/// Logs go to stderr. `TASKHOST_LOG` filters them (`warn`, `info`,
+/// `taskhost::jobs=info`, …); by default a serving host tells each job's
+/// lifecycle (`info`) and one-shot commands only warnings.
+/// `TASKHOST_LOG_FORMAT=json` writes one JSON object per line; colours only
+/// on a terminal.
+fn init_logging(serving: bool) {
+    use std::io::IsTerminal;
+    let default = if serving {
+        "warn,taskhost=info"
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TASKHOST_LOG")
+        .unwrap_or_else(|_| default.into());
+    let json = std::env::var("TASKHOST_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
     }
 }
 

@@ -7,6 +7,7 @@
 //! signal. Leases are renewed by heartbeat while a job runs, so a killed
 //! host's jobs return to their queue one lease period later.
 
+mod lifecycle;
 pub mod retry;
 mod stats;
 
@@ -23,7 +24,7 @@ use tokio::task::AbortHandle;
 use crate::clock::Clock;
 use crate::config::WorkerSettings;
 use crate::enqueue::Enqueuer;
-use crate::job::{Job, JobId, OutcomeKind, RunReport};
+use crate::job::{Job, JobId, JobStatus, OutcomeKind, RunReport};
 use crate::metrics::JobEvent;
 use crate::runtime::{JobInput, JobReport, Outcome, Runtime};
 use crate::store::{FailAction, Lease, LeaseRequest, LeaseToken, Store, StoreError};
@@ -253,6 +254,7 @@ impl Workers {
         let Lease { job, token, .. } = lease;
         let metrics = crate::metrics::global();
         metrics.job(JobEvent::Started, &job.handler, 1);
+        lifecycle::started(&job);
         // However this task ends (a return, a panic, an abort at shutdown),
         // the heartbeat stops and the job leaves the running table: a lease
         // renewed for a task that is gone would hold its job forever.
@@ -330,10 +332,14 @@ impl Workers {
             fuel: Some(report.fuel_used),
             log: (!report.log.is_empty()).then_some(report.log),
         };
+        let mut retry_in = Duration::ZERO;
         let (action, disposition) = match &report.outcome {
             Outcome::Success { result } => {
                 return match self.store.complete(token, result.clone(), run).await {
-                    Ok(()) => Disposition::Succeeded,
+                    Ok(()) => {
+                        lifecycle::succeeded(job, report.duration, report.fuel_used);
+                        Disposition::Succeeded
+                    }
                     Err(e) => self.store_refused(job, e),
                 };
             }
@@ -352,12 +358,22 @@ impl Workers {
                         .map(|p| p.delay_after(job.attempt))
                         .unwrap_or(Duration::from_secs(1)),
                 };
+                retry_in = delay;
                 let at = crate::clock::after(self.clock.now(), delay);
                 (FailAction::Retry { at }, Disposition::Retried)
             }
         };
         match self.store.fail(token, action, run).await {
-            Ok(_) => disposition,
+            Ok(status) => {
+                // Logged after the commit, as the store recorded it.
+                let (d, fuel) = (report.duration, report.fuel_used);
+                if status == JobStatus::Retrying {
+                    lifecycle::retrying(job, &report.outcome, retry_in, d, fuel);
+                } else {
+                    lifecycle::dead(job, &report.outcome, d, fuel);
+                }
+                disposition
+            }
             Err(e) => self.store_refused(job, e),
         }
     }
