@@ -72,6 +72,12 @@ impl Services {
             host_id: host_id.to_string(),
             refresh: self.config.scheduler.refresh,
             min_interval: self.config.scheduler.min_interval,
+            declared: self
+                .config
+                .schedules
+                .iter()
+                .map(|s| s.name.clone())
+                .collect(),
         };
         Scheduler::new(
             self.store.clone(),

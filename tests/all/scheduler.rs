@@ -166,3 +166,19 @@ fn a_bad_declared_schedule_refuses_the_start() {
 fn wait_for(mut check: impl FnMut() -> bool, what: &str) {
     crate::support::wait_until(Duration::from_secs(20), what, || check().then_some(()));
 }
+
+#[test]
+fn a_declared_schedule_is_changed_in_the_config_not_at_runtime() {
+    let host = TestHost::new(
+        "[[schedules]]\nname = \"nightly\"\nschedule = \"0 3 * * *\"\nhandler = \"hello\"\n",
+    );
+    for verb in ["remove", "disable", "enable"] {
+        let out = host.run_cli(&["schedule", verb, "nightly"]);
+        assert_eq!(out.status.code(), Some(2), "{verb}");
+        assert!(
+            stderr(&out).contains("declared in the config file"),
+            "{verb}: {}",
+            stderr(&out)
+        );
+    }
+}

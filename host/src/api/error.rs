@@ -138,6 +138,9 @@ impl From<SchedulerError> for ApiError {
             SchedulerError::AlreadyExists(_) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
+            SchedulerError::ConfigManaged(_) => {
+                ApiError::new(StatusCode::CONFLICT, "config_managed", e.to_string())
+            }
             SchedulerError::UnknownHandler { .. } => {
                 ApiError::new(StatusCode::NOT_FOUND, "unknown_handler", e.to_string())
             }

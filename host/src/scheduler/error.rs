@@ -44,6 +44,12 @@ pub enum SchedulerError {
         /// What is wrong, naming the field.
         reason: String,
     },
+    /// A runtime change to a schedule the config file declares.
+    #[error(
+        "schedule {0:?} is declared in the config file, which manages it: change or remove it there \
+         (a runtime change would be undone at the next start)"
+    )]
+    ConfigManaged(String),
     /// The config declares two schedules with this name.
     #[error("schedule {0:?} is declared more than once")]
     Duplicate(String),

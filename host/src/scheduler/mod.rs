@@ -52,7 +52,7 @@ mod table;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -86,6 +86,10 @@ pub struct SchedulerSettings {
     pub refresh: Duration,
     /// The shortest span between two fires a schedule may have.
     pub min_interval: Duration,
+    /// The schedules the config file declares. The file owns them: a
+    /// runtime remove, enable or disable would be undone at the next start,
+    /// so those are refused (run-now is not).
+    pub declared: BTreeSet<String>,
 }
 
 impl Default for SchedulerSettings {
@@ -95,6 +99,7 @@ impl Default for SchedulerSettings {
             host_id: "taskhost".to_owned(),
             refresh: Duration::from_secs(5),
             min_interval: Duration::from_secs(1),
+            declared: BTreeSet::new(),
         }
     }
 }
@@ -184,6 +189,7 @@ impl Scheduler {
 
     /// Deletes a schedule; it fires no further tick.
     pub async fn remove(&self, name: &str) -> Result<(), SchedulerError> {
+        self.refuse_declared(name)?;
         self.store().delete_schedule(name).await?;
         self.table().remove(name);
         Ok(())
@@ -259,6 +265,7 @@ impl Scheduler {
     }
 
     async fn set_enabled(&self, name: &str, enabled: bool) -> Result<ScheduleInfo, SchedulerError> {
+        self.refuse_declared(name)?;
         self.store().set_schedule_enabled(name, enabled).await?;
         let record = self.store().get_schedule(name).await?;
         Ok(self.apply(record))
@@ -296,6 +303,13 @@ impl Scheduler {
 
     fn compile(&self, s: &Schedule) -> Result<ScheduleSpec, SchedulerError> {
         self.check(s)
+    }
+
+    fn refuse_declared(&self, name: &str) -> Result<(), SchedulerError> {
+        match self.settings.declared.contains(name) {
+            true => Err(SchedulerError::ConfigManaged(name.to_owned())),
+            false => Ok(()),
+        }
     }
 
     /// Everything a schedule must pass on this host: a valid record, a

@@ -281,3 +281,43 @@ async fn schedules_firing_more_often_than_the_floor_are_refused() {
     );
     assert_eq!(each.next_fire, None);
 }
+
+#[tokio::test]
+async fn schedules_the_config_declares_are_changed_in_the_config_only() {
+    let env = Env::new();
+    let store = env.store().await;
+    let scheduler = Arc::new(Scheduler::new(
+        Arc::clone(&store),
+        env.clock.clone(),
+        SchedulerSettings {
+            declared: ["declared".to_string()].into(),
+            ..SchedulerSettings::default()
+        },
+        HANDLERS.iter().map(|h| h.to_string()).collect(),
+    ));
+    scheduler
+        .sync_config(&[ScheduleDef::new("declared", "every 1m", "ping")])
+        .await
+        .unwrap();
+    scheduler
+        .add(ScheduleDef::new("runtime", "every 1m", "ping"))
+        .await
+        .unwrap();
+    for refused in [
+        scheduler.remove("declared").await.map(|_| ()),
+        scheduler.disable("declared").await.map(|_| ()),
+        scheduler.enable("declared").await.map(|_| ()),
+    ] {
+        let err = refused.unwrap_err();
+        assert!(matches!(err, SchedulerError::ConfigManaged(_)), "{err}");
+        assert!(
+            err.to_string().contains("change or remove it there"),
+            "{err}"
+        );
+    }
+    let record = store.get_schedule("declared").await.unwrap();
+    assert!(record.enabled, "nothing changed");
+    scheduler.run_now("declared").await.unwrap();
+    scheduler.disable("runtime").await.unwrap();
+    scheduler.remove("runtime").await.unwrap();
+}
