@@ -183,12 +183,45 @@ fn the_job_commands_work_against_a_serving_host() {
     let dead = stdout(&out).trim().to_string();
     let out = host.run_cli(&["wait", &dead, "--timeout", "30s"]);
     assert_eq!(out.status.code(), Some(1), "wait exits 1 for a dead job");
+    assert!(
+        stderr(&out).contains("dead after attempt 1: permanent — permanent failure on attempt 1"),
+        "wait tells why: {}",
+        stderr(&out)
+    );
 
     let out = host.run_cli(&["dlq", "list"]);
     assert!(
         stdout(&out).contains(&dead) && !stdout(&out).contains(&id),
         "{}",
         stdout(&out)
+    );
+    assert!(
+        stdout(&out).contains("ERROR") && stdout(&out).contains("permanent failure on attempt 1"),
+        "the error column: {}",
+        stdout(&out)
+    );
+    for list in [
+        &["jobs", "--limit", "0"][..],
+        &["dlq", "list", "--limit", "1001"],
+    ] {
+        let out = host.run_cli(list);
+        assert_eq!(out.status.code(), Some(2), "{list:?}");
+        assert!(stderr(&out).contains("1..=1000"), "{}", stderr(&out));
+    }
+
+    // Cancel: a job that has not started, once.
+    let out = host.run_cli(&["enqueue", "hello", "--payload", "{}", "--delay", "1h"]);
+    let later = stdout(&out).trim().to_string();
+    let out = host.run_cli(&["cancel", &later, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let job: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(job["status"], "cancelled");
+    let out = host.run_cli(&["cancel", &later]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("is cancelled; cannot cancel it"),
+        "{}",
+        stderr(&out)
     );
     let out = host.run_cli(&["dlq", "show", &dead]);
     assert!(
@@ -223,4 +256,32 @@ fn the_job_commands_work_against_a_serving_host() {
     );
     signal(&serve, "-TERM");
     assert!(serve.wait().unwrap().success());
+}
+
+#[test]
+fn processes_starting_together_on_a_new_store_all_open_it() {
+    for round in 0..3 {
+        let host = TestHost::new("");
+        let children: Vec<_> = (0..4)
+            .map(|i| {
+                std::process::Command::new(crate::support::taskhost_bin())
+                    .arg("--config")
+                    .arg(host.config_path())
+                    .args([
+                        "enqueue",
+                        "hello",
+                        "--payload",
+                        &format!(r#"{{"name":"p{i}"}}"#),
+                    ])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "round {round}: {}", stderr(&out));
+        }
+    }
 }

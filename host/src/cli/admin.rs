@@ -6,7 +6,7 @@ use std::sync::Arc;
 use clap::Subcommand;
 
 use super::jobs::parse_id;
-use super::output::{job_detail, job_table};
+use super::output::{dead_table, job_detail};
 use crate::config::Config;
 use serde_json::json;
 
@@ -24,7 +24,8 @@ pub enum DlqCommand {
     List {
         #[arg(long, short)]
         queue: Option<String>,
-        #[arg(long, default_value_t = 50)]
+        /// 1–1000, as the API.
+        #[arg(long, default_value_t = 50, value_parser = super::jobs::page_limit())]
         limit: u32,
         #[arg(long)]
         json: bool,
@@ -204,7 +205,7 @@ async fn dlq_on(target: Target<'_>, cmd: DlqCommand) -> anyhow::Result<ExitCode>
             if json {
                 println!("{}", serde_json::to_string_pretty(&page)?);
             } else {
-                print!("{}", job_table(&page.jobs));
+                print!("{}", dead_table(&page.jobs));
             }
         }
         DlqCommand::Show { id, json } => {

@@ -130,6 +130,27 @@ pub async fn show(config: Arc<Config>, id: String, json: bool) -> anyhow::Result
     print_job(&store.get(id).await?, json)
 }
 
+/// The `--limit` of list commands: a page of 1 to 1,000, as the API takes.
+pub fn page_limit() -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(1..=i64::from(ListQuery::MAX_LIMIT))
+}
+
+/// `cancel`: a job that has not started (pending, scheduled, retrying).
+pub async fn cancel(config: Arc<Config>, id: String, json: bool) -> anyhow::Result<ExitCode> {
+    let id = parse_id(&id)?;
+    let store = open_store(&config, Arc::new(crate::clock::SystemClock)).await?;
+    store.cancel(id).await?;
+    print_job(&store.get(id).await?, json)
+}
+
+pub async fn cancel_remote(remote: &Remote, id: String, json: bool) -> anyhow::Result<ExitCode> {
+    let id = parse_id(&id)?;
+    let job: Job = remote
+        .post(&format!("/api/v1/jobs/{id}/cancel"), &serde_json::json!({}))
+        .await?;
+    print_job(&job, json)
+}
+
 pub fn print_job(job: &Job, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(job)?);
@@ -152,7 +173,8 @@ pub struct ListArgs {
     queue: Option<String>,
     #[arg(long)]
     handler: Option<String>,
-    #[arg(long, default_value_t = 50)]
+    /// 1–1000, as the API.
+    #[arg(long, default_value_t = 50, value_parser = page_limit())]
     limit: u32,
     /// Continue after this job id (the `next` of the previous page).
     #[arg(long)]
@@ -257,6 +279,13 @@ fn wait_progress(job: &Job, started: std::time::Instant) -> Option<ExitCode> {
     eprintln!();
     if let Some(result) = &job.result {
         println!("{result}");
+    }
+    if let (JobStatus::Dead, Some(last)) = (job.status, job.attempts.last()) {
+        let why = last.message.as_deref().unwrap_or("no message");
+        eprintln!(
+            "dead after attempt {}: {} — {why}",
+            last.attempt, last.outcome
+        );
     }
     Some(code)
 }

@@ -54,6 +54,12 @@ enum Command {
     },
     /// List jobs, newest first.
     Jobs(jobs::ListArgs),
+    /// Cancel a job that has not started (pending, scheduled or retrying).
+    Cancel {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Wait for a job to end; exit code 0 succeeded, 1 dead, 3 cancelled, 4 still running at the timeout.
     Wait {
         id: String,
@@ -120,6 +126,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         return match cli.command {
             Command::Enqueue(args) => jobs::enqueue_remote(&remote, args).await,
             Command::Job { id, json } => jobs::show_remote(&remote, id, json).await,
+            Command::Cancel { id, json } => jobs::cancel_remote(&remote, id, json).await,
             Command::Jobs(args) => jobs::list_remote(&remote, args).await,
             Command::Wait { id, timeout } => jobs::wait_remote(&remote, id, timeout).await,
             Command::Dlq(cmd) => admin::dlq_remote(&remote, cmd).await,
@@ -137,6 +144,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(cmd) => token::execute(cmd),
         Command::Enqueue(args) => jobs::enqueue(config()?, args).await,
         Command::Job { id, json } => jobs::show(config()?, id, json).await,
+        Command::Cancel { id, json } => jobs::cancel(config()?, id, json).await,
         Command::Jobs(args) => jobs::list(config()?, args).await,
         Command::Wait { id, timeout } => jobs::wait(config()?, id, timeout).await,
         Command::Dlq(cmd) => admin::dlq(config()?, cmd).await,

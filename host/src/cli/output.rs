@@ -27,6 +27,34 @@ pub fn job_table(jobs: &[JobSummary]) -> String {
     out
 }
 
+/// Dead jobs with why each died: the last attempt's outcome and error.
+pub fn dead_table(jobs: &[JobSummary]) -> String {
+    let mut out = format!(
+        "{:<36}  {:<20}  {:<10}  {:>7}  {:<17}  {}\n",
+        "ID", "HANDLER", "QUEUE", "ATTEMPT", "OUTCOME", "ERROR"
+    );
+    for j in jobs {
+        let error = j.last_error.as_deref().unwrap_or("");
+        let error: String = error
+            .chars()
+            .take(80)
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let _ = writeln!(
+            out,
+            "{:<36}  {:<20}  {:<10}  {:>3}/{:<3}  {:<17}  {}",
+            j.id.to_string(),
+            j.handler,
+            j.queue,
+            j.attempt,
+            j.max_attempts,
+            j.last_outcome.map_or("", |o| o.as_str()),
+            error
+        );
+    }
+    out
+}
+
 /// Everything about one job, attempt history included.
 pub fn job_detail(j: &Job) -> String {
     let mut out = String::new();

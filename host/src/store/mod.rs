@@ -44,7 +44,7 @@ pub enum StoreError {
     #[error("schedule {0:?} not found")]
     ScheduleNotFound(String),
     /// The job exists but its state does not allow the operation.
-    #[error("job {id} is {status}; cannot {action} it")]
+    #[error("job {id} is {status}; cannot {action}")]
     WrongState {
         /// The job.
         id: JobId,

@@ -26,7 +26,7 @@ pub(super) fn dlq_retry(conn: &Connection, ctx: &Ctx, id: JobId) -> StoreResult<
         )?
         .execute(params![id.as_bytes(), micros(ctx.now)])?;
     if changed == 0 {
-        return Err(refusal(conn, id, "retry from the DLQ"));
+        return Err(refusal(conn, id, "retry it from the DLQ"));
     }
     ctx.notify();
     Ok(())

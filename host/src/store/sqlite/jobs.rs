@@ -186,7 +186,7 @@ pub(super) fn cancel(conn: &Connection, ctx: &Ctx, id: JobId) -> StoreResult<()>
         ))?
         .execute(params![id.as_bytes(), micros(ctx.now)])?;
     if changed == 0 {
-        return Err(refusal(conn, id, "cancel"));
+        return Err(refusal(conn, id, "cancel it"));
     }
     Ok(())
 }

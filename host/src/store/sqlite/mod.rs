@@ -100,8 +100,10 @@ impl SqliteStore {
         let mut conn = Connection::open_with_flags(&path, flags)
             .map_err(|e| StoreError::backend(format!("cannot open store file {location}: {e}")))?;
         schema::configure(&conn, options.durability)?;
-        schema::configure_writer(&conn, &location)?;
-        schema::migrate(&mut conn, schema::LATEST, &location)?;
+        // Two processes starting on a new file at once: switching to WAL
+        // answers "locked" without waiting, so wait here.
+        schema::retry_while_locked(|| schema::configure_writer(&conn, &location))?;
+        schema::retry_while_locked(|| schema::migrate(&mut conn, schema::LATEST, &location))?;
         let readers = Readers::start(&path, options.readers, options.durability)?;
         let changes = Arc::new(watch::Sender::new(0));
         let settings = WriterSettings {

@@ -150,6 +150,31 @@ pub(super) fn configure_writer(conn: &Connection, location: &str) -> StoreResult
     Ok(())
 }
 
+/// Runs `step` again while another connection holds the lock it needs, for
+/// up to [`BUSY_TIMEOUT`]. For the steps of opening a file, where SQLite
+/// answers `SQLITE_BUSY` at once instead of calling the busy handler.
+pub(super) fn retry_while_locked<T>(mut step: impl FnMut() -> StoreResult<T>) -> StoreResult<T> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match step() {
+            Err(StoreError::Backend(e))
+                if is_locked(&*e) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn is_locked(e: &(dyn std::error::Error + 'static)) -> bool {
+    matches!(
+        e.downcast_ref::<rusqlite::Error>()
+            .and_then(|e| e.sqlite_error_code()),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
 /// The file's schema version.
 pub(crate) fn version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |r| r.get(0))
