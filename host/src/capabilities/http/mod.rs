@@ -102,13 +102,11 @@ impl HttpClient {
                 let message = redactor.redact(&format!(
                     "plugin {plugin:?} is not granted outbound HTTP to {what}"
                 ));
-                tracing::warn!(plugin, "{message}");
                 HostError::Denied(message)
             }
             Sent::UnknownSecret(name) => {
                 self.count(plugin, |c| c.denied += 1);
                 let message = format!("plugin {plugin:?} is not granted secret {name:?}");
-                tracing::warn!(plugin, "{message}");
                 HostError::Denied(message)
             }
             Sent::Invalid(m) => {
