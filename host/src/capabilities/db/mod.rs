@@ -294,7 +294,9 @@ impl JobState {
                 .counters
                 .failed
                 .fetch_add(1, Ordering::Relaxed);
-            span.in_scope(|| tracing::debug!(error = ?e, "db call failed"));
+            // The error may quote the plugin's SQL: redacted and cut.
+            let error = super::plugin_text(self, &format!("{e:?}"));
+            span.in_scope(|| tracing::debug!(error, "db call failed"));
         }
         Ok(result)
     }

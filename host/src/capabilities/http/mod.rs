@@ -123,13 +123,18 @@ impl HttpClient {
             }
         });
         let elapsed_ms = started.elapsed().as_millis() as u64;
+        // The method and the error carry the plugin's text: cut (the error
+        // is already redacted).
+        let method = crate::runtime::clip(&method, 64);
         match &result {
             Ok(r) => {
                 self.count(plugin, |c| c.completed += 1);
                 tracing::debug!(plugin, %method, status = r.status, elapsed_ms, "outbound HTTP");
             }
             Err(e) => {
-                tracing::debug!(plugin, %method, error = ?e, elapsed_ms, "outbound HTTP failed")
+                let error = format!("{e:?}");
+                let error = crate::runtime::clip(&error, 4096);
+                tracing::debug!(plugin, %method, %error, elapsed_ms, "outbound HTTP failed")
             }
         }
         result
