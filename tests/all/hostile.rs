@@ -247,6 +247,22 @@ async fn fan_out_is_bounded_per_run_and_by_the_grant() {
     assert!(allowed[0]["ok"].is_string(), "{allowed:?}");
     let counts = s.store.counts().await.unwrap();
     assert_eq!(counts.sum(None, None, None), 4, "3 + 1 jobs enqueued");
+    assert_hello_works(&s.runtime).await;
+}
+
+#[tokio::test]
+async fn a_plugin_grant_may_set_its_own_fan_out_budget() {
+    let host = TestHost::new("[plugins.probe]\njobs = [\"hello\"]\njobs_per_run = 2\n");
+    let s = services(&host).await;
+    let answers = fan_out(&s, json!({"count": 3})).await;
+    assert!(
+        answers[..2].iter().all(|a| a["ok"].is_string()),
+        "{answers:?}"
+    );
+    assert!(
+        refused(&answers[2], "HostError::Denied", "jobs_per_run"),
+        "{answers:?}"
+    );
 }
 
 #[tokio::test]

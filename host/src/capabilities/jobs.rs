@@ -4,8 +4,8 @@
 //! without the grant, it is denied. The grant also bounds the queues
 //! (`jobs_queues`, default: only the default queue) and the priority
 //! (`jobs_max_priority`, default `normal`) a call may ask for; one run may
-//! enqueue at most `[limits] max_enqueues` jobs and ask for at most
-//! `[limits] max_attempts` attempts for each.
+//! enqueue at most `jobs_per_run` (default `[limits] max_enqueues`) jobs
+//! and ask for at most `[limits] max_attempts` attempts for each.
 
 use super::HostError;
 use super::bindings::taskhost::plugin::jobs::{EnqueueRequest, Host, Priority as WitPriority};
@@ -55,7 +55,9 @@ impl Host for JobState {
         if !self.charge_enqueue() {
             return Ok(Err(super::denied(
                 self,
-                format_args!("more than {cap} enqueues in one run ([limits] max_enqueues)"),
+                format_args!(
+                    "more than {cap} enqueues in one run (jobs_per_run, default [limits] max_enqueues)"
+                ),
             )));
         }
         let max = self.limits().max_attempts;

@@ -147,6 +147,10 @@ pub struct PluginGrants {
     /// (default `"normal"`: `high` and `critical` need this grant).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jobs_max_priority: Option<crate::job::Priority>,
+    /// How many jobs one run of this plugin's handlers may enqueue
+    /// (default `[limits] max_enqueues`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs_per_run: Option<u64>,
     /// Databases (names from `[databases]`) this plugin may use, each
     /// `"read"` or `"write"`: `databases = { app = "write", reports = "read" }`.
     #[serde(default)]

@@ -106,6 +106,10 @@ impl JobState {
     /// A fresh state: no files, no environment, no arguments, no network and
     /// no name lookup. Clocks and randomness stay available.
     pub fn new(identity: JobIdentity, limits: &Limits, services: JobServices) -> JobState {
+        let mut limits = limits.clone();
+        if let Some(n) = services.grants.jobs_per_run {
+            limits.enqueues = n;
+        }
         let capture = Capture::new(limits.log_bytes as usize);
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(CaptureStream(capture.clone()))
@@ -126,7 +130,7 @@ impl JobState {
             panic: None,
             identity,
             services,
-            limits: limits.clone(),
+            limits,
             denials: AtomicU64::new(0),
             enqueued: 0,
         }
@@ -163,7 +167,8 @@ impl JobState {
     }
 
     /// Counts one job about to be enqueued through `jobs`; `false` once the
-    /// run's `[limits] max_enqueues` is spent.
+    /// run's budget (`[plugins.NAME] jobs_per_run`, else `[limits]
+    /// max_enqueues`) is spent.
     pub fn charge_enqueue(&mut self) -> bool {
         if self.enqueued >= self.limits.enqueues {
             return false;

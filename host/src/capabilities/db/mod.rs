@@ -75,7 +75,7 @@ impl CallLimits {
 
     pub fn too_many_bytes(&self) -> HostError {
         HostError::Failed(format!(
-            "database {:?}: the query returned more than {} bytes (max_bytes); \
+            "database {:?}: more than {} bytes (max_bytes) in one value or in one query's result; \
              select fewer or smaller values, or page through the result",
             self.db, self.max_bytes
         ))
