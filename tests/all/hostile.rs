@@ -160,6 +160,17 @@ async fn refused_calls_cannot_flood_the_host_log_or_leak_a_secret() {
     assert!(!text.contains(SECRET), "the host log holds the secret");
     assert!(!report.log.contains(SECRET), "{}", report.log);
     assert!(report.log.contains("[redacted]"), "{}", report.log);
+
+    // An ungranted HTTP request is logged once, like any refusal.
+    let report = run_job(&runtime, "probe.capabilities", json!({})).await;
+    assert!(report.outcome.is_success(), "{:?}", report.outcome);
+    let text = logs.text();
+    let http: Vec<&str> = text.lines().filter(|l| l.contains("HTTP")).collect();
+    assert_eq!(
+        text.matches("is not granted outbound HTTP").count(),
+        1,
+        "{http:#?}"
+    );
     assert_hello_works(&runtime).await;
 }
 

@@ -213,9 +213,16 @@ impl Runtime {
 
     /// Asks a plugin for its handlers, in a sandbox like any job's.
     async fn describe(&self, plugin: &Arc<Plugin>) -> Result<Vec<HandlerEntry>, PluginError> {
+        // The message may carry the plugin's own text (a panic): redacted
+        // of its secrets and cut, like everything else it says.
+        let redactor = self.shared.config.plugin(&plugin.name);
         let describe_err = |message: String| PluginError::Describe {
             path: plugin.path.clone(),
-            message,
+            message: clip(
+                &redactor.redactor().redact(&message),
+                self.config.limits.max_message as usize,
+            )
+            .into_owned(),
         };
         let identity = JobIdentity {
             job_id: "describe".into(),

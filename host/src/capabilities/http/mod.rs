@@ -131,6 +131,8 @@ impl HttpClient {
                 self.count(plugin, |c| c.completed += 1);
                 tracing::debug!(plugin, %method, status = r.status, elapsed_ms, "outbound HTTP");
             }
+            // A refusal is logged (rate-limited) by `note_denied`, not here.
+            Err(HostError::Denied(_)) => {}
             Err(e) => {
                 let error = format!("{e:?}");
                 let error = crate::runtime::clip(&error, 4096);
