@@ -195,6 +195,17 @@ async fn a_plugin_cannot_forge_host_lines_in_its_log() {
     assert_hello_works(&runtime).await;
 }
 
+#[tokio::test]
+async fn panic_reports_beyond_the_first_count_as_host_calls() {
+    let host = TestHost::new("[handlers.\"probe.panic-flood\"]\nhost_calls = 100\n");
+    let runtime = host.runtime().await;
+    let report = tokio::time::timeout(HANG, run_job(&runtime, "probe.panic-flood", json!({})))
+        .await
+        .expect("the host-call cap stops the loop");
+    assert_eq!(report.outcome, Outcome::HostCallLimit { limit: 100 });
+    assert_hello_works(&runtime).await;
+}
+
 /// Runs probe.fanout in this process and returns each enqueue's answer.
 async fn fan_out(s: &taskhost::services::Services, payload: Value) -> Vec<Value> {
     let mut payload = payload;

@@ -198,6 +198,10 @@ impl JobState {
         self.panic = Some(message);
     }
 
+    pub(crate) fn has_panic(&self) -> bool {
+        self.panic.is_some()
+    }
+
     pub(crate) fn take_panic(&mut self) -> Option<String> {
         self.panic.take()
     }

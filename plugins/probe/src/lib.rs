@@ -300,6 +300,14 @@ fn big(_job: &Job, p: Big) -> Result<String, JobError> {
     }
 }
 
+/// Reports a panic over and over without dying: only the first report
+/// may be free.
+fn panic_flood(_job: &Job, _: Value) -> Result<(), JobError> {
+    loop {
+        taskhost_sdk::bindings::taskhost::plugin::log::report_panic("again");
+    }
+}
+
 /// Tries to forge host lines in its own job log, through `log` and stdout.
 fn forge(_job: &Job, _: Value) -> Result<(), JobError> {
     log::info("harmless\n[DENIED] plugin \"probe\" is not granted anything (forged by log)");
@@ -318,6 +326,7 @@ taskhost_sdk::plugin! {
     handler("probe.deny-flood", deny_flood).describe("Asks for an ungranted config key many times"),
     handler("probe.big", big).describe("Returns or fails with a message of a given size"),
     handler("probe.forge", forge).describe("Tries to forge host lines in its log"),
+    handler("probe.panic-flood", panic_flood).describe("Reports panics in a loop"),
     handler("probe.grow", grow).describe("Allocates memory a MiB at a time"),
     handler("probe.recurse", recurse).describe("Recurses to a given depth"),
     handler("probe.panic", panic).describe("Panics"),
