@@ -7,8 +7,9 @@ use std::borrow::Cow;
 pub const TRUNCATED: &str = "… [truncated]";
 
 /// `text` cut to at most `max` bytes (on a character boundary), marked
-/// [`TRUNCATED`] when anything was cut. Whatever a plugin says, a host log
-/// line or a stored message stays bounded.
+/// [`TRUNCATED`] when anything was cut (a `max` below the marker's length
+/// leaves just the marker). Whatever a plugin says, a host log line or a
+/// stored message stays bounded.
 pub fn clip(text: &str, max: usize) -> Cow<'_, str> {
     if text.len() <= max {
         return Cow::Borrowed(text);
