@@ -192,6 +192,8 @@ named_enum!(
         MemoryLimit = "memory-limit",
         /// The run made more host calls than its budget.
         HostCallLimit = "host-call-limit",
+        /// The handler's result was over `[limits] max_result` (not retried).
+        ResultTooLarge = "result-too-large",
         /// The component trapped (panic, stack overflow, bad access).
         Trap = "trap",
         /// The worker stopped renewing its lease (killed, hung, machine gone).

@@ -12,7 +12,7 @@ use crate::support::{TestHost, run_job};
 
 /// Runs a `db-probe` handler; the job itself must succeed (host errors
 /// come back as data).
-async fn call(runtime: &Runtime, handler: &str, payload: Value) -> Value {
+pub(crate) async fn call(runtime: &Runtime, handler: &str, payload: Value) -> Value {
     let report = run_job(runtime, handler, payload.clone()).await;
     match report.outcome {
         Outcome::Success { result } => result,
@@ -23,14 +23,14 @@ async fn call(runtime: &Runtime, handler: &str, payload: Value) -> Value {
     }
 }
 
-fn ok(answer: &Value) -> &Value {
+pub(crate) fn ok(answer: &Value) -> &Value {
     answer
         .get("ok")
         .unwrap_or_else(|| panic!("expected success, got {answer}"))
 }
 
 /// `(kind, message)` of a host error.
-fn err(answer: &Value) -> (String, String) {
+pub(crate) fn err(answer: &Value) -> (String, String) {
     let e = answer
         .get("err")
         .unwrap_or_else(|| panic!("expected an error, got {answer}"));
@@ -40,7 +40,7 @@ fn err(answer: &Value) -> (String, String) {
     )
 }
 
-async fn query(rt: &Runtime, db: &str, sql: &str, params: Value) -> Value {
+pub(crate) async fn query(rt: &Runtime, db: &str, sql: &str, params: Value) -> Value {
     call(
         rt,
         "db.query",
@@ -49,7 +49,7 @@ async fn query(rt: &Runtime, db: &str, sql: &str, params: Value) -> Value {
     .await
 }
 
-async fn execute(rt: &Runtime, db: &str, sql: &str, params: Value) -> Value {
+pub(crate) async fn execute(rt: &Runtime, db: &str, sql: &str, params: Value) -> Value {
     call(
         rt,
         "db.execute",
@@ -82,7 +82,7 @@ async fn count(rt: &Runtime, db: &str, table: &str) -> i64 {
 
 /// Config for the probe with a writer (`app`) and a reader (`app_ro`) of
 /// the same database, and one database it is not granted (`other`).
-fn sqlite_host(extra_db_settings: &str) -> TestHost {
+pub(crate) fn sqlite_host(extra_db_settings: &str) -> TestHost {
     TestHost::new(&format!(
         r#"
 [databases.app]

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use taskhost::job::JobStatus;
 use taskhost::runtime::{Outcome, Runtime};
 
-use crate::support::{TestHost, finished, request, run_job, services, start_workers};
+use crate::support::{LogCollector, TestHost, finished, request, run_job, services, start_workers};
 
 /// What the server saw of one request.
 #[derive(Debug, Clone)]
@@ -366,28 +366,6 @@ async fn an_endless_body_hits_the_size_cap() {
 const TG_TOKEN: &str = "7301234567:AAH-secret_TelegramToken";
 const API_KEY: &str = "key-9f8e7d6c5b4a-secret";
 
-/// Collects everything `tracing` writes while the guard lives (on this
-/// thread: the tests run on a current-thread runtime).
-#[derive(Clone, Default)]
-struct Collected(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Collected {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Collected {
-    type Writer = Collected;
-    fn make_writer(&'a self) -> Collected {
-        self.clone()
-    }
-}
-
 fn assert_no_secret(what: &str, text: &str) {
     for secret in [TG_TOKEN, API_KEY, "AAH-secret", "9f8e7d6c5b4a"] {
         assert!(!text.contains(secret), "{what} holds a secret: {text}");
@@ -396,13 +374,7 @@ fn assert_no_secret(what: &str, text: &str) {
 
 #[tokio::test]
 async fn secrets_are_substituted_but_never_leak_from_failing_requests() {
-    let logs = Collected::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(logs.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = LogCollector::start();
 
     let (addr, server) = start_server().await;
     // A port with nothing listening: connection refused.
@@ -485,7 +457,7 @@ async fn secrets_are_substituted_but_never_leak_from_failing_requests() {
     }
 
     // Nor in the host's logs, its counters, or anywhere in its data files.
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     assert!(
         logs.contains("outbound HTTP failed"),
         "tracing was collected: {logs}"

@@ -7,6 +7,8 @@ mod api;
 mod chain;
 mod cli;
 mod db;
+mod db_isolation;
+mod hostile;
 mod hostile_api;
 mod http;
 mod http_client;

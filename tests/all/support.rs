@@ -123,6 +123,46 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// Collects everything `tracing` writes while its guard lives (on this
+/// thread: the tests run on a current-thread runtime), to check what the
+/// host logs.
+#[derive(Clone, Default)]
+pub struct LogCollector(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogCollector {
+    /// Starts collecting every level; collection stops when the guard drops.
+    pub fn start() -> (LogCollector, tracing::subscriber::DefaultGuard) {
+        let logs = LogCollector::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(logs.clone())
+            .finish();
+        (logs.clone(), tracing::subscriber::set_default(subscriber))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for LogCollector {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCollector {
+    type Writer = LogCollector;
+    fn make_writer(&'a self) -> LogCollector {
+        self.clone()
+    }
+}
+
 /// The host's parts opened in this process (store in the host folder).
 pub async fn services(host: &TestHost) -> taskhost::services::Services {
     taskhost::services::Services::open(host.config())

@@ -118,7 +118,8 @@ impl PluginConfig {
             Outcome::OutOfFuel { .. }
             | Outcome::DeadlineExceeded { .. }
             | Outcome::MemoryLimit { .. }
-            | Outcome::HostCallLimit { .. } => {}
+            | Outcome::HostCallLimit { .. }
+            | Outcome::ResultTooLarge { .. } => {}
         }
     }
 }

@@ -19,8 +19,13 @@ impl Host for JobState {
     }
 
     async fn report_panic(&mut self, message: String) -> wasmtime::Result<()> {
-        // Not charged: it is the last thing a dying guest does, and it must
-        // get through even when the budget is spent.
+        // The first report is free: it is the last thing a dying guest
+        // does, and it must get through even when the budget is spent.
+        // Any further one is charged, so a guest cannot call it for free
+        // in a loop.
+        if self.has_panic() {
+            self.charge_host_call()?;
+        }
         self.capture().line("PANIC", &message);
         self.set_panic(message);
         Ok(())

@@ -67,15 +67,31 @@ pub fn add_to_linker(linker: &mut Linker<JobState>) -> wasmtime::Result<()> {
 pub(crate) fn denied(state: &JobState, what: impl std::fmt::Display) -> HostError {
     let message = format!("plugin {:?} is not granted {what}", state.plugin());
     note_denied(state, &message);
-    HostError::Denied(message)
+    HostError::Denied(plugin_text(state, &message))
 }
 
-/// Every refusal is logged (with the job id), written to the job's captured
-/// log and counted in `/metrics`, wherever in the capabilities it happens.
+/// Every refusal is counted in `/metrics` and written to the job's captured
+/// log, wherever in the capabilities it happens. The first
+/// [`DENIALS_LOGGED`](crate::runtime::DENIALS_LOGGED) of a job are also
+/// logged by the host (with the job id), the rest only counted (the job's
+/// end logs how many): the message carries the plugin's own argument, so
+/// it is redacted of the plugin's secrets and cut to `[limits] max_message`
+/// first, and a plugin cannot flood the host's log.
 pub(crate) fn note_denied(state: &JobState, message: &str) {
     crate::metrics::global().denied(state.plugin());
-    tracing::warn!(job_id = %state.identity().job_id, plugin = %state.plugin(), "{message}");
-    state.capture().line("DENIED", message);
+    let message = plugin_text(state, message);
+    if state.count_denial() < crate::runtime::DENIALS_LOGGED {
+        tracing::warn!(job_id = %state.identity().job_id, plugin = %state.plugin(), "{message}");
+    }
+    state.capture().line("DENIED", &message);
+}
+
+/// Plugin-derived text made fit for a host log line or record: the
+/// plugin's secrets redacted, then cut to `[limits] max_message`.
+pub(crate) fn plugin_text(state: &JobState, text: &str) -> String {
+    let config = state.services().shared.config.plugin(state.plugin());
+    let redacted = config.redactor().redact(text);
+    crate::runtime::clip(&redacted, state.limits().message_bytes as usize).into_owned()
 }
 
 impl bindings::taskhost::plugin::types::Host for JobState {}

@@ -35,6 +35,12 @@ pub struct DatabaseSettings {
     pub statement_timeout: Duration,
     /// The most rows one query may return; more is an error, not a truncation.
     pub max_rows: u64,
+    /// The most bytes of values one SQLite query may return (and the
+    /// largest string or blob a statement may build), e.g. `"16MiB"`; more
+    /// is an error, so a query cannot make the host hold far more than the
+    /// guest could ever receive.
+    #[serde(with = "serde_units::size")]
+    pub max_bytes: u64,
     /// Connections per pool (SQLite and PostgreSQL keep one pool for readers
     /// and one for writers), shared by every job.
     pub pool_size: u32,
@@ -48,6 +54,7 @@ impl Default for DatabaseSettings {
             postgres_readonly: None,
             statement_timeout: Duration::from_secs(5),
             max_rows: 10_000,
+            max_bytes: 16 << 20,
             pool_size: 8,
         }
     }
@@ -64,6 +71,7 @@ impl std::fmt::Debug for DatabaseSettings {
             )
             .field("statement_timeout", &self.statement_timeout)
             .field("max_rows", &self.max_rows)
+            .field("max_bytes", &self.max_bytes)
             .field("pool_size", &self.pool_size)
             .finish()
     }

@@ -119,6 +119,20 @@ pub struct LimitSettings {
     /// Cap on the captured log (stdout, stderr and `log` calls together).
     #[serde(with = "serde_units::size")]
     pub log: u64,
+    /// The most attempts a plugin may declare for its handlers or ask for
+    /// when it enqueues (only `[handlers.NAME]` and `[retry]` may set more).
+    pub max_attempts: u32,
+    /// The largest result (JSON text) a job may return; a larger one ends
+    /// the job as `result-too-large`.
+    #[serde(with = "serde_units::size")]
+    pub max_result: u64,
+    /// The longest error, panic or trap message kept from a job (and the
+    /// longest plugin text in one host log line); longer ones are cut and
+    /// marked `[truncated]`.
+    #[serde(with = "serde_units::size")]
+    pub max_message: u64,
+    /// How many jobs one run of a handler may enqueue through `jobs`.
+    pub max_enqueues: u64,
 }
 
 impl Default for LimitSettings {
@@ -129,6 +143,10 @@ impl Default for LimitSettings {
             memory: 64 << 20,
             host_calls: 10_000,
             log: 64 << 10,
+            max_attempts: 25,
+            max_result: 1 << 20,
+            max_message: 4 << 10,
+            max_enqueues: 1_000,
         }
     }
 }

@@ -149,6 +149,18 @@ pub struct PluginGrants {
     /// matches a prefix (`"probe.*"`), `"*"` matches all.
     #[serde(default)]
     pub jobs: Vec<String>,
+    /// Queues this plugin's `jobs` calls may name; without this key, only
+    /// the default queue (a request that names none, or `"default"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs_queues: Option<Vec<String>>,
+    /// The highest priority this plugin's `jobs` calls may ask for
+    /// (default `"normal"`: `high` and `critical` need this grant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs_max_priority: Option<crate::job::Priority>,
+    /// How many jobs one run of this plugin's handlers may enqueue
+    /// (default `[limits] max_enqueues`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs_per_run: Option<u64>,
     /// Databases (names from `[databases]`) this plugin may use, each
     /// `"read"` or `"write"`: `databases = { app = "write", reports = "read" }`.
     #[serde(default)]
@@ -173,6 +185,26 @@ pub struct PluginGrants {
 }
 
 impl PluginGrants {
+    /// Whether this plugin's `jobs` calls may put a job on `queue`
+    /// (`None`: the default queue).
+    pub fn may_use_queue(&self, queue: Option<&str>) -> bool {
+        let queue = queue.unwrap_or(crate::job::DEFAULT_QUEUE);
+        match &self.jobs_queues {
+            Some(queues) => queues.iter().any(|q| q == queue),
+            None => queue == crate::job::DEFAULT_QUEUE,
+        }
+    }
+
+    /// Whether this plugin's `jobs` calls may ask for `priority`.
+    pub fn may_use_priority(&self, priority: crate::job::Priority) -> bool {
+        // Lower rank runs first: a grant of `high` allows high, normal, low.
+        priority.rank()
+            >= self
+                .jobs_max_priority
+                .unwrap_or(crate::job::Priority::Normal)
+                .rank()
+    }
+
     pub fn may_enqueue(&self, handler: &str) -> bool {
         self.jobs
             .iter()

@@ -2,6 +2,11 @@
 //! the order they happened, capped so a chatty plugin cannot eat memory.
 //! Writes past the cap are dropped (and counted as truncation), never
 //! refused: a refused write would make the guest's `println!` panic.
+//!
+//! A line that starts with `[` is always the host's (`[DENIED]`, `[PANIC]`,
+//! or the level of a `log` call): a `log` message is kept on its line
+//! (newlines escaped), and a stdout or stderr line that starts with `[` is
+//! indented by one space, so a plugin cannot forge a host line.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -17,6 +22,22 @@ struct Buffer {
     bytes: Vec<u8>,
     cap: usize,
     truncated: bool,
+    /// Whether the last byte kept ended a line (or nothing was kept yet).
+    mid_line: bool,
+}
+
+impl Buffer {
+    fn append(&mut self, data: &[u8]) {
+        let room = self.cap.saturating_sub(self.bytes.len());
+        if data.len() > room {
+            self.truncated = true;
+        }
+        let take = data.len().min(room);
+        self.bytes.extend_from_slice(&data[..take]);
+        if let Some(&last) = self.bytes.last() {
+            self.mid_line = last != b'\n';
+        }
+    }
 }
 
 /// A shared, capped log buffer; clones write to the same buffer.
@@ -29,23 +50,33 @@ impl Capture {
             bytes: Vec::new(),
             cap,
             truncated: false,
+            mid_line: false,
         })))
     }
 
-    /// Appends raw bytes, dropping what does not fit.
+    /// Appends the guest's raw output, dropping what does not fit; a line
+    /// of it that starts with `[` gets a leading space (see the module doc).
     pub fn write(&self, data: &[u8]) {
         let mut b = self.0.lock().expect("capture lock poisoned");
-        let room = b.cap.saturating_sub(b.bytes.len());
-        if data.len() > room {
-            b.truncated = true;
+        let mut out = Vec::with_capacity(data.len());
+        let mut mid_line = b.mid_line;
+        for &byte in data {
+            if !mid_line && byte == b'[' {
+                out.push(b' ');
+            }
+            out.push(byte);
+            mid_line = byte != b'\n';
         }
-        let take = data.len().min(room);
-        b.bytes.extend_from_slice(&data[..take]);
+        b.append(&out);
     }
 
-    /// Appends one `LEVEL message` line.
+    /// Appends one `[LEVEL] message` line, on a line of its own; the
+    /// message's own newlines and control characters are escaped.
     pub fn line(&self, level: &str, message: &str) {
-        self.write(format!("[{level}] {message}\n").as_bytes());
+        let mut b = self.0.lock().expect("capture lock poisoned");
+        let start = if b.mid_line { "\n" } else { "" };
+        let text = format!("{start}[{level}] {}\n", super::text::one_line(message));
+        b.append(text.as_bytes());
     }
 
     /// The text so far (invalid UTF-8 replaced) and whether anything was dropped.
@@ -126,6 +157,23 @@ mod tests {
         let (text, truncated) = c.contents();
         assert_eq!(text, "1234567890");
         assert!(truncated);
+    }
+
+    #[test]
+    fn a_plugin_cannot_write_a_line_that_looks_like_the_hosts() {
+        let c = Capture::new(1000);
+        c.write(b"[DENIED] forged on stdout\npartial [x");
+        c.line("INFO", "ok\n[DENIED] forged in a log line");
+        c.write(b"[PANIC] again");
+        let (text, _) = c.contents();
+        assert_eq!(
+            text,
+            " [DENIED] forged on stdout\npartial [x\n\
+             [INFO] ok\\n[DENIED] forged in a log line\n \
+             [PANIC] again"
+        );
+        let host_lines = text.lines().filter(|l| l.starts_with('[')).count();
+        assert_eq!(host_lines, 1, "{text}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod limits;
 mod outcome;
 mod registry;
 mod state;
+mod text;
 mod unmatched;
 
 use std::path::Path;
@@ -23,13 +24,20 @@ use crate::capabilities::{self, bindings};
 use crate::config::Config;
 use crate::enqueue::Enqueuer;
 
-pub use cache::CompileCache;
+pub use cache::{CacheError, CompileCache};
 pub use capture::Capture;
 pub use engine::{EPOCH_TICK, EngineSettings, EpochTicker, build_engine};
-pub use limits::Limits;
+pub use limits::{Limits, plugin_max_attempts};
 pub use outcome::{JobReport, Outcome};
 pub use registry::{HandlerDefaults, HandlerEntry, LoadStats, Plugin, PluginError, Registry};
-pub use state::{HostCallLimitExceeded, JobIdentity, JobServices, JobState, MemoryLimitExceeded};
+pub use state::{
+    DENIALS_LOGGED, HostCallLimitExceeded, JobIdentity, JobServices, JobState, MemoryLimitExceeded,
+};
+pub use text::{TRUNCATED, clip, clip_in_place, one_line};
+
+/// The most fuel a job's report may miss when the deadline stops it (see
+/// [`Runtime::new_store`]); about a millisecond of compute.
+pub const FUEL_SLICE: u64 = 1_000_000;
 
 /// Raised (as a trap) by the epoch callback once a job's deadline passes.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +57,7 @@ pub enum RuntimeError {
     #[error("cannot use cache folder {path}: {source}")]
     CacheDir {
         path: std::path::PathBuf,
-        source: std::io::Error,
+        source: cache::CacheError,
     },
     #[error("capabilities: {0}")]
     Capabilities(String),
@@ -213,9 +221,16 @@ impl Runtime {
 
     /// Asks a plugin for its handlers, in a sandbox like any job's.
     async fn describe(&self, plugin: &Arc<Plugin>) -> Result<Vec<HandlerEntry>, PluginError> {
+        // The message may carry the plugin's own text (a panic): redacted
+        // of its secrets and cut, like everything else it says.
+        let redactor = self.shared.config.plugin(&plugin.name);
         let describe_err = |message: String| PluginError::Describe {
             path: plugin.path.clone(),
-            message,
+            message: clip(
+                &redactor.redactor().redact(&message),
+                self.config.limits.max_message as usize,
+            )
+            .into_owned(),
         };
         let identity = JobIdentity {
             job_id: "describe".into(),
@@ -234,18 +249,14 @@ impl Runtime {
             .await
             .map_err(|_| describe_err("timed out".into()))?
             .map_err(|e| describe_err(format!("{e:#}")))?;
-        if infos.is_empty() {
-            return Err(PluginError::NoHandlers {
-                path: plugin.path.clone(),
-            });
-        }
+        registry::check_declarations(&plugin.path, &infos)?;
         Ok(infos
             .into_iter()
             .map(|info| HandlerEntry {
                 name: info.name,
                 description: info.description,
                 defaults: HandlerDefaults {
-                    max_attempts: info.max_attempts,
+                    max_attempts: plugin_max_attempts(&self.config, info.max_attempts),
                     fuel: info.fuel,
                     timeout: info.timeout_ms.map(Duration::from_millis),
                 },
@@ -296,6 +307,12 @@ impl Runtime {
         let mut store = Store::new(&self.engine, JobState::new(identity, limits, services));
         store.limiter(|s| s.limiter());
         store.set_fuel(limits.fuel.unwrap_or(u64::MAX))?;
+        // Compiled code keeps its fuel count in a register and writes it
+        // back only at calls and when its injected slice runs out; a job
+        // stopped by the deadline would lose the unwritten part (all of a
+        // tight loop's). Injecting fuel in slices bounds that loss to one
+        // slice, so `fuel_used` is right to within FUEL_SLICE.
+        store.fuel_async_yield_interval(Some(FUEL_SLICE))?;
         let deadline = Instant::now() + limits.timeout;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
@@ -338,8 +355,11 @@ impl Runtime {
             plugin: entry.plugin.name.to_string(),
             handler: entry.name.clone(),
         };
-        let mut store = match self.new_store(identity, &limits, entry.plugin.grants.clone()) {
-            Ok(store) => store,
+        let store = self
+            .new_store(identity, &limits, entry.plugin.grants.clone())
+            .and_then(|store| Ok((store.get_fuel()?, store)));
+        let (fuel_at_start, mut store) = match store {
+            Ok(started) => started,
             Err(e) => {
                 return JobReport {
                     outcome: trap(format!("cannot create the job's store: {e:#}")),
@@ -366,14 +386,19 @@ impl Runtime {
         // The epoch deadline stops a guest that computes; this timeout stops
         // one that waits in a host call that never returns.
         let result = tokio::time::timeout(limits.timeout, call).await;
-        let fuel_used = limits.fuel.map_or_else(
-            || u64::MAX - store.get_fuel().unwrap_or(u64::MAX),
-            |budget| budget - store.get_fuel().unwrap_or(0),
-        );
+        // Measured against what the store really holds (the engine keeps
+        // less than `u64::MAX` when fuel is unlimited), however the run ended.
+        let fuel_used = fuel_at_start.saturating_sub(store.get_fuel().unwrap_or(0));
         let mut outcome = match result {
             Err(_elapsed) => Outcome::DeadlineExceeded {
                 timeout: limits.timeout,
             },
+            Ok(Ok(Ok(json))) if json.len() as u64 > limits.result_bytes => {
+                Outcome::ResultTooLarge {
+                    size: json.len() as u64,
+                    limit: limits.result_bytes,
+                }
+            }
             Ok(Ok(Ok(json))) => match serde_json::from_str(&json) {
                 Ok(result) => Outcome::Success { result },
                 Err(e) => Outcome::Permanent {
@@ -399,6 +424,16 @@ impl Runtime {
             .config
             .plugin(&entry.plugin.name)
             .redact_report(&mut outcome, &mut log);
+        // Redacted first, so a cut never leaves half a secret behind.
+        outcome.clip_messages(limits.message_bytes as usize);
+        let denials = store.data().denials();
+        if denials > DENIALS_LOGGED {
+            tracing::warn!(
+                plugin = %entry.plugin.name,
+                "{} more refused call(s) of this job were not logged (see its log and /metrics)",
+                denials - DENIALS_LOGGED
+            );
+        }
         JobReport {
             outcome,
             fuel_used,

@@ -30,6 +30,9 @@ pub enum Outcome {
     MemoryLimit { limit_bytes: u64 },
     /// More host calls than the budget allows.
     HostCallLimit { limit: u64 },
+    /// The handler returned a result larger than `[limits] max_result`.
+    /// Not retried: the same input would most likely give the same result.
+    ResultTooLarge { size: u64, limit: u64 },
     /// The guest trapped (panic, stack overflow, bad memory access, ...).
     Trap {
         message: String,
@@ -49,6 +52,7 @@ impl Outcome {
             Outcome::DeadlineExceeded { .. } => "deadline-exceeded",
             Outcome::MemoryLimit { .. } => "memory-limit",
             Outcome::HostCallLimit { .. } => "host-call-limit",
+            Outcome::ResultTooLarge { .. } => "result-too-large",
             Outcome::Trap { .. } => "trap",
         }
     }
@@ -57,12 +61,26 @@ impl Outcome {
         matches!(self, Outcome::Success { .. })
     }
 
-    /// Whether another attempt might end differently. Only a permanent
-    /// error says no; a trap or a spent budget may come from the input of
-    /// the moment (a huge page of results), so they are retried within the
-    /// attempt budget like any failure.
+    /// Whether another attempt might end differently. A permanent error
+    /// and an oversized result say no; a trap or a spent budget may come
+    /// from the input of the moment (a huge page of results), so they are
+    /// retried within the attempt budget like any failure.
     pub fn may_retry(&self) -> bool {
-        !matches!(self, Outcome::Success { .. } | Outcome::Permanent { .. })
+        !matches!(
+            self,
+            Outcome::Success { .. } | Outcome::Permanent { .. } | Outcome::ResultTooLarge { .. }
+        )
+    }
+
+    /// Cuts the plugin's own text (error, panic and trap messages) to
+    /// `max` bytes, marked as truncated: a job record stays bounded.
+    pub fn clip_messages(&mut self, max: usize) {
+        match self {
+            Outcome::Retryable { message, .. }
+            | Outcome::Permanent { message }
+            | Outcome::Trap { message, .. } => super::text::clip_in_place(message, max),
+            _ => {}
+        }
     }
 
     /// A one-line description for attempt histories and the CLI.
@@ -76,6 +94,9 @@ impl Outcome {
                 format!("linear memory limit of {limit_bytes} bytes reached")
             }
             Outcome::HostCallLimit { limit } => format!("host call limit of {limit} reached"),
+            Outcome::ResultTooLarge { size, limit } => {
+                format!("result of {size} bytes is over the cap of {limit} bytes (max_result)")
+            }
             Outcome::Trap {
                 message,
                 plugin,

@@ -65,12 +65,79 @@ pub enum PluginError {
     Describe { path: PathBuf, message: String },
     #[error("{path}: declares no handlers")]
     NoHandlers { path: PathBuf },
+    #[error("{path}: refused handler declaration: {message}")]
+    BadDeclaration { path: PathBuf, message: String },
     #[error("{path}: handler {handler:?} is already provided by {other}")]
     DuplicateHandler {
         path: PathBuf,
         handler: String,
         other: PathBuf,
     },
+}
+
+/// The most handlers one plugin may declare.
+pub const MAX_HANDLERS: usize = 1_000;
+/// The longest handler name, in bytes.
+pub const MAX_HANDLER_NAME: usize = 128;
+/// The longest handler description, in bytes.
+pub const MAX_DESCRIPTION: usize = 4_096;
+
+/// Checks what a plugin's `handlers` export declared before any of it is
+/// used: not empty, at most [`MAX_HANDLERS`], names of 1 to
+/// [`MAX_HANDLER_NAME`] bytes without control characters (NUL, newline),
+/// descriptions of at most [`MAX_DESCRIPTION`] bytes, no name twice. The
+/// error quotes a name only cut and escaped.
+pub fn check_declarations(
+    path: &Path,
+    infos: &[crate::capabilities::bindings::taskhost::plugin::types::HandlerInfo],
+) -> Result<(), PluginError> {
+    let refuse = |message: String| PluginError::BadDeclaration {
+        path: path.to_path_buf(),
+        message,
+    };
+    let shown = |name: &str| format!("{:?}", super::text::clip(name, 64));
+    if infos.is_empty() {
+        return Err(PluginError::NoHandlers {
+            path: path.to_path_buf(),
+        });
+    }
+    if infos.len() > MAX_HANDLERS {
+        return Err(refuse(format!(
+            "{} handlers declared, at most {MAX_HANDLERS} are allowed",
+            infos.len()
+        )));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for info in infos {
+        let name = &info.name;
+        if name.is_empty() {
+            return Err(refuse("a handler name is empty".into()));
+        }
+        if name.len() > MAX_HANDLER_NAME {
+            return Err(refuse(format!(
+                "handler name {} is {} bytes long, at most {MAX_HANDLER_NAME} are allowed",
+                shown(name),
+                name.len()
+            )));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(refuse(format!(
+                "handler name {} holds a control character (NUL, newline, ...)",
+                shown(name)
+            )));
+        }
+        if info.description.len() > MAX_DESCRIPTION {
+            return Err(refuse(format!(
+                "the description of handler {} is {} bytes long, at most {MAX_DESCRIPTION} are allowed",
+                shown(name),
+                info.description.len()
+            )));
+        }
+        if !seen.insert(name.as_str()) {
+            return Err(refuse(format!("handler {} is declared twice", shown(name))));
+        }
+    }
+    Ok(())
 }
 
 /// Counts from one load of the plugin folder.

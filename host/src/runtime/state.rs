@@ -2,6 +2,7 @@
 //! what the host learns while it runs (captured log, a panic message).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
@@ -90,12 +91,25 @@ pub struct JobState {
     panic: Option<String>,
     identity: JobIdentity,
     services: JobServices,
+    limits: Limits,
+    /// Calls refused so far (only the first few reach the host log).
+    denials: AtomicU64,
+    /// Jobs enqueued through `jobs` so far.
+    enqueued: u64,
 }
+
+/// How many refused calls of one job are logged in full; the rest are
+/// counted and reported once when the job ends.
+pub const DENIALS_LOGGED: u64 = 5;
 
 impl JobState {
     /// A fresh state: no files, no environment, no arguments, no network and
     /// no name lookup. Clocks and randomness stay available.
     pub fn new(identity: JobIdentity, limits: &Limits, services: JobServices) -> JobState {
+        let mut limits = limits.clone();
+        if let Some(n) = services.grants.jobs_per_run {
+            limits.enqueues = n;
+        }
         let capture = Capture::new(limits.log_bytes as usize);
         let mut wasi = WasiCtxBuilder::new();
         wasi.stdout(CaptureStream(capture.clone()))
@@ -116,6 +130,9 @@ impl JobState {
             panic: None,
             identity,
             services,
+            limits,
+            denials: AtomicU64::new(0),
+            enqueued: 0,
         }
     }
 
@@ -134,6 +151,32 @@ impl JobState {
         self.host_calls
     }
 
+    /// The limits this job runs under.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Counts one refused call; returns how many there were before it.
+    pub fn count_denial(&self) -> u64 {
+        self.denials.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// How many calls of this job were refused.
+    pub fn denials(&self) -> u64 {
+        self.denials.load(Ordering::Relaxed)
+    }
+
+    /// Counts one job about to be enqueued through `jobs`; `false` once the
+    /// run's budget (`[plugins.NAME] jobs_per_run`, else `[limits]
+    /// max_enqueues`) is spent.
+    pub fn charge_enqueue(&mut self) -> bool {
+        if self.enqueued >= self.limits.enqueues {
+            return false;
+        }
+        self.enqueued += 1;
+        true
+    }
+
     pub fn capture(&self) -> &Capture {
         &self.capture
     }
@@ -150,8 +193,13 @@ impl JobState {
         &self.services
     }
 
-    pub(crate) fn set_panic(&mut self, message: String) {
+    pub(crate) fn set_panic(&mut self, mut message: String) {
+        super::text::clip_in_place(&mut message, self.limits.message_bytes as usize);
         self.panic = Some(message);
+    }
+
+    pub(crate) fn has_panic(&self) -> bool {
+        self.panic.is_some()
     }
 
     pub(crate) fn take_panic(&mut self) -> Option<String> {

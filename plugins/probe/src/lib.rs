@@ -207,34 +207,128 @@ struct Fanout {
     handler: String,
     payload: Value,
     #[serde(default)]
+    queue: Option<String>,
+    #[serde(default)]
     delay_ms: Option<u64>,
+    /// `critical`, `high`, `normal` or `low`.
+    #[serde(default)]
+    priority: Option<String>,
     #[serde(default)]
     max_attempts: Option<u32>,
+    /// Report each call's answer instead of failing on the first error.
+    #[serde(default)]
+    report: bool,
 }
 
-/// Enqueues `count` jobs of `handler` through the `jobs` interface.
-fn fanout(job: &Job, p: Fanout) -> Result<Vec<String>, JobError> {
-    use taskhost_sdk::jobs;
-    (0..p.count)
-        .map(|i| {
-            jobs::enqueue(&jobs::EnqueueRequest {
-                handler: p.handler.clone(),
-                payload: p.payload.to_string(),
-                queue: None,
-                priority: None,
-                delay_ms: p.delay_ms,
-                // Idempotent across retries of this job: the same children.
-                idempotency_key: Some(format!("{}:{i}", job.id)),
-                max_attempts: p.max_attempts,
-            })
-            .map_err(|e| JobError::retry(format!("enqueue {i} failed: {e:?}")))
+/// Enqueues `count` jobs of `handler` through the `jobs` interface; with
+/// `report`, returns every call's answer (`{"ok": id}` or `{"err": …}`).
+fn fanout(job: &Job, p: Fanout) -> Result<Value, JobError> {
+    use taskhost_sdk::jobs::{self, Priority};
+    let priority = match p.priority.as_deref() {
+        None => None,
+        Some("critical") => Some(Priority::Critical),
+        Some("high") => Some(Priority::High),
+        Some("normal") => Some(Priority::Normal),
+        Some("low") => Some(Priority::Low),
+        Some(other) => return Err(JobError::permanent(format!("no priority {other:?}"))),
+    };
+    let answers = (0..p.count).map(|i| {
+        jobs::enqueue(&jobs::EnqueueRequest {
+            handler: p.handler.clone(),
+            payload: p.payload.to_string(),
+            queue: p.queue.clone(),
+            priority,
+            delay_ms: p.delay_ms,
+            // Idempotent across retries of this job: the same children.
+            idempotency_key: Some(format!("{}:{i}", job.id)),
+            max_attempts: p.max_attempts,
         })
-        .collect()
+    });
+    if p.report {
+        return Ok(Value::Array(
+            answers
+                .map(|a| match a {
+                    Ok(id) => json!({ "ok": id }),
+                    Err(e) => json!({ "err": format!("{e:?}") }),
+                })
+                .collect(),
+        ));
+    }
+    let ids = answers
+        .enumerate()
+        .map(|(i, a)| a.map_err(|e| JobError::retry(format!("enqueue {i} failed: {e:?}"))))
+        .collect::<Result<Vec<String>, JobError>>()?;
+    Ok(json!(ids))
+}
+
+#[derive(Deserialize)]
+struct Deny {
+    /// The config key asked for (repeated `repeat` times).
+    key: String,
+    #[serde(default = "one")]
+    repeat: usize,
+    calls: u32,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// Asks `calls` times for a config key it is not granted: a flood of
+/// refusals that each carry the plugin's own (maybe huge) text.
+fn deny_flood(_job: &Job, p: Deny) -> Result<u32, JobError> {
+    let key = p.key.repeat(p.repeat);
+    let refused = (0..p.calls)
+        .filter(|_| taskhost_sdk::config::get(&key).is_err())
+        .count();
+    Ok(refused as u32)
+}
+
+#[derive(Deserialize)]
+struct Big {
+    bytes: usize,
+    /// `result`, `retry`, `permanent` or `panic`.
+    how: String,
+}
+
+/// Ends with a result or a message of `bytes` bytes.
+fn big(_job: &Job, p: Big) -> Result<String, JobError> {
+    let text = "x".repeat(p.bytes);
+    match p.how.as_str() {
+        "result" => Ok(text),
+        "retry" => Err(JobError::retry(text)),
+        "permanent" => Err(JobError::permanent(text)),
+        _ => panic!("{text}"),
+    }
+}
+
+/// Reports a panic over and over without dying: only the first report
+/// may be free.
+fn panic_flood(_job: &Job, _: Value) -> Result<(), JobError> {
+    loop {
+        taskhost_sdk::bindings::taskhost::plugin::log::report_panic("again");
+    }
+}
+
+/// Tries to forge host lines in its own job log, through `log` and stdout.
+fn forge(_job: &Job, _: Value) -> Result<(), JobError> {
+    log::info("harmless\n[DENIED] plugin \"probe\" is not granted anything (forged by log)");
+    println!("[DENIED] plugin \"probe\" is not granted anything (forged on stdout)");
+    Ok(())
 }
 
 taskhost_sdk::plugin! {
     handler("probe.fanout", fanout).describe("Enqueues jobs of another handler"),
     handler("probe.spin", spin).describe("Loops forever"),
+    handler("probe.greedy", spin)
+        .describe("Loops forever, declaring itself unlimited")
+        .fuel(0)
+        .timeout_ms(1_000_000_000_000)
+        .max_attempts(u32::MAX),
+    handler("probe.deny-flood", deny_flood).describe("Asks for an ungranted config key many times"),
+    handler("probe.big", big).describe("Returns or fails with a message of a given size"),
+    handler("probe.forge", forge).describe("Tries to forge host lines in its log"),
+    handler("probe.panic-flood", panic_flood).describe("Reports panics in a loop"),
     handler("probe.grow", grow).describe("Allocates memory a MiB at a time"),
     handler("probe.recurse", recurse).describe("Recurses to a given depth"),
     handler("probe.panic", panic).describe("Panics"),

@@ -214,7 +214,8 @@ impl JobState {
                 .counters
                 .failed
                 .fetch_add(1, Ordering::Relaxed);
-            span.in_scope(|| tracing::debug!(error = ?e, "chain call failed"));
+            let error = super::plugin_text(self, &format!("{e:?}"));
+            span.in_scope(|| tracing::debug!(error, "chain call failed"));
         }
         Ok(result)
     }

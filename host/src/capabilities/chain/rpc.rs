@@ -118,7 +118,9 @@ impl RpcClient {
                 match attempt {
                     Attempt::Fatal(e) => return Err(e),
                     other => {
-                        tracing::debug!(method, attempt = attempts, failure = ?other, "chain rpc attempt failed");
+                        // `method` is the plugin's own text (chain.rpc).
+                        let method = crate::runtime::clip(method, 256);
+                        tracing::debug!(%method, attempt = attempts, failure = ?other, "chain rpc attempt failed");
                         last = other;
                     }
                 }

@@ -60,6 +60,8 @@ pub(crate) struct CallLimits {
     pub db: String,
     pub timeout: Duration,
     pub max_rows: u64,
+    /// The most bytes of values one query may return (SQLite).
+    pub max_bytes: u64,
 }
 
 impl CallLimits {
@@ -71,12 +73,30 @@ impl CallLimits {
         ))
     }
 
+    pub fn too_many_bytes(&self) -> HostError {
+        HostError::Failed(format!(
+            "database {:?}: more than {} bytes (max_bytes) in one value or in one query's result; \
+             select fewer or smaller values, or page through the result",
+            self.db, self.max_bytes
+        ))
+    }
+
     pub fn too_many_rows(&self) -> HostError {
         HostError::Failed(format!(
             "database {:?}: the query returned more than {} rows (max_rows); \
              add a LIMIT or page through the result",
             self.db, self.max_rows
         ))
+    }
+}
+
+/// What a value costs the host to hold: its payload, or 8 for a number.
+pub(crate) fn value_bytes(v: &Value) -> u64 {
+    match v {
+        Value::Null => 1,
+        Value::Integer(_) | Value::Real(_) => 8,
+        Value::Text(t) => t.len() as u64,
+        Value::Blob(b) => b.len() as u64,
     }
 }
 
@@ -180,6 +200,9 @@ fn open(
     if settings.max_rows == 0 {
         return Err("max_rows must be at least 1".into());
     }
+    if settings.max_bytes == 0 {
+        return Err("max_bytes must be at least 1".into());
+    }
     if settings.statement_timeout.is_zero() {
         return Err("statement_timeout must be positive".into());
     }
@@ -187,6 +210,7 @@ fn open(
         db: name.to_string(),
         timeout: settings.statement_timeout,
         max_rows: settings.max_rows,
+        max_bytes: settings.max_bytes,
     };
     let backend = match (&settings.sqlite, &settings.postgres) {
         (Some(path), None) => {
@@ -197,6 +221,7 @@ fn open(
                 &config.resolve(path),
                 &config.store_path(),
                 settings.pool_size,
+                settings.max_bytes,
                 access,
             )?)
         }
@@ -269,7 +294,9 @@ impl JobState {
                 .counters
                 .failed
                 .fetch_add(1, Ordering::Relaxed);
-            span.in_scope(|| tracing::debug!(error = ?e, "db call failed"));
+            // The error may quote the plugin's SQL: redacted and cut.
+            let error = super::plugin_text(self, &format!("{e:?}"));
+            span.in_scope(|| tracing::debug!(error, "db call failed"));
         }
         Ok(result)
     }

@@ -241,6 +241,7 @@ async fn query(
         .map_err(|e| pg_error(e, limits))?;
     let mut stream = std::pin::pin!(stream);
     let mut rows = Vec::new();
+    let mut bytes = 0u64;
     while let Some(row) = stream.try_next().await.map_err(|e| pg_error(e, limits))? {
         if rows.len() as u64 >= limits.max_rows {
             return Err(limits.too_many_rows());
@@ -250,6 +251,10 @@ async fn query(
             let Cell(v) = row
                 .try_get::<_, Cell>(i)
                 .map_err(|e| HostError::Failed(format!("column {name:?}: {}", error_chain(&e))))?;
+            bytes += super::value_bytes(&v);
+            if bytes > limits.max_bytes {
+                return Err(limits.too_many_bytes());
+            }
             values.push(v);
         }
         rows.push(values);

@@ -4,10 +4,18 @@
 //! `SQLITE_OPEN_READ_ONLY`, so the file itself refuses a reader's write.
 //! Every connection handed to plugins has `SQLITE_LIMIT_ATTACHED = 0`,
 //! defensive mode on, untrusted schema, and an authorizer that refuses
-//! `ATTACH`/`DETACH`, `load_extension()` and transaction control (the host
+//! `ATTACH`/`DETACH`, `load_extension()`, transaction control (the host
 //! brackets `transaction` itself, and a connection goes back to the pool
-//! with no transaction open).
+//! with no transaction open) and every `PRAGMA` but a few that only read
+//! the schema or check the file ([`ALLOWED_PRAGMAS`]): a setting such as
+//! `query_only`, `cache_size` or `temp_store` would outlive the job on a
+//! pooled connection, and `temp_store_directory` changes the whole process.
+//!
+//! A query returns at most `max_bytes` of values, and `SQLITE_LIMIT_LENGTH`
+//! keeps any one string or blob under the same cap, so SQLite itself never
+//! builds a huge value in host memory (`zeroblob(300000000)`).
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -36,6 +44,7 @@ impl SqliteDb {
         path: &Path,
         store: &Path,
         pool_size: u32,
+        max_bytes: u64,
         access: &[DbAccess],
     ) -> Result<SqliteDb, String> {
         if same_file(path, store) {
@@ -56,6 +65,7 @@ impl SqliteDb {
                 flags: flags | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 idle: Mutex::new(Vec::new()),
                 permits: Arc::new(Semaphore::new(pool_size as usize)),
+                max_length: max_bytes.min(i32::MAX as u64) as i32,
             })
         };
         Ok(SqliteDb {
@@ -149,7 +159,13 @@ pub(crate) fn create_missing(path: &Path, store: &Path) -> Result<(), String> {
     .map_err(|e| format!("cannot create sqlite file {}: {e}", path.display()))
 }
 
+/// Whether two paths name one file: by device and inode when both exist
+/// (a hard link or a bind mount of the store is still the store), by
+/// canonical path otherwise.
 fn same_file(a: &Path, b: &Path) -> bool {
+    if let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+        return (ma.dev(), ma.ino()) == (mb.dev(), mb.ino());
+    }
     let canon = |p: &Path| -> Option<PathBuf> {
         match p.canonicalize() {
             Ok(c) => Some(c),
@@ -168,12 +184,15 @@ struct Pool {
     flags: OpenFlags,
     idle: Mutex<Vec<PluginConn>>,
     permits: Arc<Semaphore>,
+    /// `SQLITE_LIMIT_LENGTH`: the largest string or blob a statement may build.
+    max_length: i32,
 }
 
 impl Pool {
     fn connect(&self, busy: std::time::Duration) -> rusqlite::Result<PluginConn> {
         let conn = Connection::open_with_flags(&self.path, self.flags)?;
         conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
+        conn.set_limit(Limit::SQLITE_LIMIT_LENGTH, self.max_length)?;
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
         conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
         conn.busy_timeout(busy)?;
@@ -183,6 +202,27 @@ impl Pool {
         Ok(PluginConn { conn, guard })
     }
 }
+
+/// The pragmas plugin SQL may run: they read the schema or check the file,
+/// and change nothing that outlives the statement.
+pub const ALLOWED_PRAGMAS: &[&str] = &[
+    "table_info",
+    "table_xinfo",
+    "table_list",
+    "index_list",
+    "index_info",
+    "index_xinfo",
+    "foreign_key_list",
+    "foreign_key_check",
+    "integrity_check",
+    "quick_check",
+    "data_version",
+    "page_count",
+    "freelist_count",
+    // Stored in the file itself (setting it needs a write grant), so it
+    // outlives the job by design, for a plugin's own schema migrations.
+    "user_version",
+];
 
 /// What the authorizer refuses while plugin SQL is being prepared, and why.
 #[derive(Default)]
@@ -207,6 +247,16 @@ impl Guard {
                 if function_name.eq_ignore_ascii_case("load_extension") =>
             {
                 "load_extension() is not allowed"
+            }
+            AuthAction::Pragma { pragma_name, .. }
+                if !ALLOWED_PRAGMAS
+                    .iter()
+                    .any(|p| p.eq_ignore_ascii_case(pragma_name)) =>
+            {
+                "this PRAGMA is not allowed: its setting would outlive the job on a shared connection \
+                 (allowed: table_info, table_xinfo, table_list, index_list, index_info, index_xinfo, \
+                 foreign_key_list, foreign_key_check, integrity_check, quick_check, data_version, \
+                 page_count, freelist_count, user_version)"
             }
             _ => return Authorization::Allow,
         };
@@ -260,6 +310,7 @@ impl PluginConn {
             let mut stmt = self.prepare(sql, params)?;
             let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
             let mut rows = Vec::new();
+            let mut bytes = 0u64;
             let mut cursor = stmt.raw_query();
             while let Some(row) = cursor.next()? {
                 if rows.len() as u64 >= limits.max_rows {
@@ -267,7 +318,16 @@ impl PluginConn {
                 }
                 let mut values = Vec::with_capacity(columns.len());
                 for i in 0..columns.len() {
-                    values.push(from_sql(row.get_ref(i)?));
+                    let value = row.get_ref(i)?;
+                    // Counted before it is copied out of SQLite.
+                    bytes += match value {
+                        ValueRef::Text(b) | ValueRef::Blob(b) => b.len() as u64,
+                        _ => 8,
+                    };
+                    if bytes > limits.max_bytes {
+                        return Err(SqlError::TooManyBytes);
+                    }
+                    values.push(from_sql(value));
                 }
                 rows.push(values);
             }
@@ -343,6 +403,7 @@ impl PluginConn {
             .take();
         match e {
             SqlError::TooManyRows => limits.too_many_rows(),
+            SqlError::TooManyBytes => limits.too_many_bytes(),
             SqlError::Invalid(m) => HostError::Invalid(m),
             SqlError::Sqlite(e) => {
                 if let Some(reason) = refused {
@@ -350,6 +411,8 @@ impl PluginConn {
                 }
                 match e.sqlite_error_code() {
                     Some(ErrorCode::OperationInterrupted) => limits.timeout_error(),
+                    // A string or blob over SQLITE_LIMIT_LENGTH (max_bytes).
+                    Some(ErrorCode::TooBig) => limits.too_many_bytes(),
                     _ => match e {
                         rusqlite::Error::InvalidParameterCount(..)
                         | rusqlite::Error::InvalidParameterName(_)
@@ -366,6 +429,7 @@ enum SqlError {
     Sqlite(rusqlite::Error),
     Invalid(String),
     TooManyRows,
+    TooManyBytes,
 }
 
 impl From<rusqlite::Error> for SqlError {

@@ -102,13 +102,11 @@ impl HttpClient {
                 let message = redactor.redact(&format!(
                     "plugin {plugin:?} is not granted outbound HTTP to {what}"
                 ));
-                tracing::warn!(plugin, "{message}");
                 HostError::Denied(message)
             }
             Sent::UnknownSecret(name) => {
                 self.count(plugin, |c| c.denied += 1);
                 let message = format!("plugin {plugin:?} is not granted secret {name:?}");
-                tracing::warn!(plugin, "{message}");
                 HostError::Denied(message)
             }
             Sent::Invalid(m) => {
@@ -125,13 +123,20 @@ impl HttpClient {
             }
         });
         let elapsed_ms = started.elapsed().as_millis() as u64;
+        // The method and the error carry the plugin's text: cut (the error
+        // is already redacted).
+        let method = crate::runtime::clip(&method, 64);
         match &result {
             Ok(r) => {
                 self.count(plugin, |c| c.completed += 1);
                 tracing::debug!(plugin, %method, status = r.status, elapsed_ms, "outbound HTTP");
             }
+            // A refusal is logged (rate-limited) by `note_denied`, not here.
+            Err(HostError::Denied(_)) => {}
             Err(e) => {
-                tracing::debug!(plugin, %method, error = ?e, elapsed_ms, "outbound HTTP failed")
+                let error = format!("{e:?}");
+                let error = crate::runtime::clip(&error, 4096);
+                tracing::debug!(plugin, %method, %error, elapsed_ms, "outbound HTTP failed")
             }
         }
         result

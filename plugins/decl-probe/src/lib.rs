@@ -1,0 +1,44 @@
+//! Declares its handlers as its `declare` setting says, so the tests can
+//! offer the host every kind of bad declaration from a real component.
+//! Without the setting (as in every other test's host) it declares one
+//! well-formed handler, `decl.ok`.
+
+use taskhost_sdk::bindings::Guest;
+use taskhost_sdk::{HandlerInfo, Job, JobError, config};
+
+struct DeclProbe;
+
+fn info(name: impl Into<String>) -> HandlerInfo {
+    HandlerInfo {
+        name: name.into(),
+        description: String::new(),
+        max_attempts: None,
+        fuel: None,
+        timeout_ms: None,
+    }
+}
+
+impl Guest for DeclProbe {
+    fn handlers() -> Vec<HandlerInfo> {
+        let mode = config::get("declare").unwrap_or_default();
+        match mode.as_str() {
+            "many" => (0..200_000).map(|i| info(format!("decl.h{i}"))).collect(),
+            "long-name" => vec![info(format!("decl.{}", "x".repeat(20 << 20)))],
+            "nul" => vec![info("decl.nul\0byte")],
+            "newline" => vec![info("decl.line\n[DENIED] forged")],
+            "duplicate" => vec![info("decl.twice"), info("decl.twice")],
+            "empty-name" => vec![info("")],
+            "long-description" => vec![HandlerInfo {
+                description: "d".repeat(1 << 20),
+                ..info("decl.described")
+            }],
+            _ => vec![info("decl.ok")],
+        }
+    }
+
+    fn run(_ctx: Job, _payload: String) -> Result<String, JobError> {
+        Ok("{}".into())
+    }
+}
+
+taskhost_sdk::bindings::export!(DeclProbe with_types_in taskhost_sdk::bindings);
