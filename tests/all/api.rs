@@ -297,7 +297,9 @@ fn dlq_queue_schedule_and_stats_endpoints() {
     assert_eq!(hello["plugin"], "hello");
     assert_eq!(hello["plugin_digest"].as_str().unwrap().len(), 64);
     assert!(
-        hello["limits"]["timeout_ms"].is_u64() && hello["retry"]["max_attempts"].is_u64(),
+        hello["limits"]["timeout_ms"].is_u64()
+            && hello["retry"]["max_attempts"].is_u64()
+            && hello["retry"]["base"] == "1s",
         "{hello}"
     );
     let plugins = server.get("/api/v1/plugins", Some(READ)).json();
@@ -527,6 +529,7 @@ fn bad_input_gets_a_precise_4xx_and_changes_nothing() {
         ("/api/v1/jobs", r#"{"handler": "hello", "delay": "-5s"}"#.into(), 400, "bad_request", "delay"),
         ("/api/v1/jobs", r#"{"handler": "hello", "delay": "5s", "run_at": "2030-01-01T00:00:00Z"}"#.into(), 400, "bad_request", "not both"),
         ("/api/v1/jobs", r#"{"handler": "hello", "queue": "no spaces"}"#.into(), 400, "bad_request", "queue name"),
+        ("/api/v1/jobs", r#"{"handler": "hello", "run_at": "tomorrow 9am"}"#.into(), 400, "bad_request", "is not an RFC 3339 time such as 2026-01-31T09:00:00Z"),
         ("/api/v1/jobs/batch", json!({"jobs": (0..4).map(|_| json!({"handler": "hello"})).collect::<Vec<_>>()}).to_string(), 400, "batch_too_large", "limit is 3"),
         ("/api/v1/jobs/batch", json!({"jobs": [{"handler": "hello"}, {"handler": "nope"}]}).to_string(), 404, "unknown_handler", "jobs[1]"),
         ("/api/v1/schedules", r#"{"name": "s", "schedule": "61 * * * *", "handler": "hello"}"#.into(), 400, "bad_request", "minute"),
@@ -569,6 +572,21 @@ fn bad_input_gets_a_precise_4xx_and_changes_nothing() {
     let r = server.get("/api/v1/jobs/not-an-id", Some(READ));
     assert_eq!((r.status, r.code().as_str()), (400, "bad_request"));
     assert_eq!(server.get("/api/v1/nothing-here", Some(READ)).status, 404);
+    // Refusals axum makes before any handler runs have the error shape too.
+    let r = server.delete("/api/v1/jobs", Some(ADMIN));
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (405, "method_not_allowed"),
+        "{}",
+        r.text()
+    );
+    let r = server.get("/api/v1/queues/%FF%FE/stats", Some(READ));
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "bad_request"),
+        "{}",
+        r.text()
+    );
 
     // Nothing was written.
     assert_eq!(

@@ -99,6 +99,52 @@ pub async fn catch_panic(request: Request, next: Next) -> Response {
     }
 }
 
+/// Middleware: an error answered outside the handlers — a 405 for a
+/// method the route lacks, a path segment that is not UTF-8, a body over
+/// the limit — comes from axum as plain text; it is rewritten into the
+/// `{"error": {...}}` shape so every client parses one format.
+pub async fn error_shape(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let code = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    };
+    let message = match (status, text.is_empty()) {
+        (StatusCode::METHOD_NOT_ALLOWED, _) => {
+            let allowed = parts
+                .headers
+                .get(axum::http::header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            format!("this endpoint does not take that method (allowed: {allowed})")
+        }
+        (_, true) => status.canonical_reason().unwrap_or("error").to_string(),
+        (_, false) => text,
+    };
+    let mut shaped = ApiError::new(status, code, message).into_response();
+    if let Some(allow) = parts.headers.get(axum::http::header::ALLOW) {
+        shaped
+            .headers_mut()
+            .insert(axum::http::header::ALLOW, allow.clone());
+    }
+    shaped
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
@@ -191,5 +237,45 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(fine.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn errors_from_outside_the_handlers_get_the_error_shape() {
+        let app = Router::new()
+            .route("/only-get", get(|| async { "ok" }))
+            .route(
+                "/items/{id}",
+                get(|axum::extract::Path(id): axum::extract::Path<String>| async move { id }),
+            )
+            .layer(axum::middleware::from_fn(error_shape));
+        let call = |req: Request| {
+            let app = app.clone();
+            async move {
+                let answer = app.oneshot(req).await.unwrap();
+                let status = answer.status();
+                let allow = answer.headers().get("allow").cloned();
+                let body = axum::body::to_bytes(answer.into_body(), 1 << 16)
+                    .await
+                    .unwrap();
+                (
+                    status,
+                    allow,
+                    serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+                )
+            }
+        };
+        let (status, allow, body) =
+            call(Request::post("/only-get").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(body["error"]["code"], "method_not_allowed");
+        assert!(allow.is_some(), "the Allow header is kept");
+        let (status, _, body) =
+            call(Request::get("/items/%FF%FE").body(Body::empty()).unwrap()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"]["code"], "bad_request");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("UTF-8"),
+            "{body}"
+        );
     }
 }

@@ -33,8 +33,9 @@ pub struct EnqueueBody {
     pub priority: Option<Priority>,
     /// Run no earlier than this from now: `500ms`, `30s`, `5m`, `1h30m`.
     pub delay: Option<String>,
-    /// Run no earlier than this instant (RFC 3339).
-    pub run_at: Option<DateTime<Utc>>,
+    /// Run no earlier than this instant (RFC 3339: `2026-01-31T09:00:00Z`).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub run_at: Option<String>,
     /// A repeat within the key's TTL answers 200 with the original id.
     pub idempotency_key: Option<String>,
     pub max_attempts: Option<u32>,
@@ -54,13 +55,27 @@ impl EnqueueBody {
                     .map_err(|e| ApiError::bad_request(format!("delay: {e}")))
             })
             .transpose()?;
+        let run_at = self
+            .run_at
+            .as_deref()
+            .map(|t| {
+                DateTime::parse_from_rfc3339(t)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|e| {
+                        ApiError::bad_request(format!(
+                            "run_at: {t:?} is not an RFC 3339 time such as \
+                             2026-01-31T09:00:00Z or 2026-01-31T10:00:00+01:00 ({e})"
+                        ))
+                    })
+            })
+            .transpose()?;
         Ok(EnqueueRequest {
             handler: self.handler,
             payload: self.payload,
             queue: self.queue,
             priority: self.priority,
             delay,
-            run_at: self.run_at,
+            run_at,
             idempotency_key: self.idempotency_key,
             max_attempts: self.max_attempts,
         })

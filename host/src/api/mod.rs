@@ -123,6 +123,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/metrics", get(stats::metrics))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(error::error_shape))
         .layer(axum::middleware::from_fn(error::catch_panic))
         .with_state(state)
 }

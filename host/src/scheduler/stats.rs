@@ -29,14 +29,24 @@ pub struct SchedulerStats {
     pub caught_up: u64,
     /// Store errors while firing (the tick is retried while within grace).
     pub errors: u64,
-    /// Median lateness (claim acknowledged minus due time) of recent fires.
-    #[schema(value_type = Option<Object>)]
+    /// Median lateness (claim acknowledged minus due time) of recent
+    /// fires, in milliseconds (`lateness_p50_ms`).
+    #[schema(value_type = Option<f64>)]
+    #[serde(rename = "lateness_p50_ms", serialize_with = "millis")]
     pub lateness_p50: Option<Duration>,
-    /// 99th percentile of the same.
-    #[schema(value_type = Option<Object>)]
+    /// 99th percentile of the same, in milliseconds (`lateness_p99_ms`).
+    #[schema(value_type = Option<f64>)]
+    #[serde(rename = "lateness_p99_ms", serialize_with = "millis")]
     pub lateness_p99: Option<Duration>,
     /// How many fires the percentiles cover.
     pub lateness_samples: usize,
+}
+
+fn millis<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64() * 1000.0),
+        None => s.serialize_none(),
+    }
 }
 
 /// The live counters.

@@ -7,23 +7,35 @@ use serde::Serialize;
 
 use crate::config::RetrySettings;
 
-/// A resolved retry policy.
+/// A resolved retry policy. Serialized (for `/api/v1/handlers`) with its
+/// spans written as the config writes them (`"1m"`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RetryPolicy {
     /// One retry per listed delay; `max_attempts` = delays + 1 unless set.
     Delays {
         max_attempts: u32,
+        #[serde(serialize_with = "spans")]
         delays: Vec<Duration>,
     },
     /// `base * factor^(n-1)`, capped at `max_delay`, ± `jitter` of itself.
     Exponential {
         max_attempts: u32,
+        #[serde(serialize_with = "span")]
         base: Duration,
         factor: f64,
+        #[serde(serialize_with = "span")]
         max_delay: Duration,
         jitter: f64,
     },
+}
+
+fn span<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::units::format_duration(*d))
+}
+
+fn spans<S: serde::Serializer>(v: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|d| crate::units::format_duration(*d)))
 }
 
 /// A retry setting that cannot work; names the key.
@@ -123,6 +135,23 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn policies_show_their_spans_as_the_config_writes_them() {
+        let delays = RetryPolicy::Delays {
+            max_attempts: 3,
+            delays: mins(&[1, 2]),
+        };
+        assert_eq!(
+            serde_json::to_value(&delays).unwrap(),
+            serde_json::json!({"kind": "delays", "max_attempts": 3, "delays": ["1m", "2m"]})
+        );
+        let exp = serde_json::to_value(RetryPolicy::default_policy()).unwrap();
+        assert_eq!(
+            (exp["base"].as_str(), exp["max_delay"].as_str()),
+            (Some("1s"), Some("1h"))
+        );
+    }
 
     fn mins(v: &[u64]) -> Vec<Duration> {
         v.iter().map(|m| Duration::from_secs(m * 60)).collect()
