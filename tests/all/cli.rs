@@ -87,7 +87,17 @@ fn plugin_check_accepts_a_plugin_and_refuses_a_core_module() {
     let out = host.run_cli(&["plugin", "check", core.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("core.wasm") && stderr(&out).contains("not a component"),
+        stderr(&out).contains(core.to_str().unwrap()) && stderr(&out).contains("not a component"),
+        "names the file given, not a copy: {}",
+        stderr(&out)
+    );
+    // A file not named `.wasm` is checked all the same, not skipped.
+    let text = host.path().join("notes.txt");
+    std::fs::write(&text, b"just text").unwrap();
+    let out = host.run_cli(&["plugin", "check", text.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(text.to_str().unwrap()),
         "{}",
         stderr(&out)
     );
@@ -249,4 +259,26 @@ fn config_sections_naming_nothing_loaded_are_warned_with_the_near_name() {
             && err.contains("did you mean hello?"),
         "{err}"
     );
+}
+
+#[test]
+fn taskhost_url_in_the_environment_does_not_break_local_commands() {
+    let host = TestHost::new("");
+    let run = |env_url: bool, flag: bool| {
+        let mut cmd = std::process::Command::new(crate::support::taskhost_bin());
+        cmd.arg("--config").arg(host.config_path());
+        if flag {
+            cmd.args(["--url", "http://127.0.0.1:9"]);
+        }
+        cmd.args(["run", "hello", "--payload", r#"{"name":"env"}"#]);
+        if env_url {
+            cmd.env("TASKHOST_URL", "http://127.0.0.1:9");
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(true, false);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(false, true);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--url works with"), "{}", stderr(&out));
 }

@@ -116,7 +116,6 @@ pub fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = || load_config(cli.config.as_deref());
     let remote = cli
         .url
         .as_deref()
@@ -132,13 +131,27 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Dlq(cmd) => admin::dlq_remote(&remote, cmd).await,
             Command::Queue(cmd) => admin::queue_remote(&remote, cmd).await,
             Command::Schedule(cmd) => schedule::execute_remote(&remote, cmd).await,
+            // TASKHOST_URL in the environment is for the commands that use
+            // it; only an explicit --url on a command that cannot is an error.
+            command if !url_given_on_command_line() => {
+                run_local(cli.config.as_deref(), command).await
+            }
             _ => Err(BadInput(
-                "--url works with enqueue, job, jobs, wait, dlq, queue and schedule".into(),
+                "--url works with enqueue, job, jobs, cancel, wait, dlq, queue and schedule".into(),
             )
             .into()),
         };
     }
-    match cli.command {
+    run_local(cli.config.as_deref(), cli.command).await
+}
+
+fn url_given_on_command_line() -> bool {
+    std::env::args().any(|a| a == "--url" || a.starts_with("--url="))
+}
+
+async fn run_local(config_path: Option<&Path>, command: Command) -> anyhow::Result<ExitCode> {
+    let config = || load_config(config_path);
+    match command {
         Command::Schedule(cmd) => schedule::execute(config, cmd).await,
         Command::Serve => serve::execute(config()?).await,
         Command::Token(cmd) => token::execute(cmd),

@@ -19,30 +19,42 @@ pub enum PluginCommand {
 }
 
 pub async fn execute(config: Arc<Config>, cmd: PluginCommand) -> anyhow::Result<ExitCode> {
+    // `check` loads a folder holding just a copy of the file, with the same
+    // settings; what it says names the file given, never the copy.
+    let mut staged: Option<(tempfile::TempDir, PathBuf, PathBuf)> = None;
     let config = match &cmd {
         PluginCommand::List => config,
         PluginCommand::Check { file } => {
-            // Load a folder holding just this file, with the same settings.
             let staging = tempfile::tempdir()?;
-            let name = file
-                .file_name()
+            let stem = file
+                .file_stem()
                 .ok_or_else(|| BadInput(format!("{} is not a file", file.display())))?;
-            std::fs::copy(file, staging.path().join(name))
+            let copy = staging
+                .path()
+                .join(format!("{}.wasm", stem.to_string_lossy()));
+            std::fs::copy(file, &copy)
                 .map_err(|e| BadInput(format!("cannot read {}: {e}", file.display())))?;
             let mut c = (*config).clone();
-            c.host.plugins = staging.keep();
+            c.host.plugins = staging.path().to_path_buf();
+            staged = Some((staging, copy, file.clone()));
             Arc::new(c)
         }
     };
+    let as_given = |text: String| match &staged {
+        Some((_, copy, file)) => {
+            text.replace(&copy.display().to_string(), &file.display().to_string())
+        }
+        None => text,
+    };
     let runtime = Runtime::load(config)
         .await
-        .map_err(|e| BadInput(e.to_string()))?;
+        .map_err(|e| BadInput(as_given(e.to_string())))?;
     let stats = runtime.registry().stats();
     for plugin in runtime.registry().plugins() {
         println!(
             "{}  {}  sha256:{}",
             plugin.name,
-            plugin.path.display(),
+            as_given(plugin.path.display().to_string()),
             &plugin.digest[..16]
         );
         for h in runtime
