@@ -280,5 +280,9 @@ fn taskhost_url_in_the_environment_does_not_break_local_commands() {
     assert!(out.status.success(), "{}", stderr(&out));
     let out = run(false, true);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("--url works with"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--url works with"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -144,6 +144,85 @@ fn plugin_names(plugins: &Path) -> Result<Vec<String>, BuildError> {
     Ok(names)
 }
 
+/// Scaffolds plugin crate `name` in `<root>/plugins/<name>`: a manifest with
+/// `crate-type = ["cdylib"]`, one handler to start from, and its place in the
+/// plugin workspace's members. Refuses a bad or taken name, changing nothing.
+pub fn new_plugin(root: &Path, name: &str) -> Result<PathBuf, BuildError> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !valid || name == "sdk" {
+        return Err(BuildError(format!(
+            "{name:?} is not a plugin name: use lower-case letters, digits and dashes, \
+             starting with a letter (the .wasm file will be {}.wasm)",
+            name.replace('-', "_")
+        )));
+    }
+    let plugins = root.join("plugins");
+    let dir = plugins.join(name);
+    if dir.exists() {
+        return Err(BuildError(format!("{} already exists", dir.display())));
+    }
+    let manifest_path = plugins.join("Cargo.toml");
+    let manifest = std::fs::read_to_string(&manifest_path)
+        .map_err(|e| BuildError(format!("cannot read {}: {e}", manifest_path.display())))?;
+    let members = manifest
+        .find("members = [")
+        .and_then(|at| manifest[at..].find(']').map(|end| at + end))
+        .ok_or_else(|| {
+            BuildError(format!(
+                "no `members = [...]` in {}",
+                manifest_path.display()
+            ))
+        })?;
+    let handler = format!("{}.hello", name.replace('-', "_"));
+    let files = [
+        (
+            dir.join("Cargo.toml"),
+            format!(
+                "[package]\nname = \"{name}\"\nversion.workspace = true\nedition.workspace = true\n\
+                 rust-version.workspace = true\nlicense.workspace = true\npublish.workspace = true\n\n\
+                 [lib]\n# A component is built from a cdylib; without this no .wasm appears.\n\
+                 crate-type = [\"cdylib\"]\n\n[dependencies]\ntaskhost-sdk.workspace = true\n\
+                 serde.workspace = true\nserde_json.workspace = true\n"
+            ),
+        ),
+        (
+            dir.join("src").join("lib.rs"),
+            format!(
+                "//! The {name} plugin.\n\nuse serde::Deserialize;\nuse taskhost_sdk::{{Job, JobError}};\n\n\
+                 #[derive(Deserialize)]\nstruct Input {{\n    name: String,\n}}\n\n\
+                 /// Delivery is at-least-once: make side effects idempotent with `job.id`.\n\
+                 fn hello(job: &Job, input: Input) -> Result<String, JobError> {{\n\
+                 \x20   if input.name.is_empty() {{\n\
+                 \x20       return Err(JobError::permanent(\"name must not be empty\"));\n    }}\n\
+                 \x20   Ok(format!(\"hello, {{}} (attempt {{}})\", input.name, job.attempt))\n}}\n\n\
+                 taskhost_sdk::plugin! {{\n    handler(\"{handler}\", hello).describe(\"Says hello\"),\n}}\n"
+            ),
+        ),
+    ];
+    std::fs::create_dir_all(dir.join("src"))
+        .map_err(|e| BuildError(format!("cannot create {}: {e}", dir.display())))?;
+    for (path, text) in &files {
+        std::fs::write(path, text)
+            .map_err(|e| BuildError(format!("cannot write {}: {e}", path.display())))?;
+    }
+    let mut updated = manifest.clone();
+    let before = updated[..members].trim_end();
+    let sep = if before.ends_with('[') || before.ends_with(',') {
+        ""
+    } else {
+        ", "
+    };
+    updated.insert_str(members, &format!("{sep}\"{name}\""));
+    std::fs::write(&manifest_path, updated)
+        .map_err(|e| BuildError(format!("cannot write {}: {e}", manifest_path.display())))?;
+    Ok(dir)
+}
+
 /// Every source path whose change must rebuild the plugins (for build scripts).
 pub fn plugin_sources(root: &Path) -> Vec<PathBuf> {
     let mut paths = vec![root.join("wit"), root.join("plugins").join("Cargo.toml")];
@@ -217,6 +296,39 @@ mod tests {
             assert_eq!(with_example_config(args(own), false), args(own));
         }
         assert_eq!(with_example_config(args("jobs"), true), args("jobs"));
+    }
+
+    #[test]
+    fn new_plugin_scaffolds_a_member_crate_and_refuses_bad_names() {
+        let root = tempfile::tempdir().unwrap();
+        let plugins = root.path().join("plugins");
+        std::fs::create_dir(&plugins).unwrap();
+        std::fs::write(
+            plugins.join("Cargo.toml"),
+            "[workspace]\nmembers = [\"sdk\", \"hello\"]\n",
+        )
+        .unwrap();
+        let dir = new_plugin(root.path(), "quote-fetch").unwrap();
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+        assert!(manifest.contains("name = \"quote-fetch\"") && manifest.contains("cdylib"));
+        let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
+        assert!(
+            lib.contains("handler(\"quote_fetch.hello\", hello)"),
+            "{lib}"
+        );
+        let workspace = std::fs::read_to_string(plugins.join("Cargo.toml")).unwrap();
+        assert!(
+            workspace.contains("members = [\"sdk\", \"hello\", \"quote-fetch\"]"),
+            "{workspace}"
+        );
+        for bad in ["quote-fetch", "Quote", "1st", "a b", "sdk", ""] {
+            assert!(new_plugin(root.path(), bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            std::fs::read_to_string(plugins.join("Cargo.toml")).unwrap(),
+            workspace,
+            "a refusal changes nothing"
+        );
     }
 
     #[test]

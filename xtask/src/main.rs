@@ -1,13 +1,34 @@
 //! `cargo xtask plugins` builds the plugins; `cargo xtask serve` builds them
 //! and starts the host on the example config; `cargo xtask host ARGS…` builds
 //! them and runs any `taskhost` command, on the example config unless
-//! `--config` (or `TASKHOST_CONFIG`) names another.
+//! `--config` (or `TASKHOST_CONFIG`) names another; `cargo xtask new-plugin
+//! NAME` scaffolds a plugin crate.
 
 use std::process::{Command, ExitCode};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let root = xtask::workspace_root();
+    if args.first().map(String::as_str) == Some("new-plugin") {
+        let Some(name) = args.get(1) else {
+            eprintln!("usage: cargo xtask new-plugin NAME");
+            return ExitCode::from(2);
+        };
+        return match xtask::new_plugin(&root, name) {
+            Ok(dir) => {
+                println!(
+                    "created {}; `cargo xtask plugins` builds it into {}",
+                    dir.display(),
+                    xtask::plugin_dir(&root).display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("xtask: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     if let Err(e) = xtask::build_plugins(&root) {
         eprintln!("xtask: {e}");
         return ExitCode::FAILURE;
@@ -28,7 +49,7 @@ fn main() -> ExitCode {
             std::env::var_os("TASKHOST_CONFIG").is_some(),
         ),
         _ => {
-            eprintln!("usage: cargo xtask plugins | serve [ARGS…] | host ARGS…");
+            eprintln!("usage: cargo xtask plugins | serve [ARGS…] | host ARGS… | new-plugin NAME");
             return ExitCode::from(2);
         }
     };

@@ -38,8 +38,27 @@ pub mod bindings {
 }
 
 pub use bindings::taskhost::plugin::types::{
-    HandlerInfo, JobContext as Job, JobError, RetryableError,
+    HandlerInfo, HostError, JobContext as Job, JobError, RemoteError, RetryableError,
 };
+
+/// A failed host call as a job error, so `?` works on `db`, `http`, `chain`
+/// and `jobs` calls in a handler. A call the config denies, or one whose
+/// arguments are malformed, fails the same way every time: permanent. A
+/// call that failed, timed out or met a remote error may work next time:
+/// retryable.
+impl From<HostError> for JobError {
+    fn from(e: HostError) -> JobError {
+        match e {
+            HostError::Denied(m) => JobError::permanent(format!("denied: {m}")),
+            HostError::Invalid(m) => JobError::permanent(format!("invalid: {m}")),
+            HostError::Failed(m) => JobError::retry(format!("failed: {m}")),
+            HostError::Timeout(m) => JobError::retry(format!("timed out: {m}")),
+            HostError::Remote(r) => {
+                JobError::retry(format!("remote error {}: {}", r.code, r.message))
+            }
+        }
+    }
+}
 pub use bindings::taskhost::plugin::{chain, config, db, http, jobs};
 
 /// Logging into the job's captured log.
