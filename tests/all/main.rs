@@ -13,4 +13,5 @@ mod registry;
 mod sandbox;
 mod scheduler;
 mod serve;
+mod store;
 mod workers;

@@ -23,6 +23,10 @@ pub struct StoreSettings {
     /// How long finished jobs are kept (dead jobs stay until purged).
     #[serde(with = "serde_units::duration")]
     pub retention: Duration,
+    /// How often `serve` sweeps out jobs past retention, expired idempotency
+    /// keys and old schedule ticks (jittered; one host per period sweeps).
+    #[serde(with = "serde_units::duration")]
+    pub sweep_every: Duration,
 }
 
 impl Default for StoreSettings {
@@ -32,6 +36,7 @@ impl Default for StoreSettings {
             durability: DurabilitySetting::Normal,
             idempotency_ttl: Duration::from_secs(24 * 3600),
             retention: Duration::from_secs(7 * 24 * 3600),
+            sweep_every: Duration::from_secs(5 * 60),
         }
     }
 }

@@ -319,7 +319,8 @@ pub(super) fn reap(conn: &Connection, ctx: &Ctx) -> StoreResult<u64> {
           WHERE id = ?1",
     )?;
     if !expired.is_empty() {
-        crate::metrics::global().lease_expired(expired.len() as u64);
+        let n = expired.len() as u64;
+        ctx.after_commit(move || crate::metrics::global().lease_expired(n));
     }
     for (id, attempt, max_attempts, started, worker, expired_at) in &expired {
         let entry = expired_attempt(*attempt, *started, worker, *expired_at);
@@ -336,7 +337,11 @@ pub(super) fn reap(conn: &Connection, ctx: &Ctx) -> StoreResult<u64> {
             dead.then_some(now),
             serde_json::to_string(&entry)?,
         ])?;
-        tracing::warn!(job = %id, worker, attempt, %status, "lease expired");
+        let (id, worker, attempt) = (*id, worker.clone(), *attempt);
+        // Logged once committed: a reap rolled back (a full disk) did not happen.
+        ctx.after_commit(move || {
+            tracing::warn!(job = %id, worker, attempt, %status, "lease expired");
+        });
     }
     if !expired.is_empty() {
         ctx.notify();

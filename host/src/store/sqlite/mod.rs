@@ -25,8 +25,10 @@ use crate::store::{
 
 mod admin;
 mod codec;
+pub(crate) mod integrity;
 mod jobs;
 mod leases;
+pub mod maintenance;
 mod readers;
 mod schedules;
 pub(crate) mod schema;
@@ -37,7 +39,7 @@ mod writer;
 pub use schema::Durability;
 
 use readers::Readers;
-use writer::{Writer, WriterSettings};
+use writer::{LastFailure, Place, Writer, WriterSettings};
 
 /// How to open the embedded store.
 #[derive(Debug, Clone)]
@@ -52,6 +54,9 @@ pub struct SqliteOptions {
     pub max_batch: usize,
     /// How often an idle writer looks for other processes' commits.
     pub foreign_write_poll: Duration,
+    /// See `WriterSettings::start_delay`.
+    #[cfg(test)]
+    pub writer_start_delay: Duration,
 }
 
 impl Default for SqliteOptions {
@@ -62,6 +67,8 @@ impl Default for SqliteOptions {
             readers: 2,
             max_batch: 512,
             foreign_write_poll: Duration::from_millis(25),
+            #[cfg(test)]
+            writer_start_delay: Duration::ZERO,
         }
     }
 }
@@ -71,9 +78,13 @@ pub struct SqliteStore {
     path: PathBuf,
     clock: Arc<dyn Clock>,
     writer: Writer,
-    readers: Readers,
+    readers: Arc<Readers>,
     changes: Arc<watch::Sender<u64>>,
+    last_failure: LastFailure,
 }
+
+/// How recent a failed write must be for [`Store::check_writable`] to report it.
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
 impl SqliteStore {
     /// Opens (creating and migrating as needed) the store at `path`.
@@ -100,16 +111,39 @@ impl SqliteStore {
         let mut conn = Connection::open_with_flags(&path, flags)
             .map_err(|e| StoreError::backend(format!("cannot open store file {location}: {e}")))?;
         schema::configure(&conn, options.durability)?;
+        // Damage first: a damaged, emptied or replaced file is refused before
+        // anything (a migration of an "empty" file) writes to it.
+        integrity::verify(&conn, &path)?;
         schema::configure_writer(&conn, &location)?;
         schema::migrate(&mut conn, schema::LATEST, &location)?;
-        let readers = Readers::start(&path, options.readers, options.durability)?;
+        let state = integrity::current(&conn)?.ok_or_else(|| {
+            StoreError::backend(format!("{location}: store_meta has no store_id"))
+        })?;
+        // Without a record, damage goes unnoticed but nothing is lost: warn.
+        if let Err(e) = integrity::write_record(&path, &state) {
+            tracing::warn!(
+                error = %e,
+                record = %integrity::record_path(&path).display(),
+                "cannot write the store's state record"
+            );
+        }
+        let last_failure = LastFailure::default();
+        let readers = Arc::new(Readers::start(&path, options.readers, options.durability)?);
         let changes = Arc::new(watch::Sender::new(0));
         let settings = WriterSettings {
             max_batch: options.max_batch.max(1),
             poll: options.foreign_write_poll,
+            #[cfg(test)]
+            start_delay: options.writer_start_delay,
+        };
+        let place = Place {
+            path: path.clone(),
+            state,
+            last_failure: Arc::clone(&last_failure),
         };
         let writer = Writer::start(
             conn,
+            place,
             Arc::clone(&clock),
             options.store,
             settings,
@@ -122,6 +156,7 @@ impl SqliteStore {
             writer,
             readers,
             changes,
+            last_failure,
         })
     }
 
@@ -311,9 +346,34 @@ impl Store for SqliteStore {
             total.ticks += step.ticks;
             let full = admin::SWEEP_STEP as u64;
             if step.jobs < full && step.idempotency_keys < full && step.ticks < full {
+                break;
+            }
+        }
+        loop {
+            let freed = self.writer.call(admin::vacuum_step).await?;
+            total.pages_freed += freed;
+            if freed < admin::VACUUM_STEP as u64 {
                 return Ok(total);
             }
         }
+    }
+
+    async fn check_writable(&self) -> StoreResult<()> {
+        self.writer.call(admin::probe_write).await?;
+        let last = self.last_failure.lock().ok().and_then(|l| l.clone());
+        match last {
+            Some((at, why)) if at.elapsed() < FAILURE_WINDOW => Err(StoreError::backend(format!(
+                "a write failed {}s ago: {why}",
+                at.elapsed().as_secs()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    async fn claim_sweep(&self, every: Duration) -> StoreResult<bool> {
+        self.writer
+            .call(move |c, ctx| admin::claim_sweep(c, ctx, every))
+            .await
     }
 
     async fn claim_tick(
@@ -364,8 +424,14 @@ impl Store for SqliteStore {
             .await
     }
 
+    /// Closes in the order that leaves the `.db` file complete: readers
+    /// first (joined, their connections closed), then the writer, which
+    /// checkpoints the WAL and closes the last connection.
     async fn close(&self) -> StoreResult<()> {
-        self.readers.close();
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || readers.close())
+            .await
+            .map_err(|e| StoreError::backend(format!("closing the store readers failed: {e}")))?;
         self.writer.close().await
     }
 }

@@ -248,3 +248,115 @@ fn job_column_count_matches_the_column_list() {
     let names = super::codec::JOB_COLUMNS.split(',').count();
     assert_eq!(names, super::codec::JOB_COLUMN_COUNT);
 }
+
+/// A commit by another process right after `open` returns wakes the local
+/// workers even when the machine starts the writer thread late (the flaky
+/// cross-process test: the baseline `data_version` used to be read on the
+/// new thread, after such a commit, which was then never noticed).
+#[tokio::test]
+async fn a_commit_right_after_open_wakes_local_workers_on_a_slow_start() {
+    let backend = SqliteBackend::new();
+    open(&backend.path(), clock())
+        .await
+        .unwrap()
+        .close()
+        .await
+        .unwrap();
+    let options = SqliteOptions {
+        writer_start_delay: Duration::from_millis(300),
+        ..SqliteOptions::default()
+    };
+    let serve = SqliteStore::open(backend.path(), options, clock())
+        .await
+        .unwrap();
+    let mut changes = serve.changes();
+    changes.borrow_and_update();
+    // Another process's commit, while the writer thread has not run yet.
+    let other = Connection::open(backend.path()).unwrap();
+    other
+        .execute("INSERT INTO queues (name, paused) VALUES ('other', 0)", [])
+        .unwrap();
+    drop(other);
+    tokio::time::timeout(Duration::from_secs(30), changes.changed())
+        .await
+        .expect("the commit made right after open woke the local workers")
+        .unwrap();
+    serve.close().await.unwrap();
+}
+
+/// Close leaves every commit in the `.db` file: no `-wal` remains, and a
+/// copy of the `.db` alone holds all jobs.
+#[tokio::test]
+async fn close_checkpoints_into_the_db_file_and_removes_the_wal() {
+    let backend = SqliteBackend::new();
+    let store = open(&backend.path(), clock()).await.unwrap();
+    for _ in 0..20 {
+        let batch = (0..100).map(|_| conformance::job("wal")).collect();
+        store.enqueue_batch(batch).await.unwrap();
+    }
+    // Readers hold connections too; use them so they are open for real.
+    assert_eq!(store.counts().await.unwrap().sum(None, None, None), 2000);
+    store.close().await.unwrap();
+    let wal = backend.path().with_extension("db-wal");
+    assert!(!wal.exists(), "{} remains after close", wal.display());
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::copy(backend.path(), copy.path().join("taskhost.db")).unwrap();
+    let conn = Connection::open(copy.path().join("taskhost.db")).unwrap();
+    let jobs: i64 = conn
+        .query_row("SELECT count(*) FROM jobs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(jobs, 2000);
+}
+
+/// Of several hosts on one file, one claims each period's sweep.
+#[tokio::test]
+async fn one_host_claims_each_sweep_period() {
+    let backend = SqliteBackend::new();
+    let clock = clock();
+    let a = open(&backend.path(), clock.clone()).await.unwrap();
+    let b = open(&backend.path(), clock.clone()).await.unwrap();
+    let every = Duration::from_secs(60);
+    for period in 0..5 {
+        let (x, y) = tokio::join!(a.claim_sweep(every), b.claim_sweep(every));
+        let winners = [x.unwrap(), y.unwrap()].iter().filter(|w| **w).count();
+        assert_eq!(winners, 1, "period {period}");
+        assert!(
+            !a.claim_sweep(every).await.unwrap(),
+            "claimed once per period"
+        );
+        clock.advance(chrono::Duration::seconds(60));
+    }
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}
+
+/// A new file reclaims the space a sweep frees.
+#[tokio::test]
+async fn sweep_gives_freed_pages_back() {
+    let backend = SqliteBackend::new();
+    let clock = clock();
+    let store = open(&backend.path(), clock.clone()).await.unwrap();
+    let payload = json!({ "blob": "x".repeat(2000) });
+    let batch = (0..2000)
+        .map(|_| NewJob::new("big", payload.clone()))
+        .collect();
+    store.enqueue_batch(batch).await.unwrap();
+    for _ in 0..2 {
+        for lease in conformance::lease(&store, &["big"], 1000).await {
+            conformance::finish(&store, &lease).await;
+        }
+    }
+    let pages = |store: &SqliteStore| {
+        let conn = Connection::open(store.path()).unwrap();
+        conn.query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
+    let before = pages(&store);
+    clock.advance(chrono::Duration::days(8));
+    let report = store.sweep().await.unwrap();
+    assert_eq!(report.jobs, 2000);
+    assert!(report.pages_freed > 0, "{report:?}");
+    let after = pages(&store);
+    assert!(after * 4 < before, "{before} pages before, {after} after");
+    store.close().await.unwrap();
+}
