@@ -6,6 +6,7 @@ mod support;
 mod api;
 mod chain;
 mod cli;
+mod clock;
 mod db;
 mod http;
 mod http_client;

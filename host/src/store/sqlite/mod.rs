@@ -32,6 +32,7 @@ pub mod maintenance;
 mod readers;
 mod schedules;
 pub(crate) mod schema;
+mod staleness;
 #[cfg(test)]
 mod tests;
 mod writer;
@@ -81,6 +82,7 @@ pub struct SqliteStore {
     readers: Arc<Readers>,
     changes: Arc<watch::Sender<u64>>,
     last_failure: LastFailure,
+    next_judgement: staleness::NextJudgement,
 }
 
 /// How recent a failed write must be for [`Store::check_writable`] to report it.
@@ -128,6 +130,7 @@ impl SqliteStore {
             );
         }
         let last_failure = LastFailure::default();
+        let next_judgement = staleness::NextJudgement::default();
         let readers = Arc::new(Readers::start(&path, options.readers, options.durability)?);
         let changes = Arc::new(watch::Sender::new(0));
         let settings = WriterSettings {
@@ -140,6 +143,7 @@ impl SqliteStore {
             path: path.clone(),
             state,
             last_failure: Arc::clone(&last_failure),
+            next_judgement: Arc::clone(&next_judgement),
         };
         let writer = Writer::start(
             conn,
@@ -157,6 +161,7 @@ impl SqliteStore {
             readers,
             changes,
             last_failure,
+            next_judgement,
         })
     }
 
@@ -284,8 +289,29 @@ impl Store for SqliteStore {
             return Ok(None);
         }
         let (queues, handlers) = (json_list(queues)?, json_list(handlers)?);
-        self.read(move |c, _| jobs::next_due_at(c, &queues, &handlers))
-            .await
+        let next = self
+            .read(move |c, _| jobs::next_due_at(c, &queues, &handlers))
+            .await?;
+        // Follow the latest time another host committed before comparing:
+        // a job it made due is due here, whatever this host's clock says.
+        if let Some(high) = next.clock_high {
+            self.clock.observe(high);
+        }
+        let (run_at, expiry) = (next.run_at, next.expiry);
+        // A lease whose expiry looks past is reaped only once judged stale:
+        // wake for that judgement, not in a loop on the past expiry.
+        let now = self.clock.now();
+        let expiry = match (expiry, self.next_judgement.lock().ok().and_then(|n| *n)) {
+            (Some(at), Some(judged)) if at <= now => {
+                let wait = judged.saturating_sub(self.clock.elapsed());
+                Some(now + chrono::Duration::from_std(wait).unwrap_or_default())
+            }
+            (expiry, _) => expiry,
+        };
+        Ok(match (run_at, expiry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
     }
 
     fn changes(&self) -> watch::Receiver<u64> {

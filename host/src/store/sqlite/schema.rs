@@ -16,7 +16,7 @@ use crate::store::{StoreError, StoreResult};
 ///
 /// Version 1 holds the queue (jobs, idempotency keys, queue flags); version 2
 /// adds the scheduler's tables. Both ship in the first release. Version 3
-/// adds `store_meta`.
+/// adds `store_meta`, version 4 `jobs.lease_ms`.
 pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: jobs, idempotency keys, queues.
     "
@@ -102,6 +102,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     INSERT INTO store_meta (key, value) VALUES
         ('store_id', lower(hex(randomblob(16)))),
         ('last_sweep', '0');
+    ",
+    // 4: the length of each lease, so another host can tell a lease whose
+    // holder stopped renewing (no renewal for this long on its monotonic
+    // clock) from one that merely looks expired on a stepped clock.
+    "
+    ALTER TABLE jobs ADD COLUMN lease_ms INTEGER;
     ",
 ];
 

@@ -12,7 +12,7 @@ use tempfile::TempDir;
 
 use super::schema::{self, Durability, LATEST};
 use super::{SqliteOptions, SqliteStore, admin, leases};
-use crate::clock::ManualClock;
+use crate::clock::{Clock, ManualClock};
 use crate::job::{JobId, JobStatus, NewJob};
 use crate::store::conformance::{self, Backend, conformance_suite};
 use crate::store::{Store, StoreError};
@@ -359,4 +359,83 @@ async fn sweep_gives_freed_pages_back() {
     let after = pages(&store);
     assert!(after * 4 < before, "{before} pages before, {after} after");
     store.close().await.unwrap();
+}
+
+/// A forward step of one host's clock does not reap leases that another
+/// host keeps renewing; a lease nobody renews is reaped once it has gone a
+/// whole lease length unrenewed on the reaper's monotonic clock.
+#[tokio::test]
+async fn a_forward_clock_step_does_not_reap_renewed_leases() {
+    let backend = SqliteBackend::new();
+    let (clock_a, clock_b) = (clock(), clock());
+    let a = open(&backend.path(), clock_a.clone()).await.unwrap();
+    let b = open(&backend.path(), clock_b.clone()).await.unwrap();
+    b.enqueue(conformance::job("long")).await.unwrap();
+    let lease = conformance::lease_one(&b, "long").await;
+
+    clock_a.step(chrono::Duration::hours(1));
+    assert_eq!(
+        a.reap_expired().await.unwrap(),
+        0,
+        "first look after the step"
+    );
+    for _ in 0..4 {
+        clock_a.advance(conformance::secs(20));
+        clock_b.advance(conformance::secs(20));
+        b.renew(&lease.token, conformance::LEASE).await.unwrap();
+        assert_eq!(a.reap_expired().await.unwrap(), 0, "renewed meanwhile");
+    }
+    // B stops renewing: A reaps after a lease length without renewal.
+    clock_a.advance(conformance::secs(29));
+    assert_eq!(a.reap_expired().await.unwrap(), 0);
+    clock_a.advance(conformance::secs(2));
+    assert_eq!(a.reap_expired().await.unwrap(), 1);
+    assert!(matches!(
+        b.renew(&lease.token, conformance::LEASE).await,
+        Err(StoreError::LeaseLost(_))
+    ));
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}
+
+/// A host never reaps its own lease because its clock stepped: it knows
+/// when it last renewed.
+#[tokio::test]
+async fn a_hosts_own_live_lease_survives_its_clock_step() {
+    let backend = SqliteBackend::new();
+    let clock = clock();
+    let store = open(&backend.path(), clock.clone()).await.unwrap();
+    store.enqueue(conformance::job("mine")).await.unwrap();
+    let lease = conformance::lease_one(&store, "mine").await;
+    clock.step(chrono::Duration::hours(1));
+    assert_eq!(store.reap_expired().await.unwrap(), 0);
+    store.renew(&lease.token, conformance::LEASE).await.unwrap();
+    // Unrenewed for a lease length: reaped on time, no second look needed.
+    clock.advance(conformance::secs(31));
+    assert_eq!(store.reap_expired().await.unwrap(), 1);
+    store.close().await.unwrap();
+}
+
+/// An idle worker whose queue holds a lease that looks expired but is not
+/// yet judged stale is told to wake at the judgement, not at once (which
+/// would spin).
+#[tokio::test]
+async fn next_due_waits_for_the_staleness_judgement() {
+    let backend = SqliteBackend::new();
+    let (clock_a, clock_b) = (clock(), clock());
+    let a = open(&backend.path(), clock_a.clone()).await.unwrap();
+    let b = open(&backend.path(), clock_b.clone()).await.unwrap();
+    b.enqueue(conformance::job("long")).await.unwrap();
+    conformance::lease_one(&b, "long").await;
+    clock_a.step(chrono::Duration::hours(1));
+    assert_eq!(a.reap_expired().await.unwrap(), 0);
+    let names = |n: &str| vec![n.to_string()];
+    let next = a
+        .next_due_at(&names("default"), &names("long"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(next, clock_a.now() + chrono::Duration::seconds(30));
+    a.close().await.unwrap();
+    b.close().await.unwrap();
 }

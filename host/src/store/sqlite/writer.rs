@@ -27,7 +27,9 @@ use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
+use super::codec::{micros, time};
 use super::integrity::{self, StateRecord};
+use super::staleness::{LeaseWatch, NextJudgement};
 use crate::clock::Clock;
 use crate::store::{StoreConfig, StoreError, StoreResult};
 
@@ -35,8 +37,12 @@ use crate::store::{StoreConfig, StoreError, StoreResult};
 pub(super) struct Ctx<'a> {
     /// The store clock's time when this operation started.
     pub now: DateTime<Utc>,
+    /// The clock's monotonic reading when this operation started.
+    pub mono: Duration,
     /// Store settings (TTLs, retention).
     pub config: &'a StoreConfig,
+    /// What this writer knows of leases' renewals.
+    pub leases: &'a RefCell<LeaseWatch>,
     wake: Cell<bool>,
     after_commit: RefCell<Vec<Box<dyn FnOnce()>>>,
 }
@@ -170,6 +176,8 @@ pub(super) struct Place {
     pub state: StateRecord,
     /// Where the writer notes failed batches.
     pub last_failure: LastFailure,
+    /// Where the writer publishes when a watched lease can next be judged.
+    pub next_judgement: NextJudgement,
 }
 
 impl Writer {
@@ -195,6 +203,7 @@ impl Writer {
                 #[cfg(test)]
                 std::thread::sleep(settings.start_delay);
                 let mut thread = Thread {
+                    leases: RefCell::new(LeaseWatch::new(Arc::clone(&place.next_judgement))),
                     conn,
                     location: place.path.display().to_string(),
                     place,
@@ -247,6 +256,7 @@ impl Writer {
 
 struct Thread {
     conn: Connection,
+    leases: RefCell<LeaseWatch>,
     place: Place,
     location: String,
     /// When the state record was last written, and whether commits were
@@ -369,12 +379,6 @@ impl Thread {
     }
 
     fn commit_batch(&mut self, batch: Vec<Box<dyn WriteOp>>) {
-        let mut ctx = Ctx {
-            now: self.clock.now(),
-            config: &self.config,
-            wake: Cell::new(false),
-            after_commit: RefCell::new(Vec::new()),
-        };
         if let Err(e) = self
             .conn
             .prepare_cached("BEGIN IMMEDIATE")
@@ -383,12 +387,28 @@ impl Thread {
             let why = format!("could not start a write transaction: {e}");
             return fail_all(batch, self.full_at(is_disk_full(&e), &why), &why);
         }
+        // Inside the transaction: the latest time any host committed. The
+        // clock may follow it, so a job another host made due is due here.
+        match read_clock_high(&self.conn) {
+            Ok(Some(high)) => self.clock.observe(high),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not read the store's clock_high"),
+        }
+        let mut ctx = Ctx {
+            now: self.clock.now(),
+            mono: self.clock.elapsed(),
+            config: &self.config,
+            leases: &self.leases,
+            wake: Cell::new(false),
+            after_commit: RefCell::new(Vec::new()),
+        };
         let mut ran = Vec::with_capacity(batch.len());
         let mut pending = batch.into_iter();
         let mut broken = None;
         let mut full = false;
         for mut op in pending.by_ref() {
             ctx.now = self.clock.now();
+            ctx.mono = self.clock.elapsed();
             let before = self.conn.total_changes();
             let outcome = op.run(&self.conn, &ctx);
             ran.push(op);
@@ -413,7 +433,9 @@ impl Thread {
         // Count the commit (the state record's measure of acknowledged work)
         // when the batch wrote anything.
         let counted = match broken {
-            None => match integrity::count_commit(&self.conn) {
+            None => match write_clock_high(&self.conn, ctx.now)
+                .and_then(|()| integrity::count_commit(&self.conn))
+            {
                 Ok(n) => Some(n),
                 Err(e) => {
                     full = is_disk_full(&e);
@@ -481,6 +503,27 @@ impl Thread {
             Err(e) => tracing::warn!(error = %e, "could not read data_version"),
         }
     }
+}
+
+/// The latest time a host committed to this store (`store_meta.clock_high`).
+fn read_clock_high(conn: &Connection) -> rusqlite::Result<Option<DateTime<Utc>>> {
+    use rusqlite::OptionalExtension;
+    let high: Option<i64> = conn
+        .prepare_cached("SELECT CAST(value AS INTEGER) FROM store_meta WHERE key = 'clock_high'")?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    high.map(|t| time(0, t)).transpose()
+}
+
+/// Raises `store_meta.clock_high` to `now` (never lowers it).
+fn write_clock_high(conn: &Connection, now: DateTime<Utc>) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO store_meta (key, value) VALUES ('clock_high', CAST(?1 AS TEXT))
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value
+          WHERE CAST(value AS INTEGER) < CAST(excluded.value AS INTEGER)",
+    )?
+    .execute([micros(now)])?;
+    Ok(())
 }
 
 /// The connection's `PRAGMA data_version`, which changes only when another
