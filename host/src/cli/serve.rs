@@ -26,6 +26,10 @@ pub fn host_id() -> String {
 }
 
 pub async fn execute(config: Arc<Config>) -> anyhow::Result<ExitCode> {
+    // First, so a SIGTERM that comes as soon as the API answers (or while
+    // the store opens) stops the host cleanly instead of killing it with
+    // the store open.
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let services = Services::open(config.clone()).await?;
     let (stop, stopped) = watch::channel(false);
     let host_id = host_id();
@@ -116,7 +120,6 @@ pub async fn execute(config: Arc<Config>) -> anyhow::Result<ExitCode> {
             .join(", ")
     );
 
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
