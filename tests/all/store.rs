@@ -409,3 +409,60 @@ async fn a_full_disk_is_named_store_full_and_health_says_so() {
     );
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restoring_a_backup_follows_the_documented_steps() {
+    let host = TestHost::new("[workers]\nenabled = false\n");
+    let db = host.config().store_path();
+    let server = Server::start(&host);
+    enqueue(&server, 100, "hello", json!({"name": "before"}));
+    let backup = host.path().join("backup.db");
+    let out = host.run_cli(&["store", "backup", backup.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    enqueue(&server, 100, "hello", json!({"name": "after"}));
+    server.stop();
+
+    // Put the backup in place: the state record knows it is older.
+    std::fs::copy(&backup, &db).unwrap();
+    assert_serve_refuses(&host, "restored backup", "commits are missing");
+    // As documented: delete the record to accept the restored file.
+    std::fs::remove_file(db.with_extension("db.state")).unwrap();
+    let check = host.run_cli(&["store", "check"]);
+    assert!(check.status.success(), "{}", stderr(&check));
+    let store = open(&db).await.unwrap();
+    assert_eq!(store.counts().await.unwrap().sum(None, None, None), 100);
+    store.close().await.unwrap();
+}
+
+#[test]
+fn compact_gives_an_older_file_its_space_back_and_incremental_reclaiming() {
+    let host = TestHost::new("[workers]\nenabled = false\n");
+    let db = host.config().store_path();
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    {
+        // A file as an older release made it: no auto-vacuum.
+        let conn = sql(&db);
+        conn.execute_batch(
+            "PRAGMA auto_vacuum = NONE; PRAGMA journal_mode = WAL;
+             CREATE TABLE padding (x BLOB);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+             INSERT INTO padding SELECT randomblob(4000) FROM n;",
+        )
+        .unwrap();
+    }
+    let server = Server::start(&host);
+    server.stop();
+    sql(&db).execute_batch("DROP TABLE padding").unwrap();
+    let before = scalar(&db, "PRAGMA page_count");
+    assert_eq!(scalar(&db, "PRAGMA auto_vacuum"), 0);
+
+    let out = host.run_cli(&["store", "compact"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let after = scalar(&db, "PRAGMA page_count");
+    assert!(after * 10 < before, "{before} pages before, {after} after");
+    assert_eq!(
+        scalar(&db, "PRAGMA auto_vacuum"),
+        2,
+        "incremental from now on"
+    );
+}

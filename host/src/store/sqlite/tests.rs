@@ -439,3 +439,38 @@ async fn next_due_waits_for_the_staleness_judgement() {
     a.close().await.unwrap();
     b.close().await.unwrap();
 }
+
+/// What an operation defers to after the commit (the reaper's "lease
+/// expired" log and metric) happens only if its batch commits.
+#[tokio::test]
+async fn after_commit_work_runs_only_when_the_batch_commits() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let backend = SqliteBackend::new();
+    let store = open(&backend.path(), clock()).await.unwrap();
+    let ran = Arc::new(AtomicU32::new(0));
+    let counter = Arc::clone(&ran);
+    let failed = store
+        .writer
+        .call(move |_, ctx| -> Result<(), StoreError> {
+            ctx.after_commit(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+            });
+            Err(StoreError::backend("the batch fails after the reap"))
+        })
+        .await;
+    assert!(failed.is_err());
+    assert_eq!(ran.load(Ordering::SeqCst), 0, "rolled back: nothing logged");
+    let counter = Arc::clone(&ran);
+    store
+        .writer
+        .call(move |_, ctx| -> Result<(), StoreError> {
+            ctx.after_commit(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+            });
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "committed: logged once");
+    store.close().await.unwrap();
+}
