@@ -23,7 +23,10 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> DateTime<Utc>;
 
     /// A monotonic reading: time since an arbitrary origin, never stepping.
-    fn elapsed(&self) -> std::time::Duration;
+    /// By default the process's monotonic clock; test clocks move their own.
+    fn elapsed(&self) -> std::time::Duration {
+        ORIGIN.elapsed()
+    }
 
     /// Told the latest time another host committed to the shared store; a
     /// clock may move up to it so that this host never holds a job another
@@ -41,10 +44,6 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
-    }
-
-    fn elapsed(&self) -> std::time::Duration {
-        ORIGIN.elapsed()
     }
 }
 
@@ -132,10 +131,6 @@ impl HostClock {
 impl Clock for HostClock {
     fn now(&self) -> DateTime<Utc> {
         self.read(Utc::now(), Instant::now())
-    }
-
-    fn elapsed(&self) -> std::time::Duration {
-        ORIGIN.elapsed()
     }
 
     fn observe(&self, committed: DateTime<Utc>) {
