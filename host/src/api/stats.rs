@@ -227,8 +227,9 @@ pub struct Health {
     pub status: String,
     /// The store answers reads.
     pub store: bool,
-    /// The store takes writes: a probe write commits and no write of this
-    /// host (an enqueue, a worker's lease or result) failed in the last minute.
+    /// The store takes work: a probe write commits and no store operation
+    /// of this host (an enqueue, a worker's lease, renewal or result, a read)
+    /// failed in the backend in the last minute.
     pub store_writable: bool,
     pub plugins: usize,
     pub workers: bool,
@@ -257,7 +258,7 @@ pub async fn health(State(state): State<ApiState>) -> (StatusCode, Json<Health>)
     let store_writable = match state.services.store.check_writable().await {
         Ok(()) => true,
         Err(e) => {
-            reasons.push(format!("the store cannot be written: {e}"));
+            reasons.push(format!("the store cannot take work: {e}"));
             false
         }
     };

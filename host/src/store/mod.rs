@@ -223,9 +223,10 @@ pub trait Store: Send + Sync {
     /// file system where the backend can. Dead jobs stay until purged.
     async fn sweep(&self) -> StoreResult<SweepReport>;
 
-    /// Answers whether this host can write to the store now: a small real
-    /// write, and no write of this process failed in the last minute (a
-    /// worker's failed lease or result commit counts). `/health` asks this.
+    /// Answers whether this host can work with the store now: a small real
+    /// write commits, and no operation of this process failed in the backend
+    /// in the last minute (a worker's failed lease, renewal or result commit,
+    /// or a read of a damaged page, counts). `/health` asks this.
     async fn check_writable(&self) -> StoreResult<()>;
 
     /// Claims the sweep of the period ending now: true for exactly one of

@@ -170,14 +170,22 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Runs `f` on a reader with the current time.
+    /// Runs `f` on a reader with the current time. A backend failure (a
+    /// damaged page, an I/O error) is noted for [`Store::check_writable`]:
+    /// a host whose workers cannot read their next job cannot do its job.
     async fn read<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection, DateTime<Utc>) -> StoreResult<T> + Send + 'static,
     {
         let now = self.clock.now();
-        self.readers.call(move |conn| f(conn, now)).await
+        let result = self.readers.call(move |conn| f(conn, now)).await;
+        if let Err(StoreError::Backend(e)) = &result
+            && let Ok(mut last) = self.last_failure.lock()
+        {
+            *last = Some((std::time::Instant::now(), format!("a read failed: {e}")));
+        }
+        result
     }
 }
 
@@ -389,7 +397,7 @@ impl Store for SqliteStore {
         let last = self.last_failure.lock().ok().and_then(|l| l.clone());
         match last {
             Some((at, why)) if at.elapsed() < FAILURE_WINDOW => Err(StoreError::backend(format!(
-                "a write failed {}s ago: {why}",
+                "{}s ago: {why}",
                 at.elapsed().as_secs()
             ))),
             _ => Ok(()),

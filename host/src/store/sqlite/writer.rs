@@ -373,7 +373,7 @@ impl Thread {
             why.to_owned()
         };
         if let Ok(mut last) = self.place.last_failure.lock() {
-            *last = Some((Instant::now(), noted));
+            *last = Some((Instant::now(), format!("a write failed: {noted}")));
         }
         full.then_some(self.location.as_str())
     }
