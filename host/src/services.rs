@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, HostClock};
 use crate::config::{Config, DurabilitySetting};
 use crate::enqueue::Enqueuer;
 use crate::runtime::{Runtime, RuntimeError};
@@ -44,7 +44,8 @@ pub struct Services {
 impl Services {
     /// Loads the plugins and opens (creating on first start) the embedded store.
     pub async fn open(config: Arc<Config>) -> Result<Services, ServicesError> {
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        // Robust to clock steps and to hosts whose clocks differ; see HostClock.
+        let clock: Arc<dyn Clock> = Arc::new(HostClock::new());
         let runtime = Arc::new(Runtime::load(config.clone()).await?);
         let store = open_store(&config, clock.clone()).await?;
         let enqueuer = Arc::new(Enqueuer::new(

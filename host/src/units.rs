@@ -9,6 +9,15 @@ use std::time::Duration;
 pub enum UnitError {
     #[error("bad size {0:?}: expected a number and a unit, e.g. 512B, 64KiB, 16MiB, 1GiB")]
     Size(String),
+    #[error(
+        "ambiguous size {text:?}: {unit} could mean powers of 1000 or of 1024; write {binary} ({bytes} bytes) or the exact bytes with B"
+    )]
+    AmbiguousSize {
+        text: String,
+        unit: String,
+        binary: String,
+        bytes: u64,
+    },
 }
 
 /// Formats a duration the way [`crate::schedule::parse_duration`] reads it back.
@@ -32,7 +41,9 @@ pub fn format_duration(d: Duration) -> String {
 }
 
 /// Parses a byte size: `<integer>` bytes or `<integer><unit>` with units
-/// `B`, `KiB`, `MiB`, `GiB` (and `KB`, `MB`, `GB` read as the same powers of two).
+/// `B`, `KiB`, `MiB`, `GiB`. `KB`, `MB`, `GB` (and `K`, `M`, `G`) are refused
+/// as ambiguous, naming the binary unit meant: they used to be read as
+/// powers of two without a word, a surprise to whoever meant powers of ten.
 pub fn parse_size(text: &str) -> Result<u64, UnitError> {
     let bad = || UnitError::Size(text.to_string());
     let s = text.trim();
@@ -41,19 +52,34 @@ pub fn parse_size(text: &str) -> Result<u64, UnitError> {
         return Err(bad());
     }
     let n: u64 = s[..digits].parse().map_err(|_| bad())?;
-    let factor: u64 = match s[digits..].trim() {
+    let unit = s[digits..].trim();
+    let factor: u64 = match unit {
         "" | "B" => 1,
-        "KiB" | "KB" | "K" => 1 << 10,
-        "MiB" | "MB" | "M" => 1 << 20,
-        "GiB" | "GB" | "G" => 1 << 30,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" | "K" | "kB" | "k" | "MB" | "M" | "GB" | "G" => {
+            let (binary, factor) = match unit.chars().next() {
+                Some('K' | 'k') => ("KiB", 1u64 << 10),
+                Some('M') => ("MiB", 1 << 20),
+                _ => ("GiB", 1 << 30),
+            };
+            return Err(UnitError::AmbiguousSize {
+                text: text.to_string(),
+                unit: unit.to_string(),
+                binary: format!("{n}{binary}"),
+                bytes: n.saturating_mul(factor),
+            });
+        }
         _ => return Err(bad()),
     };
     n.checked_mul(factor).ok_or_else(bad)
 }
 
 /// Serde adapters so config structs can hold `Duration` and byte counts
-/// written as strings (`"30s"`, `"64MiB"`); integers are read as
-/// milliseconds and bytes respectively.
+/// written as strings (`"30s"`, `"64MiB"`). A bare integer is refused with
+/// the spellings that work: `timeout = 30` was read as 30 ms, never what was
+/// meant. The errors surface through toml with the file's line and key.
 pub mod serde_units {
     use serde::{Deserialize, Deserializer, Serializer, de::Error};
     use std::time::Duration;
@@ -70,7 +96,9 @@ pub mod serde_units {
 
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
             match Raw::deserialize(d)? {
-                Raw::Int(ms) => Ok(Duration::from_millis(ms)),
+                Raw::Int(n) => Err(D::Error::custom(format!(
+                    "a duration needs a unit: write \"{n}s\" or \"{n}ms\" (or 5m, 1h30m, 1d), not a bare {n}"
+                ))),
                 Raw::Text(s) => crate::schedule::parse_duration(&s).map_err(D::Error::custom),
             }
         }
@@ -95,12 +123,34 @@ pub mod serde_units {
         }
     }
 
+    /// A duration that must lie in a range, checked where it is read so the
+    /// error carries the line: `#[serde(deserialize_with = "...")]` with a
+    /// small function per setting calling [`within`].
+    pub fn within<'de, D: Deserializer<'de>>(
+        d: D,
+        min: Duration,
+        max: Duration,
+    ) -> Result<Duration, D::Error> {
+        let v = duration::deserialize(d)?;
+        if v < min || v > max {
+            return Err(D::Error::custom(format!(
+                "{} is out of range: it must be from {} to {}",
+                crate::units::format_duration(v),
+                crate::units::format_duration(min),
+                crate::units::format_duration(max)
+            )));
+        }
+        Ok(v)
+    }
+
     pub mod size {
         use super::*;
 
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
             match Raw::deserialize(d)? {
-                Raw::Int(n) => Ok(n),
+                Raw::Int(n) => Err(D::Error::custom(format!(
+                    "a size needs a unit: write \"{n}B\" (or 64KiB, 16MiB, 1GiB), not a bare {n}"
+                ))),
                 Raw::Text(s) => super::super::parse_size(&s).map_err(D::Error::custom),
             }
         }
@@ -123,6 +173,14 @@ mod tests {
                 d
             );
         }
+    }
+
+    #[test]
+    fn decimal_looking_units_are_refused_naming_the_binary_one() {
+        let err = parse_size("16MB").unwrap_err().to_string();
+        assert!(err.contains("16MiB (16777216 bytes)"), "{err}");
+        assert!(parse_size("1K").is_err());
+        assert!(parse_size("2GB").is_err());
     }
 
     #[test]

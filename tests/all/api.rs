@@ -320,7 +320,7 @@ fn health_metrics_and_openapi() {
     assert_eq!(health.status, 200);
     assert_eq!(
         health.json(),
-        json!({"status": "ok", "store": true, "plugins": health.json()["plugins"], "workers": true, "scheduler": true})
+        json!({"status": "ok", "store": true, "store_writable": true, "plugins": health.json()["plugins"], "workers": true, "scheduler": true, "reasons": []})
     );
 
     let before = server.get("/metrics", None).text();

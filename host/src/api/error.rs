@@ -155,6 +155,14 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
             StoreError::Invalid(m) => ApiError::bad_request(m),
+            StoreError::Full { .. } => {
+                tracing::error!("API request refused: {e}");
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "store_full",
+                    e.to_string(),
+                )
+            }
             e => ApiError::internal(e),
         }
     }

@@ -225,27 +225,56 @@ pub async fn plugins(_: Authorized<Read>, State(state): State<ApiState>) -> Json
 pub struct Health {
     /// `ok`, or `unavailable` when any part below is down.
     pub status: String,
+    /// The store answers reads.
     pub store: bool,
+    /// The store takes work: a probe write commits and no store operation
+    /// of this host (an enqueue, a worker's lease, renewal or result, a read)
+    /// failed in the backend in the last minute.
+    pub store_writable: bool,
     pub plugins: usize,
     pub workers: bool,
     pub scheduler: bool,
+    /// Why the host is unavailable, one sentence per failing part.
+    pub reasons: Vec<String>,
 }
 
-/// Liveness and readiness: store reachable, plugins loaded, workers and
-/// scheduler running (where enabled). No token needed.
+/// Liveness and readiness: store readable and writable, plugins loaded,
+/// workers and scheduler running (where enabled). No token needed. A 503
+/// names its reasons.
 #[utoipa::path(get, path = "/health", tag = "health", security(()),
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn health(State(state): State<ApiState>) -> (StatusCode, Json<Health>) {
     let config = &state.services.config;
     // A lookup of an id that cannot exist: one index probe.
-    let store = matches!(
-        state.services.store.get(JobId::from_bytes([0; 16])).await,
-        Err(crate::store::StoreError::NotFound(_))
-    );
+    let mut reasons = Vec::new();
+    let store = match state.services.store.get(JobId::from_bytes([0; 16])).await {
+        Err(crate::store::StoreError::NotFound(_)) => true,
+        Ok(_) => true,
+        Err(e) => {
+            reasons.push(format!("the store cannot be read: {e}"));
+            false
+        }
+    };
+    let store_writable = match state.services.store.check_writable().await {
+        Ok(()) => true,
+        Err(e) => {
+            reasons.push(format!("the store cannot take work: {e}"));
+            false
+        }
+    };
     let plugins = state.services.runtime.registry().plugins().len();
+    if plugins == 0 {
+        reasons.push("no plugins are loaded".into());
+    }
     let workers = !config.workers.enabled || state.liveness.workers.load(Ordering::Relaxed);
+    if !workers {
+        reasons.push("the workers are not running".into());
+    }
     let scheduler = !config.scheduler.enabled || state.liveness.scheduler.load(Ordering::Relaxed);
-    let ok = store && plugins > 0 && workers && scheduler;
+    if !scheduler {
+        reasons.push("the scheduler is not running".into());
+    }
+    let ok = reasons.is_empty();
     let status = if ok {
         StatusCode::OK
     } else {
@@ -254,9 +283,11 @@ pub async fn health(State(state): State<ApiState>) -> (StatusCode, Json<Health>)
     let body = Health {
         status: if ok { "ok" } else { "unavailable" }.into(),
         store,
+        store_writable,
         plugins,
         workers,
         scheduler,
+        reasons,
     };
     (status, Json(body))
 }

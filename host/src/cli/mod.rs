@@ -10,6 +10,7 @@ mod remote;
 mod run;
 mod schedule;
 mod serve;
+mod store;
 mod token;
 
 use std::path::{Path, PathBuf};
@@ -86,6 +87,9 @@ enum Command {
     /// Work with schedule expressions.
     #[command(subcommand)]
     Schedule(schedule::ScheduleCommand),
+    /// Maintain the embedded store file: backup, compact, check.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
 }
 
 /// An error that is the user's input, not the system: exit code 2.
@@ -105,7 +109,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(&e));
             if e.downcast_ref::<BadInput>().is_some() {
                 ExitCode::from(2)
             } else {
@@ -113,6 +117,23 @@ pub fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The error and its causes, each said once: a cause whose text its
+/// parent's message already includes is not repeated.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -165,6 +186,7 @@ async fn run_local(config_path: Option<&Path>, command: Command) -> anyhow::Resu
         Command::Run(args) => run::execute(config()?, args).await,
         Command::Plugin(cmd) => plugin::execute(config()?, cmd).await,
         Command::Bench(cmd) => bench::execute(config()?, cmd).await,
+        Command::Store(cmd) => store::execute(config()?, cmd).await,
     }
 }
 

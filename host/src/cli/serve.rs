@@ -26,6 +26,10 @@ pub fn host_id() -> String {
 }
 
 pub async fn execute(config: Arc<Config>) -> anyhow::Result<ExitCode> {
+    // First, so a SIGTERM that comes as soon as the API answers (or while
+    // the store opens) stops the host cleanly instead of killing it with
+    // the store open.
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let services = Services::open(config.clone()).await?;
     let (stop, stopped) = watch::channel(false);
     let host_id = host_id();
@@ -47,6 +51,11 @@ pub async fn execute(config: Arc<Config>) -> anyhow::Result<ExitCode> {
         false => None,
     };
 
+    let sweeper_task = tokio::spawn(crate::store::sweeper::run(
+        services.store.clone(),
+        config.store.sweep_every,
+        stopped.clone(),
+    ));
     let scheduler_task = config.scheduler.enabled.then(|| {
         liveness.scheduler.store(true, Ordering::Relaxed);
         let (scheduler, stopped, liveness) = (scheduler.clone(), stopped.clone(), liveness.clone());
@@ -111,7 +120,6 @@ pub async fn execute(config: Arc<Config>) -> anyhow::Result<ExitCode> {
             .join(", ")
     );
 
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
@@ -121,6 +129,34 @@ pub async fn execute(config: Arc<Config>) -> anyhow::Result<ExitCode> {
         config.workers.shutdown_grace
     );
     let _ = stop.send(true);
+    let stopped_parts = stop_parts(
+        &host_id,
+        worker_task,
+        scheduler_task,
+        api_task,
+        sweeper_task,
+    )
+    .await;
+    // Close the store whatever happened above: closing checkpoints the WAL
+    // into the database file, so the `.db` alone holds every commit.
+    let closed = services.store.close().await.context("closing the store");
+    if closed.is_ok() {
+        eprintln!("taskhost {host_id}: store closed");
+    }
+    stopped_parts?;
+    closed?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Waits for the background parts to stop, in the order that lets running
+/// jobs record their results before the API and the store go away.
+async fn stop_parts(
+    host_id: &str,
+    worker_task: Option<tokio::task::JoinHandle<crate::worker::ShutdownReport>>,
+    scheduler_task: Option<tokio::task::JoinHandle<()>>,
+    api_task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    sweeper_task: tokio::task::JoinHandle<()>,
+) -> anyhow::Result<()> {
     if let Some(task) = worker_task {
         let report = task.await.context("the worker pool panicked")?;
         eprintln!(
@@ -136,6 +172,8 @@ pub async fn execute(config: Arc<Config>) -> anyhow::Result<ExitCode> {
             .context("the API server panicked")?
             .context("the API server failed")?;
     }
-    services.store.close().await.context("closing the store")?;
-    Ok(ExitCode::SUCCESS)
+    sweeper_task
+        .await
+        .context("the retention sweeper panicked")?;
+    Ok(())
 }

@@ -77,7 +77,51 @@ pub fn parse(
         })?;
     }
     config.base_dir = base_dir.to_path_buf();
+    check_retry(&config, text).map_err(|message| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message,
+    })?;
     Ok(config)
+}
+
+/// Checks `[retry]` and each handler's own retry policy where they are
+/// written, so an error names its section (and line) instead of whichever
+/// handler happened to inherit the policy first.
+fn check_retry(config: &Config, text: &str) -> Result<(), String> {
+    use crate::worker::retry::{RetryError, RetryPolicy};
+    let at = |section: &str, needles: &[String]| match line_of(text, needles) {
+        Some(line) => format!("{section} (line {line})"),
+        None => section.to_string(),
+    };
+    RetryPolicy::from_settings(&config.retry).map_err(|RetryError::Invalid(m)| {
+        format!("{}: {m}", at("[retry]", &["[retry]".to_string()]))
+    })?;
+    for (name, handler) in &config.handlers {
+        let Some(retry) = &handler.retry else {
+            continue;
+        };
+        let mut settings = retry.clone();
+        settings.max_attempts = settings.max_attempts.or(handler.max_attempts);
+        RetryPolicy::from_settings(&settings).map_err(|RetryError::Invalid(m)| {
+            let quoted = format!("[handlers.\"{name}\"");
+            let bare = format!("[handlers.{name}");
+            format!(
+                "{}: {m}",
+                at(&format!("[handlers.{name:?}] retry"), &[quoted, bare])
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// The 1-based line of the first section header starting with one of `needles`.
+fn line_of(text: &str, needles: &[String]) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            needles.iter().any(|n| l.starts_with(n.as_str()))
+        })
+        .map(|i| i + 1)
 }
 
 impl Config {
@@ -184,6 +228,51 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("\"soon\""), "{err}");
+    }
+
+    fn refused(text: &str) -> String {
+        parse(text, Path::new("c.toml"), Path::new("."), env(&[]))
+            .unwrap_err()
+            .to_string()
+    }
+
+    /// Values that made a host useless are refused at load, naming the
+    /// file, the line and what would work.
+    #[test]
+    fn values_that_make_a_host_useless_are_refused_with_their_line() {
+        let cases = [
+            ("[workers]\nlease = \"0s\"\n", "out of range"),
+            ("[workers]\nlease = \"100000000d\"\n", "out of range"),
+            ("[workers]\nqueues = {}\n", "no queues"),
+            (
+                "[workers]\nqueues = { default = 0 }\n",
+                "runs 0 jobs at once",
+            ),
+            ("[limits]\ntimeout = 30\n", "a duration needs a unit"),
+            ("[workers]\nmax_payload = \"1MB\"\n", "ambiguous size"),
+            ("[workers]\nmax_payload = 1024\n", "a size needs a unit"),
+            ("[store]\nretention = \"0s\"\n", "out of range"),
+        ];
+        for (text, expected) in cases {
+            let msg = refused(text);
+            assert!(msg.contains(expected), "{text:?}: {msg}");
+            assert!(
+                msg.contains("c.toml") && msg.contains("line 2"),
+                "{text:?}: {msg}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_retry_section_is_blamed_on_itself() {
+        let msg = refused("[limits]\nfuel = 10\n\n[retry]\ndelays = []\n");
+        assert!(msg.contains("[retry] (line 4)"), "{msg}");
+        assert!(!msg.contains("handler"), "{msg}");
+        let msg = refused("[handlers.\"mail.send\"]\nretry = { delays = [] }\n");
+        assert!(
+            msg.contains("[handlers.\"mail.send\"] retry (line 1)"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -18,11 +18,24 @@ pub struct StoreSettings {
     /// (see the README for what `normal` may cost then).
     pub durability: DurabilitySetting,
     /// How long an idempotency key answers with its original job id.
-    #[serde(with = "serde_units::duration")]
+    #[serde(
+        deserialize_with = "bounds::keep",
+        serialize_with = "serde_units::duration::serialize"
+    )]
     pub idempotency_ttl: Duration,
     /// How long finished jobs are kept (dead jobs stay until purged).
-    #[serde(with = "serde_units::duration")]
+    #[serde(
+        deserialize_with = "bounds::keep",
+        serialize_with = "serde_units::duration::serialize"
+    )]
     pub retention: Duration,
+    /// How often `serve` sweeps out jobs past retention, expired idempotency
+    /// keys and old schedule ticks (jittered; one host per period sweeps).
+    #[serde(
+        deserialize_with = "bounds::sweep_every",
+        serialize_with = "serde_units::duration::serialize"
+    )]
+    pub sweep_every: Duration,
 }
 
 impl Default for StoreSettings {
@@ -32,6 +45,7 @@ impl Default for StoreSettings {
             durability: DurabilitySetting::Normal,
             idempotency_ttl: Duration::from_secs(24 * 3600),
             retention: Duration::from_secs(7 * 24 * 3600),
+            sweep_every: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -50,10 +64,14 @@ pub struct WorkerSettings {
     /// Whether this host runs jobs at all (a host may only schedule or serve the API).
     pub enabled: bool,
     /// Queue name → how many of its jobs run at once on this host.
+    #[serde(deserialize_with = "bounds::queues")]
     pub queues: BTreeMap<String, u32>,
     /// How long a lease lasts without renewal; a killed host's jobs return
     /// to their queue this long after its last heartbeat.
-    #[serde(with = "serde_units::duration")]
+    #[serde(
+        deserialize_with = "bounds::lease",
+        serialize_with = "serde_units::duration::serialize"
+    )]
     pub lease: Duration,
     /// How long running jobs may finish after SIGTERM before their leases
     /// are released.
@@ -253,5 +271,57 @@ mod tests {
         assert!(!g.may_enqueue("hello2"));
         assert!(!g.may_enqueue("other"));
         assert!(!PluginGrants::default().may_enqueue("hello"));
+    }
+}
+
+/// Range checks run while the config is read, so a value that would make a
+/// host useless is refused with the file's line and key.
+mod bounds {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer};
+
+    use crate::units::serde_units::within;
+
+    const SECOND: Duration = Duration::from_secs(1);
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    /// A lease shorter than a second expires between two heartbeats; one
+    /// longer than a day keeps a killed host's jobs for that long.
+    pub fn lease<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        within(d, SECOND, DAY)
+    }
+
+    /// Retention and idempotency TTLs: at least a second, at most ten years.
+    pub fn keep<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        within(d, SECOND, DAY * 3650)
+    }
+
+    /// The sweep period: from a second to a day.
+    pub fn sweep_every<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        within(d, SECOND, DAY)
+    }
+
+    /// The most jobs of one queue a host may run at once.
+    const MAX_CONCURRENCY: u32 = 10_000;
+
+    /// At least one queue, each running 1 to [`MAX_CONCURRENCY`] jobs at once.
+    pub fn queues<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<String, u32>, D::Error> {
+        let queues = BTreeMap::<String, u32>::deserialize(d)?;
+        if queues.is_empty() {
+            return Err(D::Error::custom(
+                "no queues: this host would run nothing; name at least one (queues = { default = 8 }) or set enabled = false",
+            ));
+        }
+        for (name, n) in &queues {
+            if *n == 0 || *n > MAX_CONCURRENCY {
+                return Err(D::Error::custom(format!(
+                    "queue {name:?} runs {n} jobs at once; it must be from 1 to {MAX_CONCURRENCY}"
+                )));
+            }
+        }
+        Ok(queues)
     }
 }

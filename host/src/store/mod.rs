@@ -19,6 +19,7 @@ use crate::job::{Job, JobId, JobStatus, NewJob, RunReport};
 pub mod conformance;
 mod schedule;
 pub mod sqlite;
+pub mod sweeper;
 mod types;
 
 pub use schedule::{MissedPolicy, OverlapPolicy, Schedule};
@@ -67,6 +68,25 @@ pub enum StoreError {
         found: i64,
         /// Newest version this build knows.
         supported: i64,
+    },
+    /// The store file is damaged, lost commits, or was replaced; the host
+    /// refuses to use it rather than run with jobs silently missing.
+    #[error("store {location} is damaged: {reason}; {recovery}")]
+    Damaged {
+        /// File or URL of the store.
+        location: String,
+        /// What was found.
+        reason: String,
+        /// The steps that recover it.
+        recovery: String,
+    },
+    /// The disk (or the store's size limit) is full: nothing was written.
+    #[error(
+        "the store is full: the disk holding {location} has no space left; nothing was written (free space, or lower [store] retention and run `taskhost store compact`)"
+    )]
+    Full {
+        /// File or URL of the store.
+        location: String,
     },
     /// The store was closed.
     #[error("store is closed")]
@@ -209,8 +229,20 @@ pub trait Store: Send + Sync {
     async fn queues(&self) -> StoreResult<Vec<QueueInfo>>;
 
     /// Removes finished jobs past retention, expired idempotency keys and old
-    /// schedule ticks. Dead jobs stay until purged.
+    /// schedule ticks, in bounded steps, then gives freed space back to the
+    /// file system where the backend can. Dead jobs stay until purged.
     async fn sweep(&self) -> StoreResult<SweepReport>;
+
+    /// Answers whether this host can work with the store now: a small real
+    /// write commits, and no operation of this process failed in the backend
+    /// in the last minute (a worker's failed lease, renewal or result commit,
+    /// or a read of a damaged page, counts). `/health` asks this.
+    async fn check_writable(&self) -> StoreResult<()>;
+
+    /// Claims the sweep of the period ending now: true for exactly one of
+    /// the hosts sharing the store per `every`. [`sweeper`] asks this before
+    /// sweeping.
+    async fn claim_sweep(&self, every: Duration) -> StoreResult<bool>;
 
     /// Records the (schedule, tick) pair and enqueues `job` in one atomic
     /// step. Exactly one caller, across all processes, gets `Some`.

@@ -240,6 +240,15 @@ pub struct SweepReport {
     pub idempotency_keys: u64,
     /// Schedule ticks past their retention.
     pub ticks: u64,
+    /// Free database pages given back to the file system afterwards.
+    pub pages_freed: u64,
+}
+
+impl SweepReport {
+    /// Whether the sweep removed or reclaimed anything.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 #[cfg(test)]

@@ -128,5 +128,57 @@ pub(super) fn sweep_step(conn: &Connection, ctx: &Ctx) -> StoreResult<SweepRepor
         jobs: jobs as u64,
         idempotency_keys: idempotency_keys as u64,
         ticks: ticks as u64,
+        pages_freed: 0,
     })
+}
+
+/// The most free pages one reclaim step gives back (4 KiB each), so that
+/// reclaiming after a large sweep never holds the writer for long either.
+pub(super) const VACUUM_STEP: i64 = 2000;
+
+/// Gives up to [`VACUUM_STEP`] free pages back to the file system; answers
+/// how many. A no-op (0) on a file without incremental auto-vacuum.
+pub(super) fn vacuum_step(conn: &Connection, _ctx: &Ctx) -> StoreResult<u64> {
+    let free = |conn: &Connection| -> rusqlite::Result<i64> {
+        conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))
+    };
+    let before = free(conn)?;
+    if before == 0 {
+        return Ok(0);
+    }
+    // Each step of the pragma frees one page: step it to completion.
+    let mut stmt = conn.prepare_cached(&format!("PRAGMA incremental_vacuum({VACUUM_STEP})"))?;
+    let mut rows = stmt.query([])?;
+    while rows.next()?.is_some() {}
+    Ok(before.saturating_sub(free(conn)?) as u64)
+}
+
+/// A small real write, so a health check finds a store that cannot commit
+/// (full disk, read-only or damaged file) instead of trusting a read.
+pub(super) fn probe_write(conn: &Connection, ctx: &Ctx) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO store_meta (key, value) VALUES ('health_probe', CAST(?1 AS TEXT))
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute([micros(ctx.now)])?;
+    Ok(())
+}
+
+/// Claims the sweep of the current period: answers true for exactly one of
+/// the hosts sharing the file per `every`, so they do not all sweep at once.
+pub(super) fn claim_sweep(
+    conn: &Connection,
+    ctx: &Ctx,
+    every: std::time::Duration,
+) -> StoreResult<bool> {
+    let now = micros(ctx.now);
+    // A tenth of slack, so the jittered timers of one host still claim.
+    let due = now.saturating_sub(span_micros(every) / 10 * 9);
+    let changed = conn
+        .prepare_cached(
+            "UPDATE store_meta SET value = CAST(?1 AS TEXT)
+              WHERE key = 'last_sweep' AND CAST(value AS INTEGER) <= ?2",
+        )?
+        .execute(params![now, due])?;
+    Ok(changed == 1)
 }

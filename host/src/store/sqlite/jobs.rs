@@ -191,26 +191,39 @@ pub(super) fn cancel(conn: &Connection, ctx: &Ctx, id: JobId) -> StoreResult<()>
     Ok(())
 }
 
-/// The earliest due time or lease expiry among jobs these workers could take.
-pub(super) fn next_due_at(
-    conn: &Connection,
-    queues: &str,
-    handlers: &str,
-) -> StoreResult<Option<DateTime<Utc>>> {
-    let next: Option<i64> = conn
+/// When work may next be there for these workers.
+pub(super) struct NextDue {
+    /// The earliest due time of a waiting job.
+    pub run_at: Option<DateTime<Utc>>,
+    /// The earliest expiry of a running job's lease.
+    pub expiry: Option<DateTime<Utc>>,
+    /// The latest time any host committed (`store_meta.clock_high`).
+    pub clock_high: Option<DateTime<Utc>>,
+}
+
+/// The earliest due time and lease expiry among jobs these workers could
+/// take, with the store's latest committed time.
+pub(super) fn next_due_at(conn: &Connection, queues: &str, handlers: &str) -> StoreResult<NextDue> {
+    let (run_at, expiry, high): (Option<i64>, Option<i64>, Option<i64>) = conn
         .prepare_cached(&format!(
-            "SELECT MIN(t) FROM (
-                SELECT MIN(run_at) AS t FROM jobs
-                 WHERE status IN {WAITING}
-                   AND queue IN (SELECT value FROM json_each(?1))
-                   AND handler IN (SELECT value FROM json_each(?2))
-                   AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)
-                UNION ALL
-                SELECT MIN(lease_expires_at) FROM jobs
-                 WHERE status = 'running'
-                   AND queue IN (SELECT value FROM json_each(?1))
-                   AND handler IN (SELECT value FROM json_each(?2)))"
+            "SELECT
+                (SELECT MIN(run_at) FROM jobs
+                  WHERE status IN {WAITING}
+                    AND queue IN (SELECT value FROM json_each(?1))
+                    AND handler IN (SELECT value FROM json_each(?2))
+                    AND queue NOT IN (SELECT name FROM queues WHERE paused = 1)),
+                (SELECT MIN(lease_expires_at) FROM jobs
+                  WHERE status = 'running'
+                    AND queue IN (SELECT value FROM json_each(?1))
+                    AND handler IN (SELECT value FROM json_each(?2))),
+                (SELECT CAST(value AS INTEGER) FROM store_meta WHERE key = 'clock_high')"
         ))?
-        .query_row(params![queues, handlers], |r| r.get(0))?;
-    next.map(|t| time(0, t)).transpose().map_err(Into::into)
+        .query_row(params![queues, handlers], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+    Ok(NextDue {
+        run_at: run_at.map(|t| time(0, t)).transpose()?,
+        expiry: expiry.map(|t| time(1, t)).transpose()?,
+        clock_high: high.map(|t| time(2, t)).transpose()?,
+    })
 }

@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::codec::{
     JOB_COLUMN_COUNT, JOB_COLUMNS, WAITING, job_from_row, job_id, micros, span_micros, time,
 };
+use super::staleness::Seen;
 use super::writer::Ctx;
 use crate::job::{Attempt, JobStatus, OutcomeKind, Priority, RunReport};
 use crate::store::{FailAction, Lease, LeaseRequest, LeaseToken, StoreError, StoreResult};
@@ -49,7 +50,8 @@ pub(super) fn validate(req: &LeaseRequest) -> StoreResult<()> {
 pub(super) static LEASE_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE jobs SET status = 'running', attempt = attempt + 1, started_at = ?1,
-                lease_fence = random(), lease_worker = ?2, lease_expires_at = ?3
+                lease_fence = random(), lease_worker = ?2, lease_expires_at = ?3,
+                lease_ms = ?8
           WHERE id IN (
                 SELECT id FROM jobs INDEXED BY jobs_ready
                  WHERE status IN {WAITING} AND priority = ?4 AND run_at <= ?1
@@ -90,7 +92,8 @@ pub(super) fn lease(
                     priority.rank(),
                     queues,
                     handlers,
-                    want as i64
+                    want as i64,
+                    lease_ms(req.lease_for)
                 ],
                 |r| {
                     let job = job_from_row(r, now)?;
@@ -110,7 +113,16 @@ pub(super) fn lease(
         batch.sort_by_key(|l| (l.job.run_at, l.job.id));
         leases.extend(batch);
     }
+    let mut watch = ctx.leases.borrow_mut();
+    for l in &leases {
+        watch.wrote(l.token.job, l.token.fence as i64, expires, ctx.mono);
+    }
     Ok(leases)
+}
+
+/// A lease length as stored (`jobs.lease_ms`).
+fn lease_ms(lease_for: std::time::Duration) -> i64 {
+    i64::try_from(lease_for.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// What a holder's write needs to know about the job it holds.
@@ -165,8 +177,11 @@ pub(super) fn renew(
     }
     held(conn, token)?;
     let expires = micros(ctx.now).saturating_add(span_micros(lease_for));
-    conn.prepare_cached("UPDATE jobs SET lease_expires_at = ?2 WHERE id = ?1")?
-        .execute(params![token.job.as_bytes(), expires])?;
+    conn.prepare_cached("UPDATE jobs SET lease_expires_at = ?2, lease_ms = ?3 WHERE id = ?1")?
+        .execute(params![token.job.as_bytes(), expires, lease_ms(lease_for)])?;
+    ctx.leases
+        .borrow_mut()
+        .wrote(token.job, token.fence as i64, expires, ctx.mono);
     Ok(time(0, expires)?)
 }
 
@@ -214,6 +229,9 @@ fn end_run(
         end.report.log,
         serde_json::to_string(&attempt)?,
     ])?;
+    ctx.leases
+        .borrow_mut()
+        .forget(token.job, token.fence as i64);
     Ok(())
 }
 
@@ -284,34 +302,59 @@ pub(super) fn release(conn: &Connection, ctx: &Ctx, token: &LeaseToken) -> Store
           WHERE id = ?1",
     )?
     .execute(params![token.job.as_bytes(), micros(ctx.now)])?;
+    ctx.leases
+        .borrow_mut()
+        .forget(token.job, token.fence as i64);
     ctx.notify();
     Ok(())
 }
 
-/// Selects expired leases. Without `INDEXED BY` the planner (lacking
-/// statistics) prefers the status index and scans every running job.
+/// Selects leases whose expiry looks past. Without `INDEXED BY` the planner
+/// (lacking statistics) prefers the status index and scans every running job.
+/// A lease from before `lease_ms` existed counts as the default 30 s.
 pub(super) const EXPIRED_SQL: &str =
-    "SELECT id, attempt, max_attempts, started_at, lease_worker, lease_expires_at
+    "SELECT id, attempt, max_attempts, started_at, lease_worker, lease_expires_at,
+            lease_fence, COALESCE(lease_ms, 30000)
        FROM jobs INDEXED BY jobs_leased WHERE status = 'running' AND lease_expires_at <= ?1";
 
-/// Returns expired leases' jobs to their queue, or to the DLQ when out of
-/// attempts, each with a `lease-expired` attempt. Uses the `jobs_leased`
-/// index, so it costs one index probe when nothing expired.
+/// Returns the jobs of stale leases to their queue, or to the DLQ when out
+/// of attempts, each with a `lease-expired` attempt. A lease is stale when
+/// its expiry looks past *and* it was not renewed for a whole lease length
+/// on this host's monotonic clock (see [`super::staleness`]). Uses the
+/// `jobs_leased` index, so it costs one index probe when nothing expired.
 pub(super) fn reap(conn: &Connection, ctx: &Ctx) -> StoreResult<u64> {
     let now = micros(ctx.now);
-    let expired = conn
+    let looks_expired = conn
         .prepare_cached(EXPIRED_SQL)?
         .query_map([now], |r| {
             Ok((
-                job_id(0, r)?,
-                r.get::<_, u32>(1)?,
-                r.get::<_, u32>(2)?,
-                time(3, r.get(3)?)?,
-                r.get::<_, String>(4)?,
-                time(5, r.get(5)?)?,
+                (
+                    job_id(0, r)?,
+                    r.get::<_, u32>(1)?,
+                    r.get::<_, u32>(2)?,
+                    time(3, r.get(3)?)?,
+                    r.get::<_, String>(4)?,
+                    time(5, r.get(5)?)?,
+                ),
+                Seen {
+                    job: job_id(0, r)?,
+                    marker: r.get(5)?,
+                    fence: r.get(6)?,
+                    lease: std::time::Duration::from_millis(r.get::<_, i64>(7)?.max(0) as u64),
+                },
             ))
         })?
         .collect::<Result<Vec<_>, _>>()?;
+    let (rows, seen): (Vec<_>, Vec<_>) = looks_expired.into_iter().unzip();
+    let stale = {
+        let mut watch = ctx.leases.borrow_mut();
+        let stale = watch.stale(&seen, ctx.mono);
+        for &i in &stale {
+            watch.forget(seen[i].job, seen[i].fence);
+        }
+        stale
+    };
+    let expired: Vec<_> = stale.into_iter().map(|i| rows[i].clone()).collect();
     let mut update = conn.prepare_cached(
         "UPDATE jobs SET status = ?2, run_at = ?3, finished_at = ?4,
                 history = json_insert(history, '$[#]', json(?5)),
@@ -319,7 +362,8 @@ pub(super) fn reap(conn: &Connection, ctx: &Ctx) -> StoreResult<u64> {
           WHERE id = ?1",
     )?;
     if !expired.is_empty() {
-        crate::metrics::global().lease_expired(expired.len() as u64);
+        let n = expired.len() as u64;
+        ctx.after_commit(move || crate::metrics::global().lease_expired(n));
     }
     for (id, attempt, max_attempts, started, worker, expired_at) in &expired {
         let entry = expired_attempt(*attempt, *started, worker, *expired_at);
@@ -336,7 +380,11 @@ pub(super) fn reap(conn: &Connection, ctx: &Ctx) -> StoreResult<u64> {
             dead.then_some(now),
             serde_json::to_string(&entry)?,
         ])?;
-        tracing::warn!(job = %id, worker, attempt, %status, "lease expired");
+        let (id, worker, attempt) = (*id, worker.clone(), *attempt);
+        // Logged once committed: a reap rolled back (a full disk) did not happen.
+        ctx.after_commit(move || {
+            tracing::warn!(job = %id, worker, attempt, %status, "lease expired");
+        });
     }
     if !expired.is_empty() {
         ctx.notify();

@@ -25,11 +25,14 @@ use crate::store::{
 
 mod admin;
 mod codec;
+pub(crate) mod integrity;
 mod jobs;
 mod leases;
+pub mod maintenance;
 mod readers;
 mod schedules;
 pub(crate) mod schema;
+mod staleness;
 #[cfg(test)]
 mod tests;
 mod writer;
@@ -37,7 +40,7 @@ mod writer;
 pub use schema::Durability;
 
 use readers::Readers;
-use writer::{Writer, WriterSettings};
+use writer::{LastFailure, Place, Writer, WriterSettings};
 
 /// How to open the embedded store.
 #[derive(Debug, Clone)]
@@ -52,6 +55,9 @@ pub struct SqliteOptions {
     pub max_batch: usize,
     /// How often an idle writer looks for other processes' commits.
     pub foreign_write_poll: Duration,
+    /// See `WriterSettings::start_delay`.
+    #[cfg(test)]
+    pub writer_start_delay: Duration,
 }
 
 impl Default for SqliteOptions {
@@ -62,6 +68,8 @@ impl Default for SqliteOptions {
             readers: 2,
             max_batch: 512,
             foreign_write_poll: Duration::from_millis(25),
+            #[cfg(test)]
+            writer_start_delay: Duration::ZERO,
         }
     }
 }
@@ -71,9 +79,14 @@ pub struct SqliteStore {
     path: PathBuf,
     clock: Arc<dyn Clock>,
     writer: Writer,
-    readers: Readers,
+    readers: Arc<Readers>,
     changes: Arc<watch::Sender<u64>>,
+    last_failure: LastFailure,
+    next_judgement: staleness::NextJudgement,
 }
+
+/// How recent a failed write must be for [`Store::check_writable`] to report it.
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 
 impl SqliteStore {
     /// Opens (creating and migrating as needed) the store at `path`.
@@ -100,18 +113,43 @@ impl SqliteStore {
         let mut conn = Connection::open_with_flags(&path, flags)
             .map_err(|e| StoreError::backend(format!("cannot open store file {location}: {e}")))?;
         schema::configure(&conn, options.durability)?;
+        // Damage first: a damaged, emptied or replaced file is refused before
+        // anything (a migration of an "empty" file) writes to it.
+        integrity::verify(&conn, &path)?;
         // Two processes starting on a new file at once: switching to WAL
         // answers "locked" without waiting, so wait here.
         schema::retry_while_locked(|| schema::configure_writer(&conn, &location))?;
         schema::retry_while_locked(|| schema::migrate(&mut conn, schema::LATEST, &location))?;
-        let readers = Readers::start(&path, options.readers, options.durability)?;
+        let state = integrity::current(&conn)?.ok_or_else(|| {
+            StoreError::backend(format!("{location}: store_meta has no store_id"))
+        })?;
+        // Without a record, damage goes unnoticed but nothing is lost: warn.
+        if let Err(e) = integrity::write_record(&path, &state) {
+            tracing::warn!(
+                error = %e,
+                record = %integrity::record_path(&path).display(),
+                "cannot write the store's state record"
+            );
+        }
+        let last_failure = LastFailure::default();
+        let next_judgement = staleness::NextJudgement::default();
+        let readers = Arc::new(Readers::start(&path, options.readers, options.durability)?);
         let changes = Arc::new(watch::Sender::new(0));
         let settings = WriterSettings {
             max_batch: options.max_batch.max(1),
             poll: options.foreign_write_poll,
+            #[cfg(test)]
+            start_delay: options.writer_start_delay,
+        };
+        let place = Place {
+            path: path.clone(),
+            state,
+            last_failure: Arc::clone(&last_failure),
+            next_judgement: Arc::clone(&next_judgement),
         };
         let writer = Writer::start(
             conn,
+            place,
             Arc::clone(&clock),
             options.store,
             settings,
@@ -124,6 +162,8 @@ impl SqliteStore {
             writer,
             readers,
             changes,
+            last_failure,
+            next_judgement,
         })
     }
 
@@ -132,14 +172,22 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Runs `f` on a reader with the current time.
+    /// Runs `f` on a reader with the current time. A backend failure (a
+    /// damaged page, an I/O error) is noted for [`Store::check_writable`]:
+    /// a host whose workers cannot read their next job cannot do its job.
     async fn read<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection, DateTime<Utc>) -> StoreResult<T> + Send + 'static,
     {
         let now = self.clock.now();
-        self.readers.call(move |conn| f(conn, now)).await
+        let result = self.readers.call(move |conn| f(conn, now)).await;
+        if let Err(StoreError::Backend(e)) = &result
+            && let Ok(mut last) = self.last_failure.lock()
+        {
+            *last = Some((std::time::Instant::now(), format!("a read failed: {e}")));
+        }
+        result
     }
 }
 
@@ -251,8 +299,29 @@ impl Store for SqliteStore {
             return Ok(None);
         }
         let (queues, handlers) = (json_list(queues)?, json_list(handlers)?);
-        self.read(move |c, _| jobs::next_due_at(c, &queues, &handlers))
-            .await
+        let next = self
+            .read(move |c, _| jobs::next_due_at(c, &queues, &handlers))
+            .await?;
+        // Follow the latest time another host committed before comparing:
+        // a job it made due is due here, whatever this host's clock says.
+        if let Some(high) = next.clock_high {
+            self.clock.observe(high);
+        }
+        let (run_at, expiry) = (next.run_at, next.expiry);
+        // A lease whose expiry looks past is reaped only once judged stale:
+        // wake for that judgement, not in a loop on the past expiry.
+        let now = self.clock.now();
+        let expiry = match (expiry, self.next_judgement.lock().ok().and_then(|n| *n)) {
+            (Some(at), Some(judged)) if at <= now => {
+                let wait = judged.saturating_sub(self.clock.elapsed());
+                Some(now + chrono::Duration::from_std(wait).unwrap_or_default())
+            }
+            (expiry, _) => expiry,
+        };
+        Ok(match (run_at, expiry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
     }
 
     fn changes(&self) -> watch::Receiver<u64> {
@@ -313,9 +382,34 @@ impl Store for SqliteStore {
             total.ticks += step.ticks;
             let full = admin::SWEEP_STEP as u64;
             if step.jobs < full && step.idempotency_keys < full && step.ticks < full {
+                break;
+            }
+        }
+        loop {
+            let freed = self.writer.call(admin::vacuum_step).await?;
+            total.pages_freed += freed;
+            if freed < admin::VACUUM_STEP as u64 {
                 return Ok(total);
             }
         }
+    }
+
+    async fn check_writable(&self) -> StoreResult<()> {
+        self.writer.call(admin::probe_write).await?;
+        let last = self.last_failure.lock().ok().and_then(|l| l.clone());
+        match last {
+            Some((at, why)) if at.elapsed() < FAILURE_WINDOW => Err(StoreError::backend(format!(
+                "{}s ago: {why}",
+                at.elapsed().as_secs()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    async fn claim_sweep(&self, every: Duration) -> StoreResult<bool> {
+        self.writer
+            .call(move |c, ctx| admin::claim_sweep(c, ctx, every))
+            .await
     }
 
     async fn claim_tick(
@@ -366,8 +460,14 @@ impl Store for SqliteStore {
             .await
     }
 
+    /// Closes in the order that leaves the `.db` file complete: readers
+    /// first (joined, their connections closed), then the writer, which
+    /// checkpoints the WAL and closes the last connection.
     async fn close(&self) -> StoreResult<()> {
-        self.readers.close();
+        let readers = Arc::clone(&self.readers);
+        tokio::task::spawn_blocking(move || readers.close())
+            .await
+            .map_err(|e| StoreError::backend(format!("closing the store readers failed: {e}")))?;
         self.writer.close().await
     }
 }

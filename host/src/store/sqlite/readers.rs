@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::oneshot;
@@ -18,6 +19,9 @@ type ReadOp = Box<dyn FnOnce(&Connection) + Send>;
 pub(super) struct Readers {
     /// `None` once closed; the threads end when the sender is gone.
     tx: Mutex<Option<Sender<ReadOp>>>,
+    /// The threads, joined on close so their connections are closed before
+    /// the writer checkpoints (a reader still open would keep the WAL).
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Readers {
@@ -25,6 +29,7 @@ impl Readers {
     pub fn start(path: &Path, count: usize, durability: Durability) -> StoreResult<Self> {
         let (tx, rx) = mpsc::channel::<ReadOp>();
         let rx = Arc::new(Mutex::new(rx));
+        let mut threads = Vec::new();
         for i in 0..count.max(1) {
             let conn = Connection::open_with_flags(
                 path,
@@ -33,13 +38,20 @@ impl Readers {
             schema::configure(&conn, durability)?;
             conn.execute_batch("PRAGMA query_only = ON")?;
             let rx = Arc::clone(&rx);
-            std::thread::Builder::new()
+            let thread = std::thread::Builder::new()
                 .name(format!("store-reader-{i}"))
-                .spawn(move || serve(&conn, &rx))
+                .spawn(move || {
+                    serve(&conn, &rx);
+                    if let Err((_, e)) = conn.close() {
+                        tracing::warn!(error = %e, "closing a store reader connection failed");
+                    }
+                })
                 .map_err(|e| StoreError::Backend(Box::new(e)))?;
+            threads.push(thread);
         }
         Ok(Self {
             tx: Mutex::new(Some(tx)),
+            threads: Mutex::new(threads),
         })
     }
 
@@ -63,10 +75,20 @@ impl Readers {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Lets the threads finish what they hold and end.
+    /// Lets the threads finish what they hold, then waits until each has
+    /// ended and closed its connection. Blocks: call off the async runtime.
     pub fn close(&self) {
         if let Ok(mut tx) = self.tx.lock() {
             tx.take();
+        }
+        let threads = match self.threads.lock() {
+            Ok(mut threads) => std::mem::take(&mut *threads),
+            Err(_) => return,
+        };
+        for thread in threads {
+            if thread.join().is_err() {
+                tracing::error!("a store reader thread panicked");
+            }
         }
     }
 }

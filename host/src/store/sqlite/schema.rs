@@ -15,7 +15,8 @@ use crate::store::{StoreError, StoreResult};
 /// Migration `i` brings the schema from version `i` to `i + 1`.
 ///
 /// Version 1 holds the queue (jobs, idempotency keys, queue flags); version 2
-/// adds the scheduler's tables. Both ship in the first release.
+/// adds the scheduler's tables. Both ship in the first release. Version 3
+/// adds `store_meta`, version 4 `jobs.lease_ms`.
 pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: jobs, idempotency keys, queues.
     "
@@ -90,6 +91,24 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX schedule_ticks_tick ON schedule_ticks (tick);
     ",
+    // 3: facts about the store itself: its identity (to tell a replaced
+    // file from the one the host last wrote) and when it was last swept (so
+    // that of several hosts on one file only one sweeps per period).
+    "
+    CREATE TABLE store_meta (
+        key   TEXT NOT NULL PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    INSERT INTO store_meta (key, value) VALUES
+        ('store_id', lower(hex(randomblob(16)))),
+        ('last_sweep', '0');
+    ",
+    // 4: the length of each lease, so another host can tell a lease whose
+    // holder stopped renewing (no renewal for this long on its monotonic
+    // clock) from one that merely looks expired on a stepped clock.
+    "
+    ALTER TABLE jobs ADD COLUMN lease_ms INTEGER;
+    ",
 ];
 
 /// The schema version this build writes.
@@ -134,9 +153,13 @@ pub(super) fn configure(conn: &Connection, durability: Durability) -> rusqlite::
     Ok(())
 }
 
-/// Settings of the writing connection: WAL mode (persistent in the file) and
-/// bounded checkpoints.
+/// Settings of the writing connection: WAL mode (persistent in the file),
+/// bounded checkpoints, and, for a new file, incremental auto-vacuum so the
+/// retention sweep can give freed pages back to the file system (a file made
+/// by an older build gets it from `taskhost store compact`).
 pub(super) fn configure_writer(conn: &Connection, location: &str) -> StoreResult<()> {
+    // Takes effect only while the file has no tables yet; a no-op after.
+    conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL")?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::backend(format!(

@@ -12,7 +12,7 @@ use tempfile::TempDir;
 
 use super::schema::{self, Durability, LATEST};
 use super::{SqliteOptions, SqliteStore, admin, leases};
-use crate::clock::ManualClock;
+use crate::clock::{Clock, ManualClock};
 use crate::job::{JobId, JobStatus, NewJob};
 use crate::store::conformance::{self, Backend, conformance_suite};
 use crate::store::{Store, StoreError};
@@ -247,4 +247,230 @@ async fn an_operation_refusing_after_a_write_leaves_nothing_behind() {
 fn job_column_count_matches_the_column_list() {
     let names = super::codec::JOB_COLUMNS.split(',').count();
     assert_eq!(names, super::codec::JOB_COLUMN_COUNT);
+}
+
+/// A commit by another process right after `open` returns wakes the local
+/// workers even when the machine starts the writer thread late (the flaky
+/// cross-process test: the baseline `data_version` used to be read on the
+/// new thread, after such a commit, which was then never noticed).
+#[tokio::test]
+async fn a_commit_right_after_open_wakes_local_workers_on_a_slow_start() {
+    let backend = SqliteBackend::new();
+    open(&backend.path(), clock())
+        .await
+        .unwrap()
+        .close()
+        .await
+        .unwrap();
+    let options = SqliteOptions {
+        writer_start_delay: Duration::from_millis(300),
+        ..SqliteOptions::default()
+    };
+    let serve = SqliteStore::open(backend.path(), options, clock())
+        .await
+        .unwrap();
+    let mut changes = serve.changes();
+    changes.borrow_and_update();
+    // Another process's commit, while the writer thread has not run yet.
+    let other = Connection::open(backend.path()).unwrap();
+    other
+        .execute("INSERT INTO queues (name, paused) VALUES ('other', 0)", [])
+        .unwrap();
+    drop(other);
+    tokio::time::timeout(Duration::from_secs(30), changes.changed())
+        .await
+        .expect("the commit made right after open woke the local workers")
+        .unwrap();
+    serve.close().await.unwrap();
+}
+
+/// Close leaves every commit in the `.db` file: no `-wal` remains, and a
+/// copy of the `.db` alone holds all jobs.
+#[tokio::test]
+async fn close_checkpoints_into_the_db_file_and_removes_the_wal() {
+    let backend = SqliteBackend::new();
+    let store = open(&backend.path(), clock()).await.unwrap();
+    for _ in 0..20 {
+        let batch = (0..100).map(|_| conformance::job("wal")).collect();
+        store.enqueue_batch(batch).await.unwrap();
+    }
+    // Readers hold connections too; use them so they are open for real.
+    assert_eq!(store.counts().await.unwrap().sum(None, None, None), 2000);
+    store.close().await.unwrap();
+    let wal = backend.path().with_extension("db-wal");
+    assert!(!wal.exists(), "{} remains after close", wal.display());
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::copy(backend.path(), copy.path().join("taskhost.db")).unwrap();
+    let conn = Connection::open(copy.path().join("taskhost.db")).unwrap();
+    let jobs: i64 = conn
+        .query_row("SELECT count(*) FROM jobs", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(jobs, 2000);
+}
+
+/// Of several hosts on one file, one claims each period's sweep.
+#[tokio::test]
+async fn one_host_claims_each_sweep_period() {
+    let backend = SqliteBackend::new();
+    let clock = clock();
+    let a = open(&backend.path(), clock.clone()).await.unwrap();
+    let b = open(&backend.path(), clock.clone()).await.unwrap();
+    let every = Duration::from_secs(60);
+    for period in 0..5 {
+        let (x, y) = tokio::join!(a.claim_sweep(every), b.claim_sweep(every));
+        let winners = [x.unwrap(), y.unwrap()].iter().filter(|w| **w).count();
+        assert_eq!(winners, 1, "period {period}");
+        assert!(
+            !a.claim_sweep(every).await.unwrap(),
+            "claimed once per period"
+        );
+        clock.advance(chrono::Duration::seconds(60));
+    }
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}
+
+/// A new file reclaims the space a sweep frees.
+#[tokio::test]
+async fn sweep_gives_freed_pages_back() {
+    let backend = SqliteBackend::new();
+    let clock = clock();
+    let store = open(&backend.path(), clock.clone()).await.unwrap();
+    let payload = json!({ "blob": "x".repeat(2000) });
+    let batch = (0..2000)
+        .map(|_| NewJob::new("big", payload.clone()))
+        .collect();
+    store.enqueue_batch(batch).await.unwrap();
+    for _ in 0..2 {
+        for lease in conformance::lease(&store, &["big"], 1000).await {
+            conformance::finish(&store, &lease).await;
+        }
+    }
+    let pages = |store: &SqliteStore| {
+        let conn = Connection::open(store.path()).unwrap();
+        conn.query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0))
+            .unwrap()
+    };
+    let before = pages(&store);
+    clock.advance(chrono::Duration::days(8));
+    let report = store.sweep().await.unwrap();
+    assert_eq!(report.jobs, 2000);
+    assert!(report.pages_freed > 0, "{report:?}");
+    let after = pages(&store);
+    assert!(after * 4 < before, "{before} pages before, {after} after");
+    store.close().await.unwrap();
+}
+
+/// A forward step of one host's clock does not reap leases that another
+/// host keeps renewing; a lease nobody renews is reaped once it has gone a
+/// whole lease length unrenewed on the reaper's monotonic clock.
+#[tokio::test]
+async fn a_forward_clock_step_does_not_reap_renewed_leases() {
+    let backend = SqliteBackend::new();
+    let (clock_a, clock_b) = (clock(), clock());
+    let a = open(&backend.path(), clock_a.clone()).await.unwrap();
+    let b = open(&backend.path(), clock_b.clone()).await.unwrap();
+    b.enqueue(conformance::job("long")).await.unwrap();
+    let lease = conformance::lease_one(&b, "long").await;
+
+    clock_a.step(chrono::Duration::hours(1));
+    assert_eq!(
+        a.reap_expired().await.unwrap(),
+        0,
+        "first look after the step"
+    );
+    for _ in 0..4 {
+        clock_a.advance(conformance::secs(20));
+        clock_b.advance(conformance::secs(20));
+        b.renew(&lease.token, conformance::LEASE).await.unwrap();
+        assert_eq!(a.reap_expired().await.unwrap(), 0, "renewed meanwhile");
+    }
+    // B stops renewing: A reaps after a lease length without renewal.
+    clock_a.advance(conformance::secs(29));
+    assert_eq!(a.reap_expired().await.unwrap(), 0);
+    clock_a.advance(conformance::secs(2));
+    assert_eq!(a.reap_expired().await.unwrap(), 1);
+    assert!(matches!(
+        b.renew(&lease.token, conformance::LEASE).await,
+        Err(StoreError::LeaseLost(_))
+    ));
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}
+
+/// A host never reaps its own lease because its clock stepped: it knows
+/// when it last renewed.
+#[tokio::test]
+async fn a_hosts_own_live_lease_survives_its_clock_step() {
+    let backend = SqliteBackend::new();
+    let clock = clock();
+    let store = open(&backend.path(), clock.clone()).await.unwrap();
+    store.enqueue(conformance::job("mine")).await.unwrap();
+    let lease = conformance::lease_one(&store, "mine").await;
+    clock.step(chrono::Duration::hours(1));
+    assert_eq!(store.reap_expired().await.unwrap(), 0);
+    store.renew(&lease.token, conformance::LEASE).await.unwrap();
+    // Unrenewed for a lease length: reaped on time, no second look needed.
+    clock.advance(conformance::secs(31));
+    assert_eq!(store.reap_expired().await.unwrap(), 1);
+    store.close().await.unwrap();
+}
+
+/// An idle worker whose queue holds a lease that looks expired but is not
+/// yet judged stale is told to wake at the judgement, not at once (which
+/// would spin).
+#[tokio::test]
+async fn next_due_waits_for_the_staleness_judgement() {
+    let backend = SqliteBackend::new();
+    let (clock_a, clock_b) = (clock(), clock());
+    let a = open(&backend.path(), clock_a.clone()).await.unwrap();
+    let b = open(&backend.path(), clock_b.clone()).await.unwrap();
+    b.enqueue(conformance::job("long")).await.unwrap();
+    conformance::lease_one(&b, "long").await;
+    clock_a.step(chrono::Duration::hours(1));
+    assert_eq!(a.reap_expired().await.unwrap(), 0);
+    let names = |n: &str| vec![n.to_string()];
+    let next = a
+        .next_due_at(&names("default"), &names("long"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(next, clock_a.now() + chrono::Duration::seconds(30));
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}
+
+/// What an operation defers to after the commit (the reaper's "lease
+/// expired" log and metric) happens only if its batch commits.
+#[tokio::test]
+async fn after_commit_work_runs_only_when_the_batch_commits() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let backend = SqliteBackend::new();
+    let store = open(&backend.path(), clock()).await.unwrap();
+    let ran = Arc::new(AtomicU32::new(0));
+    let counter = Arc::clone(&ran);
+    let failed = store
+        .writer
+        .call(move |_, ctx| -> Result<(), StoreError> {
+            ctx.after_commit(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+            });
+            Err(StoreError::backend("the batch fails after the reap"))
+        })
+        .await;
+    assert!(failed.is_err());
+    assert_eq!(ran.load(Ordering::SeqCst), 0, "rolled back: nothing logged");
+    let counter = Arc::clone(&ran);
+    store
+        .writer
+        .call(move |_, ctx| -> Result<(), StoreError> {
+            ctx.after_commit(move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+            });
+            Ok(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "committed: logged once");
+    store.close().await.unwrap();
 }
