@@ -26,8 +26,8 @@ fn libfaketime() -> Option<PathBuf> {
     .map(PathBuf::from)
     .find(|p| p.exists());
     if found.is_none() {
-        eprintln!(
-            "SKIPPED: the clock-step tests need libfaketime (apt-get install faketime) to move a host's wall clock"
+        crate::support::skip_unless_ci(
+            "the clock-step tests need libfaketime (apt-get install faketime) to move a host's wall clock",
         );
     }
     found

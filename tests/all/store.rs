@@ -327,14 +327,16 @@ impl Tmpfs {
         match out {
             Ok(out) if out.status.success() => Some(Tmpfs { dir }),
             Ok(out) => {
-                eprintln!(
-                    "SKIPPED: the disk-full test needs to mount a tmpfs (run as root); mount said: {}",
+                crate::support::skip_unless_ci(&format!(
+                    "the disk-full test needs to mount a tmpfs (run as root); mount said: {}",
                     String::from_utf8_lossy(&out.stderr)
-                );
+                ));
                 None
             }
             Err(e) => {
-                eprintln!("SKIPPED: the disk-full test cannot run `mount`: {e}");
+                crate::support::skip_unless_ci(&format!(
+                    "the disk-full test cannot run `mount`: {e}"
+                ));
                 None
             }
         }

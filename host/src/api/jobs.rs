@@ -258,25 +258,12 @@ pub async fn wait(
         None => Duration::from_secs(30),
     }
     .min(MAX_WAIT);
-    let store = &state.services.store;
-    let mut changes = store.changes();
     let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        changes.borrow_and_update();
-        let job = store.get(id).await?;
-        let finished = job.status.is_final();
-        if finished || tokio::time::Instant::now() >= deadline {
-            return Ok(Json(WaitAnswer {
-                finished,
-                job: job_result(job),
-            }));
-        }
-        tokio::select! {
-            _ = changes.changed() => {}
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-            _ = tokio::time::sleep_until(deadline) => {}
-        }
-    }
+    let job = crate::store::wait_for_end(&*state.services.store, id, deadline).await?;
+    Ok(Json(WaitAnswer {
+        finished: job.status.is_final(),
+        job: job_result(job),
+    }))
 }
 
 /// Cancel a job that has not started (pending, scheduled or retrying).

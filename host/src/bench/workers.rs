@@ -29,6 +29,8 @@ pub struct Report {
     pub latency_p50: Duration,
     pub latency_p99: Duration,
     pub latency_max: Duration,
+    pub wait_p50: Duration,
+    pub wait_p99: Duration,
 }
 
 impl fmt::Display for Report {
@@ -55,6 +57,12 @@ impl fmt::Display for Report {
             ms(self.latency_p50),
             ms(self.latency_p99),
             ms(self.latency_max)
+        )?;
+        writeln!(
+            f,
+            "idle enqueue→wait returns ({LATENCY_JOBS} jobs): p50 {:.3} ms, p99 {:.3} ms   (the API's /wait path)",
+            ms(self.wait_p50),
+            ms(self.wait_p99),
         )
     }
 }
@@ -133,6 +141,19 @@ pub async fn run(config: &Config, scratch: &Path) -> anyhow::Result<Report> {
         latencies.push((start - job.created_at).to_std().unwrap_or_default());
     }
     latencies.sort();
+
+    // Enqueue → wait returns: what a client of `/jobs/{id}/wait` sees.
+    let mut waits = Vec::with_capacity(LATENCY_JOBS);
+    for _ in 0..LATENCY_JOBS {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let started = Instant::now();
+        let id = s.enqueuer.enqueue(hello()).await?.id;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let job = crate::store::wait_for_end(&*s.store, id, deadline).await?;
+        anyhow::ensure!(job.status.is_final(), "job {id} did not end within 30 s");
+        waits.push(started.elapsed());
+    }
+    waits.sort();
     let _ = stop.send(true);
     pool.await?;
     s.store.close().await?;
@@ -145,5 +166,7 @@ pub async fn run(config: &Config, scratch: &Path) -> anyhow::Result<Report> {
         latency_p50: latencies[LATENCY_JOBS / 2],
         latency_p99: latencies[LATENCY_JOBS * 99 / 100],
         latency_max: latencies[LATENCY_JOBS - 1],
+        wait_p50: waits[LATENCY_JOBS / 2],
+        wait_p99: waits[LATENCY_JOBS * 99 / 100],
     })
 }

@@ -236,7 +236,7 @@ pub async fn wait(config: Arc<Config>, id: String, timeout: String) -> anyhow::R
     let timeout = crate::schedule::parse_duration(&timeout)
         .map_err(|e| BadInput(format!("--timeout: {e}")))?;
     let store = open_store(&config, Arc::new(crate::clock::SystemClock)).await?;
-    let mut changes = store.changes();
+    let mut changes = store.job_ends();
     let deadline = tokio::time::Instant::now() + timeout;
     let started = std::time::Instant::now();
     loop {

@@ -112,6 +112,29 @@ pub fn scoped_idempotency_key(handler: &str, key: &str) -> String {
     format!("{}:{handler}:{key}", handler.len())
 }
 
+/// The job once it has reached a final state, or as it stands at
+/// `deadline`. Woken by the commit that ends a job ([`Store::job_ends`]), not
+/// by a timer, so it answers within a millisecond or two of the end.
+pub async fn wait_for_end(
+    store: &dyn Store,
+    id: JobId,
+    deadline: tokio::time::Instant,
+) -> StoreResult<Job> {
+    let mut ends = store.job_ends();
+    loop {
+        // Mark what was seen before reading, so an end in between wakes us.
+        ends.borrow_and_update();
+        let job = store.get(id).await?;
+        if job.status.is_final() || tokio::time::Instant::now() >= deadline {
+            return Ok(job);
+        }
+        tokio::select! {
+            _ = ends.changed() => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
 /// Shorthand for store results.
 pub type StoreResult<T> = Result<T, StoreError>;
 
@@ -188,6 +211,14 @@ pub trait Store: Send + Sync {
     /// releases, resumes, and (where the backend can tell) other processes'
     /// writes. Workers wait on this or on `next_due_at`, never on a timer loop.
     fn changes(&self) -> watch::Receiver<u64>;
+
+    /// Ticks after a commit that ended a job's run or life (success,
+    /// failure, cancel, an expired lease reaped), and on other processes'
+    /// writes: what a caller waiting for a job's end sleeps on. Waiters
+    /// must still re-read the job (a tick may be about another job).
+    fn job_ends(&self) -> watch::Receiver<u64> {
+        self.changes()
+    }
 
     /// Jobs in the DLQ, newest first.
     async fn dlq_list(

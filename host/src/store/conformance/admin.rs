@@ -358,6 +358,49 @@ pub async fn changes_signal_ticks(store: &dyn Store, clock: &ManualClock) {
     assert!(changes.has_changed().unwrap(), "resume ticks");
 }
 
+/// The end signal ticks on every way a job ends (completion, a failure,
+/// cancel), and a waiter sleeping on it wakes for the end without a timer.
+pub async fn job_ends_signal_wakes_waiters(store: &dyn Store, clock: &ManualClock) {
+    let mut ends = store.job_ends();
+    ends.borrow_and_update();
+    let id = store.enqueue(job("e")).await.unwrap().id;
+    let held = lease_one(store, "e").await;
+    // The waiter's own deadline is an hour away: within the test's ceiling
+    // only the end signal can wake it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
+    let (ended, ()) = tokio::join!(
+        async {
+            tokio::time::timeout(
+                Duration::from_secs(30),
+                crate::store::wait_for_end(store, id, deadline),
+            )
+            .await
+            .expect("woken by the end")
+            .unwrap()
+        },
+        finish(store, &held),
+    );
+    assert_eq!(ended.status, JobStatus::Succeeded);
+    assert!(ends.has_changed().unwrap(), "completion ticks");
+    ends.borrow_and_update();
+    let dead = store.enqueue(job("f")).await.unwrap().id;
+    let held = lease_one(store, "f").await;
+    store
+        .fail(&held.token, FailAction::Dead, fatal())
+        .await
+        .unwrap();
+    assert!(ends.has_changed().unwrap(), "a failure ticks");
+    ends.borrow_and_update();
+    let later = store
+        .enqueue(job("g").run_at(clock.now() + secs(60)))
+        .await
+        .unwrap()
+        .id;
+    store.cancel(later).await.unwrap();
+    assert!(ends.has_changed().unwrap(), "cancel ticks");
+    assert_eq!(store.get(dead).await.unwrap().status, JobStatus::Dead);
+}
+
 /// Everything acknowledged is still there after the store is closed and reopened.
 pub async fn survives_reopen(backend: &dyn Backend) {
     let clock = Arc::new(ManualClock::new(start()));

@@ -188,6 +188,7 @@ pub(super) fn cancel(conn: &Connection, ctx: &Ctx, id: JobId) -> StoreResult<()>
     if changed == 0 {
         return Err(refusal(conn, id, "cancel it"));
     }
+    ctx.ended();
     Ok(())
 }
 

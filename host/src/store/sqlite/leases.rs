@@ -232,6 +232,7 @@ fn end_run(
     ctx.leases
         .borrow_mut()
         .forget(token.job, token.fence as i64);
+    ctx.ended();
     Ok(())
 }
 
@@ -388,6 +389,7 @@ pub(super) fn reap(conn: &Connection, ctx: &Ctx) -> StoreResult<u64> {
     }
     if !expired.is_empty() {
         ctx.notify();
+        ctx.ended();
     }
     Ok(expired.len() as u64)
 }

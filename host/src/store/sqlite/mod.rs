@@ -40,7 +40,7 @@ mod writer;
 pub use schema::Durability;
 
 use readers::Readers;
-use writer::{LastFailure, Place, Writer, WriterSettings};
+use writer::{LastFailure, Place, Signals, Writer, WriterSettings};
 
 /// How to open the embedded store.
 #[derive(Debug, Clone)]
@@ -80,7 +80,7 @@ pub struct SqliteStore {
     clock: Arc<dyn Clock>,
     writer: Writer,
     readers: Arc<Readers>,
-    changes: Arc<watch::Sender<u64>>,
+    signals: Arc<Signals>,
     last_failure: LastFailure,
     next_judgement: staleness::NextJudgement,
 }
@@ -134,7 +134,7 @@ impl SqliteStore {
         let last_failure = LastFailure::default();
         let next_judgement = staleness::NextJudgement::default();
         let readers = Arc::new(Readers::start(&path, options.readers, options.durability)?);
-        let changes = Arc::new(watch::Sender::new(0));
+        let signals = Arc::new(Signals::default());
         let settings = WriterSettings {
             max_batch: options.max_batch.max(1),
             poll: options.foreign_write_poll,
@@ -153,7 +153,7 @@ impl SqliteStore {
             Arc::clone(&clock),
             options.store,
             settings,
-            Arc::clone(&changes),
+            Arc::clone(&signals),
         )
         .map_err(|e| StoreError::Backend(Box::new(e)))?;
         Ok(Self {
@@ -161,7 +161,7 @@ impl SqliteStore {
             clock,
             writer,
             readers,
-            changes,
+            signals,
             last_failure,
             next_judgement,
         })
@@ -325,7 +325,11 @@ impl Store for SqliteStore {
     }
 
     fn changes(&self) -> watch::Receiver<u64> {
-        self.changes.subscribe()
+        self.signals.work.subscribe()
+    }
+
+    fn job_ends(&self) -> watch::Receiver<u64> {
+        self.signals.ends.subscribe()
     }
 
     async fn dlq_retry(&self, id: JobId) -> StoreResult<()> {

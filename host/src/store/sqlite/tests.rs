@@ -474,3 +474,30 @@ async fn after_commit_work_runs_only_when_the_batch_commits() {
     assert_eq!(ran.load(Ordering::SeqCst), 1, "committed: logged once");
     store.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_process_ending_a_job_wakes_a_waiter() {
+    let backend = SqliteBackend::new();
+    let api = open(&backend.path(), clock()).await.unwrap();
+    let worker = open(&backend.path(), clock()).await.unwrap();
+    let id = api.enqueue(conformance::job("elsewhere")).await.unwrap().id;
+    let held = conformance::lease_one(&worker, "elsewhere").await;
+    // An hour's deadline: only the store's watch on the other connection's
+    // commit can end this wait within the test's ceiling.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
+    let (job, ()) = tokio::join!(
+        async {
+            tokio::time::timeout(
+                Duration::from_secs(30),
+                crate::store::wait_for_end(&api, id, deadline),
+            )
+            .await
+            .expect("the other process's commit woke the waiter")
+            .unwrap()
+        },
+        conformance::finish(&worker, &held),
+    );
+    assert_eq!(job.status, JobStatus::Succeeded);
+    worker.close().await.unwrap();
+    api.close().await.unwrap();
+}

@@ -44,7 +44,23 @@ pub(super) struct Ctx<'a> {
     /// What this writer knows of leases' renewals.
     pub leases: &'a RefCell<LeaseWatch>,
     wake: Cell<bool>,
+    ended: Cell<bool>,
     after_commit: RefCell<Vec<Box<dyn FnOnce()>>>,
+}
+
+/// The signals a commit may send, ticked after it.
+#[derive(Default)]
+pub(super) struct Signals {
+    /// Work became available (see [`Ctx::notify`]).
+    pub work: watch::Sender<u64>,
+    /// A job's run or life ended (see [`Ctx::ended`]).
+    pub ends: watch::Sender<u64>,
+}
+
+impl Signals {
+    fn tick(sender: &watch::Sender<u64>) {
+        sender.send_modify(|n| *n = n.wrapping_add(1));
+    }
 }
 
 impl Ctx<'_> {
@@ -52,6 +68,13 @@ impl Ctx<'_> {
     /// release…), so waiting workers are woken after the commit.
     pub fn notify(&self) {
         self.wake.set(true);
+    }
+
+    /// Marks that a job's run ended or the job reached a final state
+    /// (completed, failed, cancelled, reaped), so whoever waits for a job
+    /// is woken after the commit.
+    pub fn ended(&self) {
+        self.ended.set(true);
     }
 
     /// Runs `f` once the batch has committed, and never if it rolls back:
@@ -188,7 +211,7 @@ impl Writer {
         clock: Arc<dyn Clock>,
         config: StoreConfig,
         settings: WriterSettings,
-        changes: Arc<watch::Sender<u64>>,
+        signals: Arc<Signals>,
     ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel();
         // The baseline is read here, before `open` returns, not on the new
@@ -212,7 +235,7 @@ impl Writer {
                     clock,
                     config,
                     settings,
-                    changes,
+                    signals,
                     data_version,
                 };
                 let close = thread.main(rx);
@@ -266,7 +289,7 @@ struct Thread {
     clock: Arc<dyn Clock>,
     config: StoreConfig,
     settings: WriterSettings,
-    changes: Arc<watch::Sender<u64>>,
+    signals: Arc<Signals>,
     data_version: i64,
 }
 
@@ -400,6 +423,7 @@ impl Thread {
             config: &self.config,
             leases: &self.leases,
             wake: Cell::new(false),
+            ended: Cell::new(false),
             after_commit: RefCell::new(Vec::new()),
         };
         let mut ran = Vec::with_capacity(batch.len());
@@ -469,7 +493,10 @@ impl Thread {
                 // Signal before answering, so a caller that sees its enqueue
                 // acknowledged also sees the signal.
                 if ctx.wake.get() {
-                    self.changes.send_modify(|n| *n = n.wrapping_add(1));
+                    Signals::tick(&self.signals.work);
+                }
+                if ctx.ended.get() {
+                    Signals::tick(&self.signals.ends);
                 }
                 for op in ran {
                     op.finish(Ok(()));
@@ -497,7 +524,10 @@ impl Thread {
         match read_data_version(&self.conn) {
             Ok(v) if v != self.data_version => {
                 self.data_version = v;
-                self.changes.send_modify(|n| *n = n.wrapping_add(1));
+                // Another process wrote: it may have made work available or
+                // ended a job someone here waits for.
+                Signals::tick(&self.signals.work);
+                Signals::tick(&self.signals.ends);
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "could not read data_version"),
