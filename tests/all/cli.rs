@@ -286,3 +286,38 @@ fn taskhost_url_in_the_environment_does_not_break_local_commands() {
         stderr(&out)
     );
 }
+
+#[test]
+fn the_container_config_loads_and_the_unit_runs_serve_on_its_config() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap();
+    let deploy = root.join("deploy");
+    let config = taskhost::config::load(&deploy.join("docker.toml"), std::iter::empty())
+        .expect("deploy/docker.toml is a valid config");
+    assert_eq!(
+        config.plugin_dir(),
+        std::path::Path::new("/opt/taskhost/plugins")
+    );
+    let unit = std::fs::read_to_string(deploy.join("taskhost.service")).unwrap();
+    assert!(
+        unit.contains(
+            "ExecStart=/usr/local/bin/taskhost --config /etc/taskhost/taskhost.toml serve"
+        ),
+        "{unit}"
+    );
+    // The stop timeout leaves room for the default shutdown grace.
+    let grace = taskhost::config::WorkerSettings::default()
+        .shutdown_grace
+        .as_secs();
+    let stop: u64 = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("TimeoutStopSec="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        stop > grace,
+        "TimeoutStopSec={stop} must exceed the {grace}s grace"
+    );
+}

@@ -3,6 +3,7 @@
 
 mod admin;
 mod bench;
+mod init;
 mod jobs;
 mod output;
 mod plugin;
@@ -45,6 +46,11 @@ struct Cli {
 enum Command {
     /// Run the workers until SIGINT/SIGTERM.
     Serve,
+    /// Write a starter taskhost.toml (and an empty plugins/) into a folder.
+    Init {
+        #[arg(default_value = ".")]
+        dir: std::path::PathBuf,
+    },
     /// Enqueue a job; prints its id.
     Enqueue(jobs::EnqueueArgs),
     /// Show one job with its attempt history.
@@ -176,6 +182,7 @@ async fn run_local(config_path: Option<&Path>, command: Command) -> anyhow::Resu
         Command::Schedule(cmd) => schedule::execute(config, cmd).await,
         Command::Serve => serve::execute(config()?).await,
         Command::Token(cmd) => token::execute(cmd),
+        Command::Init { dir } => init::execute(&dir),
         Command::Enqueue(args) => jobs::enqueue(config()?, args).await,
         Command::Job { id, json } => jobs::show(config()?, id, json).await,
         Command::Cancel { id, json } => jobs::cancel(config()?, id, json).await,
