@@ -134,7 +134,10 @@ impl Metrics {
             JobEvent::Dead,
         ] {
             let name = event.metric();
-            let _ = writeln!(out, "# HELP {name} Jobs by handler.\n# TYPE {name} counter");
+            let _ = writeln!(
+                out,
+                "# HELP {name} Jobs by handler, counted by this host (its API, scheduler, plugins and workers); taskhost_store_jobs counts the whole store.\n# TYPE {name} counter"
+            );
             for ((metric, handler), n) in counters.iter() {
                 if *metric == name {
                     let _ = writeln!(out, "{name}{{handler=\"{}\"}} {n}", escape(handler));
@@ -167,6 +170,18 @@ impl Metrics {
                 escape(queue)
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP taskhost_store_jobs Jobs in the store by queue, priority and status, whoever enqueued or ran them (finished ones until retention removes them).\n# TYPE taskhost_store_jobs gauge"
+        );
+        for (queue, priority, status, n) in &gauges.store_jobs {
+            let _ = writeln!(
+                out,
+                "taskhost_store_jobs{{queue=\"{}\",priority=\"{priority}\",status=\"{status}\"}} {n}",
+                escape(queue)
+            );
+        }
+        process_metrics(&mut out);
         let simple = [
             (
                 "taskhost_lease_expired_total",
@@ -217,8 +232,10 @@ impl Metrics {
 /// Values read at scrape time rather than counted.
 #[derive(Debug, Default)]
 pub struct Gauges {
-    /// (queue, priority, status, count)
+    /// (queue, priority, status, count), waiting and running jobs.
     pub queue_depth: Vec<(String, &'static str, &'static str, u64)>,
+    /// (queue, priority, status, count), every status.
+    pub store_jobs: Vec<(String, &'static str, &'static str, u64)>,
     pub schedule_fires: u64,
     pub schedule_misses: u64,
 }
@@ -247,6 +264,58 @@ fn histograms(
         );
         let _ = writeln!(out, "{name}_sum{{handler=\"{handler}\"}} {}", h.sum);
         let _ = writeln!(out, "{name}_count{{handler=\"{handler}\"}} {}", h.count);
+    }
+}
+
+/// The standard process metrics (resident memory, CPU time, open files),
+/// read from `/proc/self`; absent where there is no `/proc`.
+fn process_metrics(out: &mut String) {
+    // SAFETY: sysconf only reads a system constant.
+    let (ticks, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_CLK_TCK),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 here.
+    let cpu = match (fields.get(11), fields.get(12)) {
+        (Some(u), Some(s)) if ticks > 0 => {
+            let (u, s) = (
+                u.parse::<f64>().unwrap_or(0.0),
+                s.parse::<f64>().unwrap_or(0.0),
+            );
+            Some((u + s) / ticks as f64)
+        }
+        _ => None,
+    };
+    let rss = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map(|pages| pages * page.max(0) as u64);
+    let fds = std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count());
+    if let Some(cpu) = cpu {
+        let _ = writeln!(
+            out,
+            "# HELP process_cpu_seconds_total User and system CPU time of this host process.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {cpu}"
+        );
+    }
+    if let Some(rss) = rss {
+        let _ = writeln!(
+            out,
+            "# HELP process_resident_memory_bytes Resident memory of this host process.\n# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {rss}"
+        );
+    }
+    if let Some(fds) = fds {
+        let _ = writeln!(
+            out,
+            "# HELP process_open_fds Open file descriptors of this host process.\n# TYPE process_open_fds gauge\nprocess_open_fds {fds}"
+        );
     }
 }
 
@@ -297,5 +366,20 @@ mod tests {
             text.contains("taskhost_capability_denied_total{plugin=\"pro\\\"be\"} 1"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn process_metrics_are_read_from_proc() {
+        let text = Metrics::default().render(&Gauges::default());
+        let value = |name: &str| -> f64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("{name} missing from {text}"))
+                .parse()
+                .unwrap()
+        };
+        assert!(value("process_resident_memory_bytes") > 1e6);
+        assert!(value("process_open_fds") >= 3.0);
+        assert!(value("process_cpu_seconds_total") >= 0.0);
     }
 }

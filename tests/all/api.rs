@@ -315,7 +315,7 @@ fn dlq_queue_schedule_and_stats_endpoints() {
 
 #[test]
 fn health_metrics_and_openapi() {
-    let (_host, server) = started();
+    let (host, server) = started();
     let health = server.get("/health", None);
     assert_eq!(health.status, 200);
     assert_eq!(
@@ -357,6 +357,28 @@ fn health_metrics_and_openapi() {
             "{series}"
         );
     }
+    // Jobs another process enqueued (the CLI, on the store) are in the
+    // store-wide gauge; this host's own counters do not claim them.
+    let out = host.run_cli(&[
+        "enqueue",
+        "hello",
+        "--payload",
+        r#"{"name":"cli"}"#,
+        "--queue",
+        "elsewhere",
+    ]);
+    assert!(out.status.success(), "{}", crate::support::stderr(&out));
+    let scraped = server.get("/metrics", None).text();
+    assert_eq!(
+        value(
+            &scraped,
+            "taskhost_store_jobs{queue=\"elsewhere\",priority=\"normal\",status=\"pending\"}"
+        ),
+        1.0,
+        "{scraped}"
+    );
+    assert!(value(&scraped, "process_resident_memory_bytes") > 0.0);
+    assert!(value(&scraped, "process_open_fds") > 0.0);
     // Every sample line parses as Prometheus text: name{labels} value.
     for line in after
         .lines()

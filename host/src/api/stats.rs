@@ -320,6 +320,18 @@ pub async fn metrics(
                 )
             })
             .collect(),
+        store_jobs: counts
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r.queue.clone(),
+                    r.priority.as_str(),
+                    r.status.as_str(),
+                    r.count,
+                )
+            })
+            .collect(),
         schedule_fires: sched.fired,
         schedule_misses: sched.missed,
     };
