@@ -13,6 +13,7 @@ pub mod config;
 pub mod enqueue;
 pub mod job;
 pub mod metrics;
+pub mod presence;
 pub mod runtime;
 pub mod schedule;
 pub mod scheduler;

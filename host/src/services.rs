@@ -39,6 +39,8 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     pub runtime: Arc<Runtime>,
     pub enqueuer: Arc<Enqueuer>,
+    /// The hosts running on the store, for "no host serves this queue".
+    pub presence: Arc<crate::presence::Presence>,
 }
 
 impl Services {
@@ -55,12 +57,14 @@ impl Services {
             clock.clone(),
         )?);
         runtime.attach_enqueuer(enqueuer.clone());
+        let presence = Arc::new(crate::presence::Presence::new(store.clone(), clock.clone()));
         Ok(Services {
             config,
             clock,
             store,
             runtime,
             enqueuer,
+            presence,
         })
     }
 }

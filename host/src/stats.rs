@@ -22,11 +22,54 @@ pub struct QueueStats {
     pub dead: u64,
     pub cancelled: u64,
     pub total: u64,
+    /// Running hosts whose workers serve this queue; 0 means its jobs wait
+    /// until one does.
+    pub hosts: u64,
 }
 
-/// Every queue that has jobs or was paused.
-pub async fn queue_stats(store: &dyn Store) -> Result<Vec<QueueStats>, StoreError> {
+/// Why pausing `queue` would only create it: no job was ever enqueued to it
+/// and no running host serves it (a typo, most likely). `None` when the
+/// queue is known.
+pub async fn unknown_queue(
+    store: &dyn Store,
+    now: chrono::DateTime<chrono::Utc>,
+    queue: &str,
+) -> Result<Option<String>, StoreError> {
+    if store.queues().await?.iter().any(|q| q.name == queue) {
+        return Ok(None);
+    }
+    let hosts = crate::presence::running_hosts(store, now).await?;
+    if hosts.iter().any(|h| h.queues.iter().any(|q| q == queue)) {
+        return Ok(None);
+    }
+    let mut known: Vec<String> = store.queues().await?.into_iter().map(|q| q.name).collect();
+    known.extend(hosts.into_iter().flat_map(|h| h.queues));
+    known.sort();
+    known.dedup();
+    Ok(Some(format!(
+        "no queue {queue:?}: no job was ever enqueued to it and no running host serves it \
+         (known queues: {})",
+        if known.is_empty() {
+            "none".to_string()
+        } else {
+            known.join(", ")
+        }
+    )))
+}
+
+/// Every queue that has jobs, was paused or is served by a running host.
+pub async fn queue_stats(
+    store: &dyn Store,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<QueueStats>, StoreError> {
     let counts = store.counts().await?;
+    let hosts = crate::presence::running_hosts(store, now).await?;
+    let serving = |queue: &str| {
+        hosts
+            .iter()
+            .filter(|h| h.queues.iter().any(|q| q == queue))
+            .count() as u64
+    };
     let paused: BTreeMap<String, bool> = store
         .queues()
         .await?
@@ -38,6 +81,7 @@ pub async fn queue_stats(store: &dyn Store) -> Result<Vec<QueueStats>, StoreErro
         .iter()
         .map(|r| r.queue.clone())
         .chain(paused.keys().cloned())
+        .chain(hosts.iter().flat_map(|h| h.queues.iter().cloned()))
         .collect();
     names.sort();
     names.dedup();
@@ -63,6 +107,7 @@ pub async fn queue_stats(store: &dyn Store) -> Result<Vec<QueueStats>, StoreErro
                 dead: n(JobStatus::Dead),
                 cancelled: n(JobStatus::Cancelled),
                 total: counts.sum(Some(&name), None, None),
+                hosts: serving(&name),
                 name,
             }
         })

@@ -229,3 +229,62 @@ fn a_schedule_firing_every_millisecond_is_refused() {
         "nothing saved: {listed}"
     );
 }
+
+#[test]
+fn a_queue_no_running_host_serves_is_named_not_silently_accepted() {
+    let (host, server) = started();
+    // The host's first heartbeat is in the store.
+    wait_until(Duration::from_secs(30), "the host's heartbeat", || {
+        let queues = server.get("/api/v1/queues", None).json();
+        queues
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|q| q["name"] == "default" && q["hosts"] == 1)
+            .then_some(())
+    });
+    let served = enqueue(
+        &server,
+        json!({"handler": "hello", "payload": {"name": "x"}}),
+    );
+    assert_eq!(served.status, 201);
+    assert!(served.json().get("warning").is_none(), "{}", served.text());
+    let r = enqueue(&server, json!({"handler": "hello", "queue": "mial"}));
+    assert_eq!(r.status, 201, "stored all the same");
+    let warning = r.json()["warning"].as_str().unwrap().to_string();
+    assert!(
+        warning.contains("no running host serves queue \"mial\"") && warning.contains("default"),
+        "{warning}"
+    );
+    // The CLI says the same on stderr, and queue stats shows it.
+    let out = host.run_cli(&["enqueue", "hello", "--queue", "mial", "--payload", "{}"]);
+    assert!(out.status.success());
+    assert!(
+        crate::support::stderr(&out).contains("warning: no running host serves queue \"mial\""),
+        "{}",
+        crate::support::stderr(&out)
+    );
+    let out = host.run_cli(&["queue", "stats"]);
+    let table = crate::support::stdout(&out);
+    let mial = table.lines().find(|l| l.starts_with("mial")).unwrap();
+    assert!(mial.contains("no workers"), "{table}");
+    // Pausing a queue nobody ever used is a typo, refused, nothing written.
+    let r = server.post("/api/v1/queues/nosuchqueue/pause", None, &json!({}));
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (404, "unknown_queue"),
+        "{}",
+        r.text()
+    );
+    let out = host.run_cli(&["queue", "pause", "nosuchqueue"]);
+    assert_eq!(out.status.code(), Some(2));
+    let queues = server.get("/api/v1/queues", None).text();
+    assert!(!queues.contains("nosuchqueue"), "{queues}");
+    let r = server.post("/api/v1/queues/mial/pause", None, &json!({}));
+    assert_eq!(
+        r.status,
+        200,
+        "a queue with jobs can be paused: {}",
+        r.text()
+    );
+}

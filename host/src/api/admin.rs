@@ -130,14 +130,20 @@ fn queue_name(name: &str) -> Result<(), ApiError> {
 
 /// Stop leasing a queue's jobs (running ones finish).
 #[utoipa::path(post, path = "/api/v1/queues/{name}/pause", tag = "queues", params(("name" = String, Path)),
-    responses((status = 200, body = QueueState), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = QueueState), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "a queue no job was ever enqueued to and no running host serves")))]
 pub async fn pause_queue(
     _: Authorized<Admin>,
     State(state): State<ApiState>,
     Path(name): Path<String>,
 ) -> Result<Json<QueueState>, ApiError> {
     queue_name(&name)?;
-    state.services.store.pause_queue(&name).await?;
+    let store = state.services.store.as_ref();
+    if let Some(why) = crate::stats::unknown_queue(store, state.services.clock.now(), &name).await?
+    {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "unknown_queue", why));
+    }
+    store.pause_queue(&name).await?;
     Ok(Json(QueueState {
         queue: name,
         paused: true,

@@ -87,6 +87,10 @@ pub struct Enqueued {
     pub id: String,
     /// False when an idempotency key matched an earlier job.
     pub created: bool,
+    /// Set when no running host serves the job's queue: the job is stored
+    /// and waits until one does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 /// Enqueue a job.
@@ -99,11 +103,13 @@ pub async fn enqueue(
     State(state): State<ApiState>,
     ApiJson(body): ApiJson<EnqueueBody>,
 ) -> Result<(StatusCode, Json<Enqueued>), ApiError> {
-    let e = state
-        .services
-        .enqueuer
-        .enqueue(body.into_request()?)
-        .await?;
+    let request = body.into_request()?;
+    let queue = request
+        .queue
+        .clone()
+        .unwrap_or_else(|| crate::job::DEFAULT_QUEUE.into());
+    let e = state.services.enqueuer.enqueue(request).await?;
+    let warning = state.services.presence.unserved(&queue).await;
     let status = if e.created {
         StatusCode::CREATED
     } else {
@@ -114,6 +120,7 @@ pub async fn enqueue(
         Json(Enqueued {
             id: e.id.to_string(),
             created: e.created,
+            warning,
         }),
     ))
 }
@@ -130,6 +137,9 @@ pub struct BatchEnqueued {
     /// Jobs newly created (the rest matched idempotency keys).
     pub enqueued: usize,
     pub ids: Vec<String>,
+    /// One per queue of the batch that no running host serves.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// Enqueue many jobs at once: all or none.
@@ -156,6 +166,16 @@ pub async fn enqueue_batch(
     for (i, item) in body.jobs.into_iter().enumerate() {
         requests.push(item.into_request().map_err(|e| e.in_item(i))?);
     }
+    let mut queues: Vec<String> = requests
+        .iter()
+        .map(|r| {
+            r.queue
+                .clone()
+                .unwrap_or_else(|| crate::job::DEFAULT_QUEUE.into())
+        })
+        .collect();
+    queues.sort();
+    queues.dedup();
     let enqueued = state
         .services
         .enqueuer
@@ -168,10 +188,15 @@ pub async fn enqueue_batch(
                 None => e,
             }
         })?;
+    let mut warnings = Vec::new();
+    for queue in &queues {
+        warnings.extend(state.services.presence.unserved(queue).await);
+    }
     let body = BatchEnqueued {
         total: enqueued.len(),
         enqueued: enqueued.iter().filter(|e| e.created).count(),
         ids: enqueued.iter().map(|e| e.id.to_string()).collect(),
+        warnings,
     };
     Ok((StatusCode::CREATED, Json(body)))
 }

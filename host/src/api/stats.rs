@@ -25,7 +25,9 @@ pub async fn queues(
     _: Authorized<Read>,
     State(state): State<ApiState>,
 ) -> Result<Json<Vec<QueueStats>>, ApiError> {
-    Ok(Json(queue_stats(state.services.store.as_ref()).await?))
+    Ok(Json(
+        queue_stats(state.services.store.as_ref(), state.services.clock.now()).await?,
+    ))
 }
 
 /// One queue's numbers (zeros for a queue that has never had jobs).
@@ -37,7 +39,7 @@ pub async fn queue(
     Path(name): Path<String>,
 ) -> Result<Json<QueueStats>, ApiError> {
     crate::job::check_queue_name(&name).map_err(ApiError::bad_request)?;
-    let all = queue_stats(state.services.store.as_ref()).await?;
+    let all = queue_stats(state.services.store.as_ref(), state.services.clock.now()).await?;
     Ok(Json(
         all.into_iter()
             .find(|q| q.name == name)
@@ -55,6 +57,7 @@ pub async fn queue(
                 dead: 0,
                 cancelled: 0,
                 total: 0,
+                hosts: 0,
             }),
     ))
 }
@@ -123,7 +126,7 @@ pub async fn all(
 ) -> Result<Json<AllStats>, ApiError> {
     let registry = state.services.runtime.registry();
     Ok(Json(AllStats {
-        queues: queue_stats(state.services.store.as_ref()).await?,
+        queues: queue_stats(state.services.store.as_ref(), state.services.clock.now()).await?,
         workers: workers_stats(&state),
         scheduler: state.scheduler.stats(),
         handlers: registry.handlers().count(),

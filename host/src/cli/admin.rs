@@ -151,14 +151,22 @@ impl Target<'_> {
 
     async fn queue_stats(&self) -> anyhow::Result<Vec<QueueStats>> {
         match self {
-            Target::Local(store) => Ok(crate::stats::queue_stats(store.as_ref()).await?),
+            Target::Local(store) => {
+                Ok(crate::stats::queue_stats(store.as_ref(), chrono::Utc::now()).await?)
+            }
             Target::Remote(r) => r.get("/api/v1/queues").await,
         }
     }
 
     async fn set_paused(&self, queue: &str, paused: bool) -> anyhow::Result<()> {
         match self {
-            Target::Local(store) if paused => Ok(store.pause_queue(queue).await?),
+            Target::Local(store) if paused => {
+                let now = chrono::Utc::now();
+                if let Some(why) = crate::stats::unknown_queue(store.as_ref(), now, queue).await? {
+                    return Err(BadInput(why).into());
+                }
+                Ok(store.pause_queue(queue).await?)
+            }
             Target::Local(store) => Ok(store.resume_queue(queue).await?),
             Target::Remote(r) => {
                 let verb = if paused { "pause" } else { "resume" };
@@ -281,13 +289,13 @@ async fn queue_on(target: Target<'_>, cmd: QueueCommand) -> anyhow::Result<ExitC
 
 fn queue_table(stats: &[QueueStats]) -> String {
     let mut out = format!(
-        "{:<16} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8}  STATE\n",
-        "QUEUE", "CRIT", "HIGH", "NORMAL", "LOW", "SCHEDULED", "RUNNING", "DEAD", "TOTAL"
+        "{:<16} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8}  {:<10} STATE\n",
+        "QUEUE", "CRIT", "HIGH", "NORMAL", "LOW", "SCHEDULED", "RUNNING", "DEAD", "TOTAL", "HOSTS"
     );
     for q in stats {
         let p = |pr: Priority| q.pending.get(pr.as_str()).copied().unwrap_or(0);
         out.push_str(&format!(
-            "{:<16} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8}  {}\n",
+            "{:<16} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} {:>8}  {:<10} {}\n",
             q.name,
             p(Priority::Critical),
             p(Priority::High),
@@ -297,6 +305,10 @@ fn queue_table(stats: &[QueueStats]) -> String {
             q.running,
             q.dead,
             q.total,
+            match q.hosts {
+                0 => "no workers".to_string(),
+                n => n.to_string(),
+            },
             if q.paused { "paused" } else { "active" }
         ));
     }

@@ -15,7 +15,7 @@ use crate::enqueue::{EnqueueError, EnqueueRequest};
 use crate::job::Job;
 use crate::job::{JobId, JobStatus, Priority};
 use crate::services::{Services, open_store};
-use crate::store::{Enqueued, ListQuery, SummaryPage};
+use crate::store::{ListQuery, SummaryPage};
 
 #[derive(Args)]
 pub struct EnqueueArgs {
@@ -80,24 +80,46 @@ fn request(args: &EnqueueArgs) -> Result<EnqueueRequest, BadInput> {
 
 pub async fn enqueue(config: Arc<Config>, args: EnqueueArgs) -> anyhow::Result<ExitCode> {
     let req = request(&args)?;
+    let queue = req
+        .queue
+        .clone()
+        .unwrap_or_else(|| crate::job::DEFAULT_QUEUE.into());
     let services = Services::open(config).await?;
     let enqueued = services.enqueuer.enqueue(req).await.map_err(|e| match e {
         EnqueueError::Store(e) => anyhow::Error::new(e),
         e => BadInput(e.to_string()).into(),
     })?;
-    print_enqueued(&enqueued, args.json);
+    let warning = services.presence.unserved(&queue).await;
+    print_enqueued(
+        &Answer {
+            id: enqueued.id,
+            created: enqueued.created,
+            warning,
+        },
+        args.json,
+    );
     services.store.close().await?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_enqueued(enqueued: &Enqueued, json: bool) {
+/// What an enqueue answers, locally or from the API.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Answer {
+    id: JobId,
+    created: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    warning: Option<String>,
+}
+
+/// The id on stdout (or the answer as JSON); a warning on stderr.
+fn print_enqueued(answer: &Answer, json: bool) {
     if json {
-        println!(
-            "{}",
-            serde_json::json!({"id": enqueued.id.to_string(), "created": enqueued.created})
-        );
+        println!("{}", serde_json::to_string(answer).unwrap_or_default());
     } else {
-        println!("{}", enqueued.id);
+        println!("{}", answer.id);
+    }
+    if let Some(w) = &answer.warning {
+        eprintln!("warning: {w}");
     }
 }
 
@@ -114,8 +136,8 @@ pub async fn enqueue_remote(remote: &Remote, args: EnqueueArgs) -> anyhow::Resul
         "idempotency_key": req.idempotency_key,
         "max_attempts": req.max_attempts,
     });
-    let enqueued: Enqueued = remote.post("/api/v1/jobs", &body).await?;
-    print_enqueued(&enqueued, args.json);
+    let answer: Answer = remote.post("/api/v1/jobs", &body).await?;
+    print_enqueued(&answer, args.json);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -51,6 +51,16 @@ pub async fn execute(config: Arc<Config>) -> anyhow::Result<ExitCode> {
         false => None,
     };
 
+    let presence_task = tokio::spawn(crate::presence::announce(
+        services.store.clone(),
+        services.clock.clone(),
+        host_id.clone(),
+        match config.workers.enabled {
+            true => config.workers.queues.keys().cloned().collect(),
+            false => Vec::new(),
+        },
+        stopped.clone(),
+    ));
     let sweeper_task = tokio::spawn(crate::store::sweeper::run(
         services.store.clone(),
         config.store.sweep_every,
@@ -137,6 +147,8 @@ pub async fn execute(config: Arc<Config>) -> anyhow::Result<ExitCode> {
         sweeper_task,
     )
     .await;
+    // The host's row goes last, once nothing of it runs any more.
+    let _ = presence_task.await;
     // Close the store whatever happened above: closing checkpoints the WAL
     // into the database file, so the `.db` alone holds every commit.
     let closed = services.store.close().await.context("closing the store");

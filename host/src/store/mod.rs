@@ -24,8 +24,8 @@ mod types;
 
 pub use schedule::{MissedPolicy, OverlapPolicy, Schedule};
 pub use types::{
-    CountRow, Counts, Enqueued, FailAction, Lease, LeaseRequest, LeaseToken, ListQuery, Page,
-    QueueInfo, StoreConfig, SummaryPage, SweepReport,
+    CountRow, Counts, Enqueued, FailAction, HostRecord, Lease, LeaseRequest, LeaseToken, ListQuery,
+    Page, QueueInfo, StoreConfig, SummaryPage, SweepReport,
 };
 
 /// Why a store operation failed. Callers branch on the variant; the message
@@ -258,6 +258,15 @@ pub trait Store: Send + Sync {
 
     /// Queues that hold jobs or were ever paused, by name.
     async fn queues(&self) -> StoreResult<Vec<QueueInfo>>;
+
+    /// Records a serving host's heartbeat (inserting it the first time).
+    async fn host_seen(&self, host: &HostRecord) -> StoreResult<()>;
+
+    /// Forgets a host that stopped cleanly.
+    async fn host_gone(&self, id: &str) -> StoreResult<()>;
+
+    /// The hosts seen at or after `since`, newest heartbeat first.
+    async fn hosts(&self, since: DateTime<Utc>) -> StoreResult<Vec<HostRecord>>;
 
     /// Removes finished jobs past retention, expired idempotency keys and old
     /// schedule ticks, in bounded steps, then gives freed space back to the

@@ -231,6 +231,19 @@ pub struct QueueInfo {
     pub paused: bool,
 }
 
+/// A serving host as the store knows it: renewed by the host's heartbeat,
+/// removed when it stops cleanly, stale once not seen for a while.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HostRecord {
+    /// `hostname:pid`.
+    pub id: String,
+    /// The queues its workers serve (empty when its workers are off).
+    pub queues: Vec<String>,
+    pub started_at: DateTime<Utc>,
+    /// Its latest heartbeat.
+    pub seen_at: DateTime<Utc>,
+}
+
 /// What a retention sweep removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SweepReport {

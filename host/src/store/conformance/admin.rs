@@ -401,6 +401,42 @@ pub async fn job_ends_signal_wakes_waiters(store: &dyn Store, clock: &ManualCloc
     assert_eq!(store.get(dead).await.unwrap().status, JobStatus::Dead);
 }
 
+/// Hosts are recorded by heartbeat, listed by recency and forgotten on stop.
+pub async fn hosts_are_seen_and_forgotten(store: &dyn Store, clock: &ManualClock) {
+    let record = |id: &str, queues: &[&str]| crate::store::HostRecord {
+        id: id.into(),
+        queues: queues.iter().map(|q| q.to_string()).collect(),
+        started_at: start(),
+        seen_at: clock.now(),
+    };
+    store.host_seen(&record("a:1", &["default"])).await.unwrap();
+    clock.advance(secs(10));
+    store
+        .host_seen(&record("b:2", &["mail", "default"]))
+        .await
+        .unwrap();
+    let all = store.hosts(start()).await.unwrap();
+    assert_eq!(
+        all.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(),
+        ["b:2", "a:1"]
+    );
+    assert_eq!(all[0].queues, ["mail", "default"]);
+    let recent = store.hosts(start() + secs(5)).await.unwrap();
+    assert_eq!(recent.len(), 1, "a host not seen since is left out");
+    store.host_seen(&record("a:1", &["default"])).await.unwrap();
+    assert_eq!(
+        store.hosts(start() + secs(5)).await.unwrap().len(),
+        2,
+        "a heartbeat renews"
+    );
+    store.host_gone("b:2").await.unwrap();
+    let left = store.hosts(start()).await.unwrap();
+    assert_eq!(
+        left.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(),
+        ["a:1"]
+    );
+}
+
 /// Everything acknowledged is still there after the store is closed and reopened.
 pub async fn survives_reopen(backend: &dyn Backend) {
     let clock = Arc::new(ManualClock::new(start()));

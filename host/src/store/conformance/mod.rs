@@ -55,7 +55,7 @@ macro_rules! conformance_suite {
             dlq_retry_gives_fresh_budget, dlq_retry_all_and_purge, cancel_waiting_jobs,
             pause_and_resume, purge_queue_removes_waiting_only, retention_removes_only_expired,
             pagination_stable_under_inserts, list_filters, counts_by_queue_priority_status,
-            batch_enqueue_is_atomic, changes_signal_ticks, job_ends_signal_wakes_waiters, schedule_tick_claimed_once,
+            batch_enqueue_is_atomic, changes_signal_ticks, job_ends_signal_wakes_waiters, hosts_are_seen_and_forgotten, schedule_tick_claimed_once,
             schedules_crud, active_schedule_job_follows_latest_tick);
         $crate::store::conformance::conformance_suite!(@backend $backend; survives_reopen);
     };

@@ -19,12 +19,13 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::job::{Job, JobId, JobStatus, NewJob, RunReport};
 use crate::store::{
-    Counts, Enqueued, FailAction, Lease, LeaseRequest, LeaseToken, ListQuery, Page, QueueInfo,
-    Schedule, Store, StoreConfig, StoreError, StoreResult, SweepReport,
+    Counts, Enqueued, FailAction, HostRecord, Lease, LeaseRequest, LeaseToken, ListQuery, Page,
+    QueueInfo, Schedule, Store, StoreConfig, StoreError, StoreResult, SweepReport,
 };
 
 mod admin;
 mod codec;
+mod hosts;
 pub(crate) mod integrity;
 mod jobs;
 mod leases;
@@ -375,6 +376,24 @@ impl Store for SqliteStore {
 
     async fn queues(&self) -> StoreResult<Vec<QueueInfo>> {
         self.read(|c, _| admin::queues(c)).await
+    }
+
+    async fn host_seen(&self, host: &HostRecord) -> StoreResult<()> {
+        let host = host.clone();
+        self.writer
+            .call(move |c, ctx| hosts::seen(c, ctx, &host))
+            .await
+    }
+
+    async fn host_gone(&self, id: &str) -> StoreResult<()> {
+        let id = id.to_owned();
+        self.writer
+            .call(move |c, ctx| hosts::gone(c, ctx, &id))
+            .await
+    }
+
+    async fn hosts(&self, since: DateTime<Utc>) -> StoreResult<Vec<HostRecord>> {
+        self.read(move |c, _| hosts::list(c, since)).await
     }
 
     async fn sweep(&self) -> StoreResult<SweepReport> {

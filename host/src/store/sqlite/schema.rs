@@ -16,7 +16,7 @@ use crate::store::{StoreError, StoreResult};
 ///
 /// Version 1 holds the queue (jobs, idempotency keys, queue flags); version 2
 /// adds the scheduler's tables. Both ship in the first release. Version 3
-/// adds `store_meta`, version 4 `jobs.lease_ms`.
+/// adds `store_meta`, version 4 `jobs.lease_ms`, version 5 `hosts`.
 pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: jobs, idempotency keys, queues.
     "
@@ -108,6 +108,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     // clock) from one that merely looks expired on a stepped clock.
     "
     ALTER TABLE jobs ADD COLUMN lease_ms INTEGER;
+    ",
+    // 5: the hosts serving the store and their queues, renewed by heartbeat,
+    // so an enqueue into a queue no running host serves can say so.
+    "
+    CREATE TABLE hosts (
+        id         TEXT    NOT NULL PRIMARY KEY,
+        queues     TEXT    NOT NULL,              -- JSON array of queue names
+        started_at INTEGER NOT NULL,
+        seen_at    INTEGER NOT NULL
+    ) WITHOUT ROWID;
     ",
 ];
 
