@@ -97,9 +97,17 @@ impl SqliteStore {
         clock: Arc<dyn Clock>,
     ) -> StoreResult<Self> {
         let path = path.as_ref().to_owned();
-        tokio::task::spawn_blocking(move || Self::open_blocking(path, options, clock))
-            .await
-            .map_err(|e| StoreError::backend(format!("store open task failed: {e}")))?
+        tokio::task::spawn_blocking(move || {
+            let location = path.display().to_string();
+            // A full disk can stop the open itself (the WAL index, a
+            // checkpoint): say so as plainly as a full disk at a write.
+            Self::open_blocking(path, options, clock).map_err(|e| match e {
+                e if writer::store_error_is_full(&e) => StoreError::Full { location },
+                e => e,
+            })
+        })
+        .await
+        .map_err(|e| StoreError::backend(format!("store open task failed: {e}")))?
     }
 
     fn open_blocking(

@@ -91,7 +91,7 @@ pub(super) fn is_disk_full(e: &rusqlite::Error) -> bool {
 }
 
 /// Whether a store error is, underneath, a full disk.
-fn store_error_is_full(e: &StoreError) -> bool {
+pub(super) fn store_error_is_full(e: &StoreError) -> bool {
     match e {
         StoreError::Full { .. } => true,
         StoreError::Backend(source) => source
