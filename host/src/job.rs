@@ -344,6 +344,9 @@ pub struct Job {
     pub idempotency_key: Option<String>,
     /// The current lease, while running.
     pub lease: Option<LeaseInfo>,
+    /// The schedule whose tick enqueued it, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
 }
 
 /// The longest last-error text a [`JobSummary`] carries.
@@ -368,6 +371,9 @@ pub struct JobSummary {
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub idempotency_key: Option<String>,
+    /// The schedule whose tick enqueued it, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
     /// How the latest finished run ended.
     pub last_outcome: Option<OutcomeKind>,
     /// Its error message, cut to a few hundred bytes (ending in `…` when cut).
@@ -399,6 +405,7 @@ impl From<Job> for JobSummary {
             started_at: job.started_at,
             finished_at: job.finished_at,
             idempotency_key: job.idempotency_key,
+            schedule: job.schedule,
         }
     }
 }
@@ -420,6 +427,8 @@ pub struct NewJob {
     pub max_attempts: u32,
     /// Deduplicates enqueues within the store's idempotency TTL.
     pub idempotency_key: Option<String>,
+    /// The schedule whose tick enqueues it.
+    pub schedule: Option<String>,
 }
 
 impl NewJob {
@@ -433,6 +442,7 @@ impl NewJob {
             run_at: None,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             idempotency_key: None,
+            schedule: None,
         }
     }
 
@@ -463,6 +473,12 @@ impl NewJob {
     /// Sets the idempotency key.
     pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
         self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Names the schedule whose tick enqueues it.
+    pub fn schedule(mut self, name: impl Into<String>) -> Self {
+        self.schedule = Some(name.into());
         self
     }
 

@@ -98,7 +98,7 @@ fn schedules_are_managed_at_runtime_from_the_cli() {
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let fired = |host: &TestHost| {
-        let out = host.run_cli(&["jobs", "--handler", "hello", "--json", "--limit", "1000"]);
+        let out = host.run_cli(&["jobs", "--schedule", "greet", "--json", "--limit", "1000"]);
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["jobs"]
             .as_array()
             .unwrap()

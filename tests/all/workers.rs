@@ -189,7 +189,11 @@ async fn a_permanent_error_goes_straight_to_the_dlq_and_retry_gives_a_fresh_budg
         },
     )
     .await;
-    assert_eq!(job.attempt, 1, "a DLQ retry starts a fresh attempt budget");
+    assert_eq!(
+        (job.attempt, job.max_attempts, job.attempts[1].attempt),
+        (2, 6, 2),
+        "a DLQ retry gives a fresh budget (5 more runs), numbered on from the first run"
+    );
     workers.stop().await;
 }
 

@@ -311,6 +311,8 @@ pub struct ListParams {
     pub status: Option<String>,
     pub queue: Option<String>,
     pub handler: Option<String>,
+    /// Only jobs enqueued by this schedule's ticks.
+    pub schedule: Option<String>,
     /// The `next` of the previous page.
     pub cursor: Option<String>,
     /// 1–1000, default 50.
@@ -354,6 +356,7 @@ pub async fn list(
         handler: p.handler,
         after,
         limit,
+        schedule: p.schedule,
     };
     Ok(Json(state.services.store.list(&query).await?.into()))
 }

@@ -195,6 +195,9 @@ pub struct ListArgs {
     queue: Option<String>,
     #[arg(long)]
     handler: Option<String>,
+    /// Only jobs enqueued by this schedule.
+    #[arg(long)]
+    schedule: Option<String>,
     /// 1–1000, as the API.
     #[arg(long, default_value_t = 50, value_parser = page_limit())]
     limit: u32,
@@ -220,6 +223,7 @@ pub async fn list(config: Arc<Config>, args: ListArgs) -> anyhow::Result<ExitCod
             handler: args.handler,
             after,
             limit: args.limit,
+            schedule: args.schedule,
         })
         .await?;
     print_page(&page.into(), args.json)
@@ -242,6 +246,7 @@ pub async fn list_remote(remote: &Remote, args: ListArgs) -> anyhow::Result<Exit
         ("status", args.status),
         ("queue", args.queue),
         ("handler", args.handler),
+        ("schedule", args.schedule),
         ("cursor", args.cursor),
         ("limit", Some(args.limit.to_string())),
     ]);

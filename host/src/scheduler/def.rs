@@ -277,6 +277,7 @@ pub(super) fn tick_job(s: &Schedule, tick: DateTime<Utc>) -> NewJob {
         .priority(s.priority)
         .max_attempts(s.max_attempts)
         .run_at(tick)
+        .schedule(s.name.clone())
         .idempotency_key(format!(
             "schedule:{}:{}",
             s.name,

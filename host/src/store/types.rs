@@ -133,6 +133,8 @@ pub struct ListQuery {
     pub queue: Option<String>,
     /// Only jobs of this handler.
     pub handler: Option<String>,
+    /// Only jobs enqueued by this schedule's ticks.
+    pub schedule: Option<String>,
     /// Continue after this id (exclusive).
     pub after: Option<JobId>,
     /// Page size; 0 means [`ListQuery::DEFAULT_LIMIT`], capped at [`ListQuery::MAX_LIMIT`].

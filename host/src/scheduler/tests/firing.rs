@@ -50,6 +50,27 @@ async fn a_due_tick_enqueues_the_schedules_job() {
         job.idempotency_key.as_deref(),
         Some("schedule:weekly:2030-01-07T09:00:00Z")
     );
+    assert_eq!(
+        job.schedule.as_deref(),
+        Some("weekly"),
+        "the job names its schedule"
+    );
+    store
+        .enqueue(crate::job::NewJob::new("report", json!({})))
+        .await
+        .unwrap();
+    let by_schedule = store
+        .list(&ListQuery {
+            schedule: Some("weekly".into()),
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        by_schedule.jobs.iter().map(|j| j.id).collect::<Vec<_>>(),
+        [job.id],
+        "the filter leaves out jobs of no schedule"
+    );
     assert_eq!(job.status, JobStatus::Pending);
     assert_eq!(scheduler.next_wake(), Some(at("2030-01-14T09:00:00Z")));
     let stats = scheduler.stats();

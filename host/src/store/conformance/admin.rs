@@ -104,7 +104,8 @@ pub async fn idempotency_key_scoped_by_handler(store: &dyn Store, _clock: &Manua
     assert!(a.created && b.created && a.id != b.id);
 }
 
-/// A job retried from the DLQ gets its whole attempt budget again.
+/// A job retried from the DLQ gets its whole attempt budget again, its
+/// attempts numbered on from the runs it had.
 pub async fn dlq_retry_gives_fresh_budget(store: &dyn Store, clock: &ManualClock) {
     let id = store
         .enqueue(job("poison").max_attempts(2))
@@ -120,17 +121,51 @@ pub async fn dlq_retry_gives_fresh_budget(store: &dyn Store, clock: &ManualClock
     store.dlq_retry(id).await.unwrap();
     let back = store.get(id).await.unwrap();
     assert_eq!(
-        (back.status, back.attempt, back.finished_at),
-        (JobStatus::Pending, 0, None)
+        (
+            back.status,
+            back.attempt,
+            back.max_attempts,
+            back.finished_at
+        ),
+        (JobStatus::Pending, 2, 4, None),
+        "two more runs, numbered 3 and 4"
     );
     assert_eq!(back.attempts.len(), 2, "history is kept");
     let held = lease_one(store, "poison").await;
-    assert_eq!(held.job.attempt, 1);
+    assert_eq!(held.job.attempt, 3);
     let retry = FailAction::Retry { at: clock.now() };
     assert_eq!(
         store.fail(&held.token, retry, fatal()).await.unwrap(),
         JobStatus::Retrying
     );
+    let held = lease_one(store, "poison").await;
+    assert_eq!(held.job.attempt, 4);
+    assert_eq!(
+        store
+            .fail(&held.token, FailAction::Retry { at: clock.now() }, fatal())
+            .await
+            .unwrap(),
+        JobStatus::Dead,
+        "the fresh budget is the job's own two runs"
+    );
+    let numbers: Vec<u32> = store
+        .get(id)
+        .await
+        .unwrap()
+        .attempts
+        .iter()
+        .map(|a| a.attempt)
+        .collect();
+    assert_eq!(numbers, [1, 2, 3, 4]);
+    // A second retry gives two runs again, not four.
+    store.dlq_retry(id).await.unwrap();
+    let again = store.get(id).await.unwrap();
+    assert_eq!((again.attempt, again.max_attempts), (4, 6));
+    let held = lease_one(store, "poison").await;
+    store
+        .fail(&held.token, FailAction::Retry { at: clock.now() }, fatal())
+        .await
+        .unwrap();
     let err = store.dlq_retry(id).await.unwrap_err();
     assert!(
         matches!(

@@ -17,13 +17,19 @@ fn valid_queue(queue: &str) -> StoreResult<()> {
     check_queue_name(queue).map_err(StoreError::Invalid)
 }
 
+/// A dead job's fresh attempt budget: as many runs again as its budget
+/// gave it, numbered on from the runs it had (attempt 3 follows attempt 2,
+/// so the history never holds two "attempt 1"s).
+const FRESH_BUDGET: &str =
+    "max_attempts = attempt + (max_attempts - attempt_base), attempt_base = attempt";
+
 /// Puts one dead job back with a fresh attempt budget.
 pub(super) fn dlq_retry(conn: &Connection, ctx: &Ctx, id: JobId) -> StoreResult<()> {
     let changed = conn
-        .prepare_cached(
-            "UPDATE jobs SET status = 'pending', attempt = 0, run_at = ?2, finished_at = NULL
-              WHERE id = ?1 AND status = 'dead'",
-        )?
+        .prepare_cached(&format!(
+            "UPDATE jobs SET status = 'pending', run_at = ?2, finished_at = NULL, {FRESH_BUDGET}
+              WHERE id = ?1 AND status = 'dead'"
+        ))?
         .execute(params![id.as_bytes(), micros(ctx.now)])?;
     if changed == 0 {
         return Err(refusal(conn, id, "retry it from the DLQ"));
@@ -35,10 +41,10 @@ pub(super) fn dlq_retry(conn: &Connection, ctx: &Ctx, id: JobId) -> StoreResult<
 /// Puts every dead job (of `queue`) back; answers how many.
 pub(super) fn dlq_retry_all(conn: &Connection, ctx: &Ctx, queue: Option<&str>) -> StoreResult<u64> {
     let changed = conn
-        .prepare_cached(
-            "UPDATE jobs SET status = 'pending', attempt = 0, run_at = ?2, finished_at = NULL
-              WHERE status = 'dead' AND (?1 IS NULL OR queue = ?1)",
-        )?
+        .prepare_cached(&format!(
+            "UPDATE jobs SET status = 'pending', run_at = ?2, finished_at = NULL, {FRESH_BUDGET}
+              WHERE status = 'dead' AND (?1 IS NULL OR queue = ?1)"
+        ))?
         .execute(params![queue, micros(ctx.now)])?;
     if changed > 0 {
         ctx.notify();

@@ -40,8 +40,8 @@ pub(super) fn enqueue(conn: &Connection, ctx: &Ctx, job: NewJob) -> StoreResult<
     };
     conn.prepare_cached(
         "INSERT INTO jobs (id, queue, handler, payload, priority, status, max_attempts, run_at,
-                           created_at, idempotency_key)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                           created_at, idempotency_key, schedule)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         id.as_bytes(),
@@ -54,6 +54,7 @@ pub(super) fn enqueue(conn: &Connection, ctx: &Ctx, job: NewJob) -> StoreResult<
         run_at,
         now,
         job.idempotency_key,
+        job.schedule,
     ])?;
     if let Some(key) = &key {
         let expires = now.saturating_add(span_micros(ctx.config.idempotency_ttl));
@@ -119,6 +120,10 @@ pub(super) fn list(conn: &Connection, now: DateTime<Utc>, q: &ListQuery) -> Stor
     if let Some(handler) = &q.handler {
         conditions.push("handler = :handler");
         args.push((":handler", handler.clone().into()));
+    }
+    if let Some(schedule) = &q.schedule {
+        conditions.push("schedule = :schedule");
+        args.push((":schedule", schedule.clone().into()));
     }
     if let Some(after) = q.after {
         conditions.push("id < :after");

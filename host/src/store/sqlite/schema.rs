@@ -16,7 +16,8 @@ use crate::store::{StoreError, StoreResult};
 ///
 /// Version 1 holds the queue (jobs, idempotency keys, queue flags); version 2
 /// adds the scheduler's tables. Both ship in the first release. Version 3
-/// adds `store_meta`, version 4 `jobs.lease_ms`, version 5 `hosts`.
+/// adds `store_meta`, version 4 `jobs.lease_ms`, version 5 `hosts`, version
+/// 6 `jobs.attempt_base` and `jobs.schedule`.
 pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: jobs, idempotency keys, queues.
     "
@@ -118,6 +119,13 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         started_at INTEGER NOT NULL,
         seen_at    INTEGER NOT NULL
     ) WITHOUT ROWID;
+    ",
+    // 6: attempt numbers that keep counting across DLQ retries (the runs
+    // before the latest retry), and the schedule that enqueued a job.
+    "
+    ALTER TABLE jobs ADD COLUMN attempt_base INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN schedule TEXT;
+    CREATE INDEX jobs_schedule ON jobs (schedule, id) WHERE schedule IS NOT NULL;
     ",
 ];
 
