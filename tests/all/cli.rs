@@ -321,3 +321,21 @@ fn the_container_config_loads_and_the_unit_runs_serve_on_its_config() {
         "TimeoutStopSec={stop} must exceed the {grace}s grace"
     );
 }
+
+#[test]
+fn config_and_plugin_problems_exit_2_like_any_bad_input() {
+    let host = TestHost::with_host_table("plugins = \"/nonexistent/plugins\"\n", "");
+    for args in [
+        &["enqueue", "hello", "--payload", "{}"][..],
+        &["run", "hello", "--payload", "{}"],
+        &["serve"],
+    ] {
+        let out = host.run_cli(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("/nonexistent/plugins"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}

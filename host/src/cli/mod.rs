@@ -116,7 +116,7 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", error_chain(&e));
-            if e.downcast_ref::<BadInput>().is_some() {
+            if is_bad_input(&e) {
                 ExitCode::from(2)
             } else {
                 ExitCode::FAILURE
@@ -194,6 +194,26 @@ async fn run_local(config_path: Option<&Path>, command: Command) -> anyhow::Resu
         Command::Plugin(cmd) => plugin::execute(config()?, cmd).await,
         Command::Bench(cmd) => bench::execute(config()?, cmd).await,
         Command::Store(cmd) => store::execute(config()?, cmd).await,
+    }
+}
+
+/// Whether an error is the user's to fix in what they gave us (arguments,
+/// the config, the plugin files) — exit code 2 — rather than the system
+/// failing (a damaged store, a full disk) — exit code 1.
+fn is_bad_input(e: &anyhow::Error) -> bool {
+    use crate::runtime::RuntimeError;
+    use crate::services::ServicesError;
+    if e.downcast_ref::<BadInput>().is_some() {
+        return true;
+    }
+    let runtime = |r: &RuntimeError| !matches!(r, RuntimeError::Engine(_));
+    match (
+        e.downcast_ref::<ServicesError>(),
+        e.downcast_ref::<RuntimeError>(),
+    ) {
+        (Some(ServicesError::Runtime(r)), _) | (None, Some(r)) => runtime(r),
+        (Some(ServicesError::Retry(_) | ServicesError::DataDir { .. }), _) => true,
+        _ => false,
     }
 }
 
