@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::job::{JobStatus, Priority};
+
 /// Upper bounds of the job duration histogram, in seconds.
 const DURATION_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0, 600.0,
@@ -159,28 +161,19 @@ impl Metrics {
             &FUEL_BUCKETS,
             &self.fuel.lock().expect("metrics lock"),
         );
-        let _ = writeln!(
-            out,
-            "# HELP taskhost_queue_depth Jobs by queue, priority and status.\n# TYPE taskhost_queue_depth gauge"
+        let waiting = |s: &JobStatus| !matches!(s, JobStatus::Succeeded | JobStatus::Cancelled);
+        job_gauge(
+            &mut out,
+            "taskhost_queue_depth",
+            "Jobs waiting, running or dead by queue, priority and status.",
+            gauges.jobs.iter().filter(|j| waiting(&j.2)),
         );
-        for (queue, priority, status, n) in &gauges.queue_depth {
-            let _ = writeln!(
-                out,
-                "taskhost_queue_depth{{queue=\"{}\",priority=\"{priority}\",status=\"{status}\"}} {n}",
-                escape(queue)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP taskhost_store_jobs Jobs in the store by queue, priority and status, whoever enqueued or ran them (finished ones until retention removes them).\n# TYPE taskhost_store_jobs gauge"
+        job_gauge(
+            &mut out,
+            "taskhost_store_jobs",
+            "Jobs in the store by queue, priority and status, whoever enqueued or ran them (finished ones until retention removes them).",
+            gauges.jobs.iter(),
         );
-        for (queue, priority, status, n) in &gauges.store_jobs {
-            let _ = writeln!(
-                out,
-                "taskhost_store_jobs{{queue=\"{}\",priority=\"{priority}\",status=\"{status}\"}} {n}",
-                escape(queue)
-            );
-        }
         process_metrics(&mut out);
         let simple = [
             (
@@ -232,10 +225,8 @@ impl Metrics {
 /// Values read at scrape time rather than counted.
 #[derive(Debug, Default)]
 pub struct Gauges {
-    /// (queue, priority, status, count), waiting and running jobs.
-    pub queue_depth: Vec<(String, &'static str, &'static str, u64)>,
-    /// (queue, priority, status, count), every status.
-    pub store_jobs: Vec<(String, &'static str, &'static str, u64)>,
+    /// (queue, priority, status, count) of every job in the store.
+    pub jobs: Vec<(String, Priority, JobStatus, u64)>,
     pub schedule_fires: u64,
     pub schedule_misses: u64,
 }
@@ -264,6 +255,23 @@ fn histograms(
         );
         let _ = writeln!(out, "{name}_sum{{handler=\"{handler}\"}} {}", h.sum);
         let _ = writeln!(out, "{name}_count{{handler=\"{handler}\"}} {}", h.count);
+    }
+}
+
+/// One gauge over (queue, priority, status) cells.
+fn job_gauge<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    cells: impl Iterator<Item = &'a (String, Priority, JobStatus, u64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+    for (queue, priority, status, n) in cells {
+        let _ = writeln!(
+            out,
+            "{name}{{queue=\"{}\",priority=\"{priority}\",status=\"{status}\"}} {n}",
+            escape(queue)
+        );
     }
 }
 
@@ -337,7 +345,10 @@ mod tests {
         m.run("hello", Duration::from_millis(3), 5000);
         m.denied("pro\"be");
         let text = m.render(&Gauges {
-            queue_depth: vec![("default".into(), "normal", "pending", 7)],
+            jobs: vec![
+                ("default".into(), Priority::Normal, JobStatus::Pending, 7),
+                ("default".into(), Priority::Normal, JobStatus::Succeeded, 3),
+            ],
             ..Default::default()
         });
         assert!(
@@ -359,6 +370,18 @@ mod tests {
         assert!(
             text.contains(
                 "taskhost_queue_depth{queue=\"default\",priority=\"normal\",status=\"pending\"} 7"
+            ),
+            "{text}"
+        );
+        assert!(
+            !text.contains(
+                "taskhost_queue_depth{queue=\"default\",priority=\"normal\",status=\"succeeded\"}"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "taskhost_store_jobs{queue=\"default\",priority=\"normal\",status=\"succeeded\"} 3"
             ),
             "{text}"
         );

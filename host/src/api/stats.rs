@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use super::ApiState;
 use super::auth::{Authorized, Read};
 use super::error::{ApiError, ErrorBody};
-use crate::job::{JobId, JobStatus, Priority};
+use crate::job::{JobId, Priority};
 use crate::scheduler::SchedulerStats;
 use crate::stats::{QueueStats, queue_stats};
 use crate::worker::StatsSnapshot;
@@ -310,30 +310,10 @@ pub async fn metrics(
     let counts = state.services.store.counts().await?;
     let sched = state.scheduler.stats();
     let gauges = crate::metrics::Gauges {
-        queue_depth: counts
+        jobs: counts
             .rows
             .iter()
-            .filter(|r| !matches!(r.status, JobStatus::Succeeded | JobStatus::Cancelled))
-            .map(|r| {
-                (
-                    r.queue.clone(),
-                    r.priority.as_str(),
-                    r.status.as_str(),
-                    r.count,
-                )
-            })
-            .collect(),
-        store_jobs: counts
-            .rows
-            .iter()
-            .map(|r| {
-                (
-                    r.queue.clone(),
-                    r.priority.as_str(),
-                    r.status.as_str(),
-                    r.count,
-                )
-            })
+            .map(|r| (r.queue.clone(), r.priority, r.status, r.count))
             .collect(),
         schedule_fires: sched.fired,
         schedule_misses: sched.missed,
