@@ -8,6 +8,7 @@
 //! host's jobs return to their queue one lease period later.
 
 mod lifecycle;
+pub mod rate;
 pub mod retry;
 mod stats;
 
@@ -49,6 +50,8 @@ pub struct Workers {
     host_id: String,
     stats: WorkerStats,
     running: Mutex<RunningTable>,
+    /// Per-handler rate limits, shared by every queue's workers.
+    rates: rate::RateLimits,
 }
 
 /// The jobs this host runs: their lease and the task running each.
@@ -81,7 +84,9 @@ impl Workers {
         settings: WorkerSettings,
         host_id: String,
     ) -> Arc<Workers> {
+        let rates = rate::RateLimits::from_config(runtime.config());
         Arc::new(Workers {
+            rates,
             store,
             runtime,
             enqueuer,
@@ -264,6 +269,8 @@ impl Workers {
             heartbeat: tokio::spawn(heartbeat(self.store.clone(), token, self.settings.lease))
                 .abort_handle(),
         };
+        // A job over its handler's rate waits here, its lease renewed.
+        self.rates.acquire(&job.handler).await;
         let report = match catch_panic(self.runtime.run(job_input(&job))).await {
             Ok(report) => report,
             Err(panic) => Ok(self.host_panic(&job, panic)),
