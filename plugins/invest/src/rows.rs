@@ -244,7 +244,7 @@ fn claim(job: &Job, kind: &Kind, id: &str, round: i64) -> Result<bool, String> {
     let audit = Statement {
         sql: format!(
             "INSERT INTO audit (entity, entity_id, retry_round, attempt, job_id, from_status, to_status, note, at) \
-             SELECT $1, id, retry_round, 0, $2, 'failed', 'retrying', 'claimed by the sweep', $3 FROM {} \
+             SELECT $1, id, retry_round, 0, $2, 'failed', 'retrying', 'claimed by the sweep', CAST($3 AS BIGINT) FROM {} \
              WHERE id = $4 AND status = 'retrying' AND retry_round = $5 AND NOT EXISTS \
              (SELECT 1 FROM audit WHERE entity = $1 AND entity_id = $4 AND retry_round = $5 AND attempt = 0)",
             kind.table
