@@ -29,22 +29,44 @@ fn example(file: &str) -> PathBuf {
         .join(file)
 }
 
+/// Where the platform's tables live in a test.
+enum Backend {
+    Sqlite(PathBuf),
+    Postgres(crate::support::postgres::PgDatabase),
+}
+
 /// A host running the invest plugin against the two stand-ins, its sweeps
 /// scheduled every second, with `extra` config (handler policies, rates).
 struct Invest {
     host: TestHost,
     provider: Standin,
     telegram: Standin,
+    backend: Backend,
 }
 
 impl Invest {
+    /// On a SQLite file in the host's folder.
     fn new(extra: &str) -> Invest {
+        Self::on(None, extra)
+    }
+
+    /// On a fresh PostgreSQL database.
+    fn on_postgres(extra: &str) -> Invest {
+        let pg = crate::support::postgres::postgres().new_database();
+        Self::on(Some(pg), extra)
+    }
+
+    fn on(pg: Option<crate::support::postgres::PgDatabase>, extra: &str) -> Invest {
         let provider = standins::provider(API_KEY);
         let telegram = standins::telegram(BOT_TOKEN);
+        let database = match &pg {
+            Some(pg) => format!("postgres = \"{}\"", pg.url),
+            None => "sqlite = \"invest.db\"".to_string(),
+        };
         let config = format!(
             r#"
 [databases.invest]
-sqlite = "invest.db"
+{database}
 
 [plugins.invest]
 databases = {{ invest = "write" }}
@@ -79,48 +101,109 @@ overlap = "skip"
             },
         );
         let host = TestHost::new(&config);
-        let db = rusqlite::Connection::open(host.path().join("invest.db")).unwrap();
-        db.execute_batch(&std::fs::read_to_string(example("schema.sql")).unwrap())
-            .expect("schema.sql applies to SQLite");
+        let schema = std::fs::read_to_string(example("schema.sql")).unwrap();
+        let backend = match pg {
+            Some(pg) => {
+                pg.psql(&schema);
+                pg.psql(&format!(
+                    "GRANT ALL ON ALL TABLES IN SCHEMA public TO {}",
+                    crate::support::postgres::WRITER
+                ));
+                Backend::Postgres(pg)
+            }
+            None => {
+                let path = host.path().join("invest.db");
+                rusqlite::Connection::open(&path)
+                    .unwrap()
+                    .execute_batch(&schema)
+                    .expect("schema.sql applies to SQLite");
+                Backend::Sqlite(path)
+            }
+        };
         Invest {
             host,
             provider,
             telegram,
+            backend,
         }
     }
 
-    fn db(&self) -> rusqlite::Connection {
-        let db = rusqlite::Connection::open(self.host.path().join("invest.db")).unwrap();
-        db.busy_timeout(Duration::from_secs(10)).unwrap();
-        db
+    /// Runs SQL (test-made, literal values) on the platform's database.
+    fn exec(&self, sql: &str) {
+        match &self.backend {
+            Backend::Sqlite(path) => {
+                let db = rusqlite::Connection::open(path).unwrap();
+                db.busy_timeout(Duration::from_secs(10)).unwrap();
+                db.execute_batch(sql).unwrap();
+            }
+            Backend::Postgres(pg) => {
+                pg.psql(sql);
+            }
+        }
+    }
+
+    /// A query's rows, every value as text (NULL as "").
+    fn rows(&self, sql: &str) -> Vec<Vec<String>> {
+        match &self.backend {
+            Backend::Sqlite(path) => {
+                use rusqlite::types::ValueRef;
+                let db = rusqlite::Connection::open(path).unwrap();
+                db.busy_timeout(Duration::from_secs(10)).unwrap();
+                let mut q = db.prepare(sql).unwrap();
+                let n = q.column_count();
+                q.query_map([], |r| {
+                    (0..n)
+                        .map(|i| {
+                            Ok(match r.get_ref(i)? {
+                                ValueRef::Null => String::new(),
+                                ValueRef::Integer(v) => v.to_string(),
+                                ValueRef::Real(v) => v.to_string(),
+                                ValueRef::Text(t) => String::from_utf8_lossy(t).into(),
+                                ValueRef::Blob(_) => "<blob>".into(),
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+            }
+            Backend::Postgres(pg) => pg
+                .psql(sql)
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(|l| l.split('|').map(String::from).collect())
+                .collect(),
+        }
+    }
+
+    /// The one value a query returns.
+    fn value(&self, sql: &str) -> String {
+        self.rows(sql)
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next())
+            .unwrap_or_default()
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        self.value(sql).parse().unwrap()
     }
 
     fn failed_payment(&self, id: &str) {
-        self.db()
-            .execute(
-                "INSERT INTO payments (id, user_id, amount, currency, status) VALUES (?1, 7, '100.50', 'USDT', 'failed')",
-                [id],
-            )
-            .unwrap();
+        self.exec(&format!(
+            "INSERT INTO payments (id, user_id, amount, currency, status) VALUES ('{id}', 7, '100.50', 'USDT', 'failed')"
+        ));
     }
 
     fn failed_notification(&self, id: &str, chat: &str) {
-        self.db()
-            .execute(
-                "INSERT INTO notifications (id, chat_id, text, status) VALUES (?1, ?2, 'Your deposit is confirmed', 'failed')",
-                [id, chat],
-            )
-            .unwrap();
+        self.exec(&format!(
+            "INSERT INTO notifications (id, chat_id, text, status) VALUES ('{id}', '{chat}', 'Your deposit is confirmed', 'failed')"
+        ));
     }
 
     fn status(&self, table: &str, id: &str) -> String {
-        self.db()
-            .query_row(
-                &format!("SELECT status FROM {table} WHERE id = ?1"),
-                [id],
-                |r| r.get(0),
-            )
-            .unwrap()
+        self.value(&format!("SELECT status FROM {table} WHERE id = '{id}'"))
     }
 
     /// Waits until row `id` of `table` has status `want`.
@@ -132,15 +215,19 @@ overlap = "skip"
 
     /// The audit rows of one entity: (round, attempt, from, to), in order.
     fn audit(&self, entity: &str, id: &str) -> Vec<(i64, i64, String, String)> {
-        let db = self.db();
-        let mut q = db
-            .prepare("SELECT retry_round, attempt, from_status, to_status FROM audit WHERE entity = ?1 AND entity_id = ?2 ORDER BY rowid")
-            .unwrap();
-        q.query_map([entity, id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        self.rows(&format!(
+            "SELECT retry_round, attempt, from_status, to_status FROM audit \
+             WHERE entity = '{entity}' AND entity_id = '{id}' ORDER BY retry_round, attempt, at"
+        ))
+        .into_iter()
+        .map(|r| {
+            (
+                r[0].parse().unwrap(),
+                r[1].parse().unwrap(),
+                r[2].clone(),
+                r[3].clone(),
+            )
         })
-        .unwrap()
-        .map(Result::unwrap)
         .collect()
     }
 }
@@ -199,11 +286,19 @@ fn secs(s: &[u64]) -> Vec<Duration> {
     s.iter().map(|s| Duration::from_secs(*s)).collect()
 }
 
+const SCALED_PAYMENT_POLICY: &str = "[handlers.\"payment.retry\"]\nretry = { delays = [\"1s\", \"2s\", \"4s\", \"8s\", \"16s\"] }\n";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_failing_three_times_then_succeeding_is_paid_exactly_once() {
-    let t = Invest::new(
-        "[handlers.\"payment.retry\"]\nretry = { delays = [\"1s\", \"2s\", \"4s\", \"8s\", \"16s\"] }\n",
-    );
+    paid_once_after_three_failures(Invest::new(SCALED_PAYMENT_POLICY)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_payment_failing_three_times_then_succeeding_is_paid_exactly_once() {
+    paid_once_after_three_failures(Invest::on_postgres(SCALED_PAYMENT_POLICY)).await;
+}
+
+async fn paid_once_after_three_failures(t: Invest) {
     t.failed_payment("pay-1");
     t.provider.script(
         "pay-1",
@@ -226,14 +321,7 @@ async fn a_payment_failing_three_times_then_succeeding_is_paid_exactly_once() {
     assert_eq!(t.provider.done().len(), 1, "paid exactly once");
     assert_eq!(calls[0].body["amount"], "100.50");
 
-    let provider_ref: String = t
-        .db()
-        .query_row(
-            "SELECT provider_ref FROM payments WHERE id = 'pay-1'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let provider_ref = t.value("SELECT provider_ref FROM payments WHERE id = 'pay-1'");
     assert_eq!(provider_ref, "ch_1");
     let r = |a: i64, f: &str, to: &str| (1, a, f.to_string(), to.to_string());
     assert_eq!(
@@ -426,28 +514,16 @@ async fn a_backlog_of_notifications_drains_at_the_configured_rate_and_none_twice
     let t = Invest::new(
         "[handlers.\"notification.retry\"]\nrate = \"20/s\"\n[handlers.\"notification.sweep\"]\ntimeout = \"5m\"\n",
     );
-    {
-        let mut db = t.db();
-        let tx = db.transaction().unwrap();
-        for i in 0..N {
-            tx.execute(
-                "INSERT INTO notifications (id, chat_id, text, status) VALUES (?1, ?2, 'backlog', 'failed')",
-                [format!("b-{i}"), format!("{}", 5000 + i)],
-            )
-            .unwrap();
-        }
-        tx.commit().unwrap();
-    }
+    let rows: Vec<_> = (0..N)
+        .map(|i| format!("('b-{i}', '{}', 'backlog', 'failed')", 5000 + i))
+        .collect();
+    t.exec(&format!(
+        "INSERT INTO notifications (id, chat_id, text, status) VALUES {}",
+        rows.join(", ")
+    ));
     let _serve = spawn_serve(&t.host);
     wait_until(Duration::from_secs(180), "the backlog to drain", || {
-        let left: i64 = t
-            .db()
-            .query_row(
-                "SELECT count(*) FROM notifications WHERE status <> 'delivered'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let left = t.count("SELECT count(*) FROM notifications WHERE status <> 'delivered'");
         (left == 0).then_some(())
     });
 
@@ -475,10 +551,16 @@ async fn a_backlog_of_notifications_drains_at_the_configured_rate_and_none_twice
         span >= floor * 0.97,
         "{N} sends took {span:.2} s, under the {floor:.2} s the rate allows"
     );
-    // And no one-second window holds more than the rate (a few over at
-    // most: network and scheduling jitter shift single arrivals).
+    // And, once warm, no one-second window holds more than the rate (+1
+    // for a window holding both ends). The host spaces the starts exactly;
+    // the remote sees each start plus the job's own work before its request
+    // (a db read), which varies while the first instances and connections
+    // warm up: measured, the first ~2 s bunch a few arrivals, then they
+    // come exactly 1/rate apart.
+    let warm = times[0] + Duration::from_secs(2);
     let most = times
         .iter()
+        .filter(|t0| **t0 >= warm)
         .map(|t0| {
             times
                 .iter()
@@ -487,17 +569,28 @@ async fn a_backlog_of_notifications_drains_at_the_configured_rate_and_none_twice
         })
         .max()
         .unwrap();
+    println!("backlog: once warm, at most {most} sends within one second");
     assert!(
-        most as f64 <= RATE + 3.0,
+        most as f64 <= RATE + 1.0,
         "{most} sends within one second at {RATE}/s"
     );
 }
 
+/// Two slots per host, so the sweeps spread over both hosts.
+const TWO_SLOTS: &str = "[workers]\nqueues = { default = 2 }\n";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hosts_sweeping_at_once_send_each_payment_and_notification_once() {
+    each_sent_once_by_two_hosts(Invest::new(TWO_SLOTS)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_two_hosts_sweeping_at_once_send_each_payment_and_notification_once() {
+    each_sent_once_by_two_hosts(Invest::on_postgres(TWO_SLOTS)).await;
+}
+
+async fn each_sent_once_by_two_hosts(t: Invest) {
     const N: usize = 20;
-    // Two slots per host, so the sweeps spread over both hosts.
-    let t = Invest::new("[workers]\nqueues = { default = 2 }\n");
     for i in 0..N {
         t.failed_payment(&format!("p-{i}"));
         t.failed_notification(&format!("m-{i}"), &format!("{}", 9000 + i));
@@ -520,14 +613,9 @@ async fn two_hosts_sweeping_at_once_send_each_payment_and_notification_once() {
         .collect();
     s.enqueuer.enqueue_batch(sweeps).await.unwrap();
     wait_until(LIMIT, "every row to be done", || {
-        let left: i64 = t
-            .db()
-            .query_row(
-                "SELECT (SELECT count(*) FROM payments WHERE status <> 'completed') + (SELECT count(*) FROM notifications WHERE status <> 'delivered')",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let left = t.count(
+            "SELECT (SELECT count(*) FROM payments WHERE status <> 'completed') + (SELECT count(*) FROM notifications WHERE status <> 'delivered')",
+        );
         (left == 0).then_some(())
     });
     assert_eq!(
@@ -541,12 +629,7 @@ async fn two_hosts_sweeping_at_once_send_each_payment_and_notification_once() {
     );
     assert_eq!(t.provider.calls().len(), N, "each payment sent once");
     assert_eq!(t.telegram.calls().len(), N, "each notification sent once");
-    let claims: i64 = t
-        .db()
-        .query_row("SELECT count(*) FROM audit WHERE attempt = 0", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
+    let claims = t.count("SELECT count(*) FROM audit WHERE attempt = 0");
     assert_eq!(claims, 2 * N as i64, "each row claimed once");
     let mut sweeps = jobs_of(s.store.as_ref(), "payment.sweep").await;
     sweeps.extend(jobs_of(s.store.as_ref(), "notification.sweep").await);
