@@ -710,3 +710,62 @@ fn the_shipped_config_loads_and_lists_the_seed_schedules() {
     assert_eq!(delays("notification.retry"), minutes(&[1, 5, 15, 60, 120]));
     assert_eq!(h("notification.retry").rate.unwrap().to_string(), "30/s");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_answers_map_a_decline_to_permanent_and_429_to_its_retry_after() {
+    // The policy says 30 s: a retry after about 1 s can only be Retry-After's.
+    let t = Invest::new("[handlers.\"payment.retry\"]\nretry = { delays = [\"30s\", \"30s\"] }\n");
+    t.failed_payment("declined");
+    t.failed_payment("throttled");
+    t.provider.script("declined", [Reply::Refuse(402)]);
+    t.provider.script("throttled", [Reply::RateLimit(1)]);
+    let s = services(&t.host).await;
+    let _serve = spawn_serve(&t.host);
+
+    t.wait_status("payments", "declined", "failed_permanent");
+    t.wait_status("payments", "throttled", "completed");
+    let jobs = jobs_of(s.store.as_ref(), "payment.retry").await;
+    assert_eq!(jobs.len(), 2);
+    for job in jobs {
+        let job = crate::support::finished(s.store.as_ref(), job.id).await;
+        if job.payload["id"] == "declined" {
+            assert_eq!(job.status, JobStatus::Dead, "a decline goes to the DLQ");
+            assert_eq!(job.attempts.len(), 1);
+            assert_eq!(job.attempts[0].outcome, OutcomeKind::Permanent);
+        } else {
+            assert_eq!(job.status, JobStatus::Succeeded);
+            assert_gaps(&job, &secs(&[1]));
+        }
+    }
+    assert_eq!(t.provider.calls_for("declined").len(), 1);
+    assert_eq!(
+        t.provider.done().len(),
+        1,
+        "only the throttled payment was charged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_telegram_server_error_is_retried_with_the_policys_delay() {
+    let t = Invest::new(
+        "[handlers.\"notification.retry\"]\nretry = { delays = [\"1s\", \"5s\", \"15s\", \"60s\", \"120s\"] }\n",
+    );
+    t.failed_notification("n-5", "5005");
+    t.telegram.script("5005", [Reply::Fail(502)]);
+    let s = services(&t.host).await;
+    let _serve = spawn_serve(&t.host);
+
+    t.wait_status("notifications", "n-5", "delivered");
+    let job = the_finished_job(s.store.as_ref(), "notification.retry").await;
+    assert_eq!(job.attempts[0].outcome, OutcomeKind::Retryable);
+    assert_gaps(&job, &secs(&[1]));
+    let statuses: Vec<_> = t
+        .telegram
+        .calls_for("5005")
+        .iter()
+        .map(|c| c.status)
+        .collect();
+    assert_eq!(statuses, [502, 200]);
+    let message_id = t.value("SELECT telegram_message_id FROM notifications WHERE id = 'n-5'");
+    assert_eq!(message_id, "1");
+}
