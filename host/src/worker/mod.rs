@@ -258,8 +258,6 @@ impl Workers {
     async fn execute(self: Arc<Self>, lease: Lease, permit: OwnedSemaphorePermit) {
         let Lease { job, token, .. } = lease;
         let metrics = crate::metrics::global();
-        metrics.job(JobEvent::Started, &job.handler, 1);
-        lifecycle::started(&job);
         // However this task ends (a return, a panic, an abort at shutdown),
         // the heartbeat stops and the job leaves the running table: a lease
         // renewed for a task that is gone would hold its job forever.
@@ -269,8 +267,11 @@ impl Workers {
             heartbeat: tokio::spawn(heartbeat(self.store.clone(), token, self.settings.lease))
                 .abort_handle(),
         };
-        // A job over its handler's rate waits here, its lease renewed.
+        // A job over its handler's rate waits here, its lease renewed; it
+        // counts as started once it may run.
         self.rates.acquire(&job.handler).await;
+        metrics.job(JobEvent::Started, &job.handler, 1);
+        lifecycle::started(&job);
         let report = match catch_panic(self.runtime.run(job_input(&job))).await {
             Ok(report) => report,
             Err(panic) => Ok(self.host_panic(&job, panic)),
