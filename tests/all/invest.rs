@@ -337,12 +337,20 @@ async fn paid_once_after_three_failures(t: Invest) {
     );
 }
 
+/// The seed's 1, 2, 4, 8, 16 minutes as milliseconds.
+const MS_PAYMENT_POLICY: &str = "[handlers.\"payment.retry\"]\nretry = { delays = [\"100ms\", \"200ms\", \"400ms\", \"800ms\", \"1600ms\"] }\n";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_that_always_fails_goes_to_the_dlq_for_manual_review_and_dlq_retry_pays_it() {
-    let delays = ["100ms", "200ms", "400ms", "800ms", "1600ms"];
-    let t = Invest::new(&format!(
-        "[handlers.\"payment.retry\"]\nretry = {{ delays = {delays:?} }}\n"
-    ));
+    dead_for_manual_review_then_paid_by_a_dlq_retry(Invest::new(MS_PAYMENT_POLICY)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_payment_that_always_fails_goes_to_the_dlq_for_manual_review() {
+    dead_for_manual_review_then_paid_by_a_dlq_retry(Invest::on_postgres(MS_PAYMENT_POLICY)).await;
+}
+
+async fn dead_for_manual_review_then_paid_by_a_dlq_retry(t: Invest) {
     t.failed_payment("pay-2");
     t.provider.script("pay-2", vec![Reply::Fail(503); 6]);
     let s = services(&t.host).await;
@@ -470,7 +478,7 @@ async fn a_blocked_user_gets_one_attempt_and_the_bot_token_is_nowhere() {
         let rest = &text[at + "api listening on http://".len()..];
         Some(rest.split_whitespace().next()?.to_string())
     });
-    let metrics = reqwest_get(&format!("http://{listen}/metrics")).await;
+    let metrics = http_get(&format!("http://{listen}/metrics")).await;
     assert!(metrics.contains("taskhost_jobs_dead_total"), "{metrics}");
     crate::support::terminate(serve);
 
@@ -490,7 +498,7 @@ async fn a_blocked_user_gets_one_attempt_and_the_bot_token_is_nowhere() {
 }
 
 /// A plain GET over a TCP socket (the tests crate has no HTTP client).
-async fn reqwest_get(url: &str) -> String {
+async fn http_get(url: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url.strip_prefix("http://").unwrap();
     let (addr, path) = rest.split_once('/').unwrap();
