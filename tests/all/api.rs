@@ -31,7 +31,7 @@ fn config(api_keys: &str, extra: &str) -> String {
 fn started() -> (TestHost, Server) {
     let host = TestHost::new(&config(
         "",
-        "[scheduler]\nrefresh = \"200ms\"\n[workers]\nqueues = { default = 8, mail = 2 }\n",
+        "[scheduler]\nrefresh = \"200ms\"\n[workers]\nqueues = { default = 8, mail = 2 }\n[handlers.\"probe.spin\"]\nrate = \"5/s\"\n",
     ));
     let server = Server::start(&host);
     (host, server)
@@ -295,6 +295,13 @@ fn dlq_queue_schedule_and_stats_endpoints() {
         .unwrap()
         .clone();
     assert_eq!(hello["plugin"], "hello");
+    assert_eq!(hello["rate"], Value::Null, "no rate: unlimited");
+    let spin = handlers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == "probe.spin");
+    assert_eq!(spin.unwrap()["rate"], "5/s");
     assert_eq!(hello["plugin_digest"].as_str().unwrap().len(), 64);
     assert!(
         hello["limits"]["timeout_ms"].is_u64()

@@ -13,6 +13,7 @@ mod hostile;
 mod hostile_api;
 mod http;
 mod http_client;
+mod invest;
 mod logs;
 mod registry;
 mod sandbox;

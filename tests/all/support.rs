@@ -10,6 +10,7 @@ use taskhost::runtime::{JobInput, JobReport, Runtime};
 
 pub mod anvil;
 pub mod postgres;
+pub mod standins;
 
 /// The folder the build script built the plugins into.
 pub fn plugin_dir() -> PathBuf {
@@ -274,7 +275,7 @@ pub fn request(handler: &str, payload: serde_json::Value) -> taskhost::enqueue::
 
 /// A `taskhost serve` child process, killed if the test ends (or fails)
 /// without stopping it, so no host outlives its test.
-pub struct ServeProcess(std::process::Child);
+pub struct ServeProcess(pub std::process::Child);
 
 impl std::ops::Deref for ServeProcess {
     type Target = std::process::Child;
@@ -304,6 +305,21 @@ pub fn spawn_serve(host: &TestHost) -> ServeProcess {
         .arg("serve")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("taskhost serve starts");
+    ServeProcess(child)
+}
+
+/// `taskhost serve` on this host's config, its stdout and stderr written
+/// to `log` (for tests that read what the host logged).
+pub fn spawn_serve_logged(host: &TestHost, log: &Path) -> ServeProcess {
+    let file = std::fs::File::create(log).expect("serve log file");
+    let child = Command::new(taskhost_bin())
+        .arg("--config")
+        .arg(host.config_path())
+        .arg("serve")
+        .stdout(file.try_clone().expect("log file clone"))
+        .stderr(file)
         .spawn()
         .expect("taskhost serve starts");
     ServeProcess(child)

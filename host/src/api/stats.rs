@@ -155,6 +155,9 @@ pub struct HandlerView {
     /// The resolved retry policy.
     #[schema(value_type = Object)]
     pub retry: serde_json::Value,
+    /// `[handlers.NAME] rate` ("30/s"): the most starts per span on this
+    /// host; `null`: unlimited.
+    pub rate: Option<String>,
 }
 
 /// The handlers this host runs, with their limits and retry policies.
@@ -184,6 +187,12 @@ pub async fn handlers(
                     },
                     retry: serde_json::to_value(state.services.enqueuer.policy(&h.name))
                         .unwrap_or_default(),
+                    rate: runtime
+                        .config()
+                        .handlers
+                        .get(&h.name)
+                        .and_then(|s| s.rate)
+                        .map(|r| r.to_string()),
                 }
             })
             .collect(),

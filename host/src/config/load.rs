@@ -276,6 +276,23 @@ mod tests {
     }
 
     #[test]
+    fn a_handler_rate_is_read_and_a_bad_one_is_refused_with_its_line() {
+        let c = parse(
+            "[handlers.send]\nrate = \"30/s\"\n",
+            Path::new("c.toml"),
+            Path::new("."),
+            env(&[]),
+        )
+        .unwrap();
+        assert_eq!(c.handlers["send"].rate.unwrap().to_string(), "30/s");
+        let msg = refused("[handlers.send]\nfuel = 10\nrate = \"30 per second\"\n");
+        assert!(
+            msg.contains("\"30 per second\"") && msg.contains("line 3"),
+            "{msg}"
+        );
+    }
+
+    #[test]
     fn bad_environment_value_names_the_variable() {
         let err = parse(
             "",

@@ -165,6 +165,9 @@ pub struct HandlerSettings {
     pub max_attempts: Option<u32>,
     /// This handler's retry policy (replaces `[retry]` as a whole).
     pub retry: Option<RetrySettings>,
+    /// At most this many starts of the handler per span on this host
+    /// (`"30/s"`); jobs beyond it wait for their slot, they do not fail.
+    pub rate: Option<crate::worker::rate::Rate>,
 }
 
 mod option_size {

@@ -8,6 +8,7 @@
 //! host's jobs return to their queue one lease period later.
 
 mod lifecycle;
+pub mod rate;
 pub mod retry;
 mod stats;
 
@@ -49,6 +50,8 @@ pub struct Workers {
     host_id: String,
     stats: WorkerStats,
     running: Mutex<RunningTable>,
+    /// Per-handler rate limits, shared by every queue's workers.
+    rates: rate::RateLimits,
 }
 
 /// The jobs this host runs: their lease and the task running each.
@@ -81,7 +84,9 @@ impl Workers {
         settings: WorkerSettings,
         host_id: String,
     ) -> Arc<Workers> {
+        let rates = rate::RateLimits::from_config(runtime.config());
         Arc::new(Workers {
+            rates,
             store,
             runtime,
             enqueuer,
@@ -253,8 +258,6 @@ impl Workers {
     async fn execute(self: Arc<Self>, lease: Lease, permit: OwnedSemaphorePermit) {
         let Lease { job, token, .. } = lease;
         let metrics = crate::metrics::global();
-        metrics.job(JobEvent::Started, &job.handler, 1);
-        lifecycle::started(&job);
         // However this task ends (a return, a panic, an abort at shutdown),
         // the heartbeat stops and the job leaves the running table: a lease
         // renewed for a task that is gone would hold its job forever.
@@ -264,6 +267,11 @@ impl Workers {
             heartbeat: tokio::spawn(heartbeat(self.store.clone(), token, self.settings.lease))
                 .abort_handle(),
         };
+        // A job over its handler's rate waits here, its lease renewed; it
+        // counts as started once it may run.
+        self.rates.acquire(&job.handler).await;
+        metrics.job(JobEvent::Started, &job.handler, 1);
+        lifecycle::started(&job);
         let report = match catch_panic(self.runtime.run(job_input(&job))).await {
             Ok(report) => report,
             Err(panic) => Ok(self.host_panic(&job, panic)),

@@ -1,0 +1,291 @@
+//! The invest example's seed jobs end to end: `taskhost serve` processes
+//! running the `invest` plugin's sweeps and retries on a real SQLite
+//! database with `examples/invest/schema.sql`, against the stand-in payment
+//! provider and Telegram (`support::standins`).
+//!
+//! The seed's delays (minutes, hours) are scaled down to seconds or
+//! milliseconds in each test's config; the shipped config is checked as
+//! written by `hosts::the_shipped_config_loads_and_lists_the_seed_schedules`.
+
+mod hosts;
+mod notifications;
+mod payments;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use taskhost::job::{Job, JobStatus, OutcomeKind};
+use taskhost::store::{ListQuery, Store};
+
+use crate::support::standins::{self, Reply, Standin};
+use crate::support::{
+    TestHost, services, spawn_serve, spawn_serve_logged, stderr, stdout, taskhost_bin, wait_until,
+};
+
+const API_KEY: &str = "sk_test_4f9a1c2e7b";
+const BOT_TOKEN: &str = "7012345678:AAHx9vQ-secret-bot-token-Zk3";
+/// A ceiling for a hang, not a measurement.
+const LIMIT: Duration = Duration::from_secs(90);
+
+fn example(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/invest")
+        .join(file)
+}
+
+/// Where the platform's tables live in a test.
+enum Backend {
+    Sqlite(PathBuf),
+    Postgres(crate::support::postgres::PgDatabase),
+}
+
+/// A host running the invest plugin against the two stand-ins, its sweeps
+/// scheduled every second, with `extra` config (handler policies, rates).
+struct Invest {
+    host: TestHost,
+    provider: Standin,
+    telegram: Standin,
+    backend: Backend,
+}
+
+impl Invest {
+    /// On a SQLite file in the host's folder.
+    fn new(extra: &str) -> Invest {
+        Self::on(None, extra)
+    }
+
+    /// On a fresh PostgreSQL database.
+    fn on_postgres(extra: &str) -> Invest {
+        let pg = crate::support::postgres::postgres().new_database();
+        Self::on(Some(pg), extra)
+    }
+
+    fn on(pg: Option<crate::support::postgres::PgDatabase>, extra: &str) -> Invest {
+        let provider = standins::provider(API_KEY);
+        let telegram = standins::telegram(BOT_TOKEN);
+        let database = match &pg {
+            Some(pg) => format!("postgres = \"{}\"", pg.url),
+            None => "sqlite = \"invest.db\"".to_string(),
+        };
+        let config = format!(
+            r#"
+[databases.invest]
+{database}
+
+[plugins.invest]
+databases = {{ invest = "write" }}
+http = ["{p}", "{t}"]
+settings = {{ provider_url = "{p}", telegram_url = "{t}" }}
+secrets = {{ provider_api_key = "{API_KEY}", telegram_token = "{BOT_TOKEN}" }}
+jobs = ["payment.retry", "notification.retry"]
+
+{workers}
+[[schedules]]
+name = "payment-retry"
+schedule = "every 1s"
+handler = "payment.sweep"
+payload = {{}}
+overlap = "skip"
+
+[[schedules]]
+name = "notification-retry"
+schedule = "every 1s"
+handler = "notification.sweep"
+payload = {{}}
+overlap = "skip"
+
+{extra}
+"#,
+            p = provider.url,
+            t = telegram.url,
+            workers = if extra.contains("[workers]") {
+                ""
+            } else {
+                "[workers]\nqueues = { default = 32 }\n"
+            },
+        );
+        let host = TestHost::new(&config);
+        let schema = std::fs::read_to_string(example("schema.sql")).unwrap();
+        let backend = match pg {
+            Some(pg) => {
+                pg.psql(&schema);
+                pg.psql(&format!(
+                    "GRANT ALL ON ALL TABLES IN SCHEMA public TO {}",
+                    crate::support::postgres::WRITER
+                ));
+                Backend::Postgres(pg)
+            }
+            None => {
+                let path = host.path().join("invest.db");
+                rusqlite::Connection::open(&path)
+                    .unwrap()
+                    .execute_batch(&schema)
+                    .expect("schema.sql applies to SQLite");
+                Backend::Sqlite(path)
+            }
+        };
+        Invest {
+            host,
+            provider,
+            telegram,
+            backend,
+        }
+    }
+
+    /// Runs SQL (test-made, literal values) on the platform's database.
+    fn exec(&self, sql: &str) {
+        match &self.backend {
+            Backend::Sqlite(path) => {
+                let db = rusqlite::Connection::open(path).unwrap();
+                db.busy_timeout(Duration::from_secs(10)).unwrap();
+                db.execute_batch(sql).unwrap();
+            }
+            Backend::Postgres(pg) => {
+                pg.psql(sql);
+            }
+        }
+    }
+
+    /// A query's rows, every value as text (NULL as "").
+    fn rows(&self, sql: &str) -> Vec<Vec<String>> {
+        match &self.backend {
+            Backend::Sqlite(path) => {
+                use rusqlite::types::ValueRef;
+                let db = rusqlite::Connection::open(path).unwrap();
+                db.busy_timeout(Duration::from_secs(10)).unwrap();
+                let mut q = db.prepare(sql).unwrap();
+                let n = q.column_count();
+                q.query_map([], |r| {
+                    (0..n)
+                        .map(|i| {
+                            Ok(match r.get_ref(i)? {
+                                ValueRef::Null => String::new(),
+                                ValueRef::Integer(v) => v.to_string(),
+                                ValueRef::Real(v) => v.to_string(),
+                                ValueRef::Text(t) => String::from_utf8_lossy(t).into(),
+                                ValueRef::Blob(_) => "<blob>".into(),
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+            }
+            Backend::Postgres(pg) => pg
+                .psql(sql)
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(|l| l.split('|').map(String::from).collect())
+                .collect(),
+        }
+    }
+
+    /// The one value a query returns.
+    fn value(&self, sql: &str) -> String {
+        self.rows(sql)
+            .into_iter()
+            .next()
+            .and_then(|r| r.into_iter().next())
+            .unwrap_or_default()
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        self.value(sql).parse().unwrap()
+    }
+
+    fn failed_payment(&self, id: &str) {
+        self.exec(&format!(
+            "INSERT INTO payments (id, user_id, amount, currency, status) VALUES ('{id}', 7, '100.50', 'USDT', 'failed')"
+        ));
+    }
+
+    fn failed_notification(&self, id: &str, chat: &str) {
+        self.exec(&format!(
+            "INSERT INTO notifications (id, chat_id, text, status) VALUES ('{id}', '{chat}', 'Your deposit is confirmed', 'failed')"
+        ));
+    }
+
+    fn status(&self, table: &str, id: &str) -> String {
+        self.value(&format!("SELECT status FROM {table} WHERE id = '{id}'"))
+    }
+
+    /// Waits until row `id` of `table` has status `want`.
+    fn wait_status(&self, table: &str, id: &str, want: &str) {
+        wait_until(LIMIT, &format!("{table} {id} to be {want}"), || {
+            (self.status(table, id) == want).then_some(())
+        });
+    }
+
+    /// The audit rows of one entity: (round, attempt, from, to), in order.
+    fn audit(&self, entity: &str, id: &str) -> Vec<(i64, i64, String, String)> {
+        self.rows(&format!(
+            "SELECT retry_round, attempt, from_status, to_status FROM audit \
+             WHERE entity = '{entity}' AND entity_id = '{id}' ORDER BY retry_round, attempt, at"
+        ))
+        .into_iter()
+        .map(|r| {
+            (
+                r[0].parse().unwrap(),
+                r[1].parse().unwrap(),
+                r[2].clone(),
+                r[3].clone(),
+            )
+        })
+        .collect()
+    }
+}
+
+/// Every job of `handler` in the store.
+async fn jobs_of(store: &dyn Store, handler: &str) -> Vec<Job> {
+    store
+        .list(&ListQuery {
+            handler: Some(handler.into()),
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .jobs
+}
+
+/// Waits until `handler` has exactly one job, in a final state.
+async fn the_finished_job(store: &dyn Store, handler: &str) -> Job {
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let jobs = jobs_of(store, handler).await;
+        assert!(jobs.len() <= 1, "one job, got {}", jobs.len());
+        if let Some(j) = jobs.into_iter().next().filter(|j| j.status.is_final()) {
+            return j;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{handler} job to finish"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn gaps(job: &Job) -> Vec<Duration> {
+    job.attempts
+        .windows(2)
+        .map(|w| (w[1].at - w[0].at).to_std().unwrap())
+        .collect()
+}
+
+/// Each gap at least its delay (a retry never comes early) and within a
+/// generous ceiling for a loaded machine.
+fn assert_gaps(job: &Job, want: &[Duration]) {
+    let got = gaps(job);
+    assert_eq!(got.len(), want.len(), "gaps {got:?}");
+    for (g, w) in got.iter().zip(want) {
+        assert!(
+            g >= w && *g < *w + Duration::from_millis(1500),
+            "gap {g:?}, wanted {w:?} (all: {got:?})"
+        );
+    }
+}
+
+fn secs(s: &[u64]) -> Vec<Duration> {
+    s.iter().map(|s| Duration::from_secs(*s)).collect()
+}
