@@ -96,9 +96,9 @@ async fn dead_for_manual_review_then_paid_by_a_dlq_retry(t: Invest) {
     assert_eq!(t.provider.done().len(), 1);
     let job = s.store.get(job.id).await.unwrap();
     assert_eq!(
-        (job.status, job.attempt),
-        (JobStatus::Succeeded, 1),
-        "a fresh budget"
+        (job.status, job.attempt, job.max_attempts),
+        (JobStatus::Succeeded, 7, 12),
+        "a fresh budget of six runs, numbered on from the first six"
     );
 }
 
