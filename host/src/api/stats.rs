@@ -73,7 +73,7 @@ pub struct WorkersStats {
     pub total: StatsSnapshot,
 }
 
-fn workers_stats(state: &ApiState) -> WorkersStats {
+pub(super) fn workers_stats(state: &ApiState) -> WorkersStats {
     let workers: Vec<WorkerStats> = state
         .workers
         .iter()
@@ -161,8 +161,13 @@ pub async fn handlers(
     _: Authorized<Read>,
     State(state): State<ApiState>,
 ) -> Json<Vec<HandlerView>> {
+    Json(handler_views(&state))
+}
+
+/// The loaded handlers as `/handlers` and the dashboard show them.
+pub(super) fn handler_views(state: &ApiState) -> Vec<HandlerView> {
     let runtime = &state.services.runtime;
-    Json(
+    {
         runtime
             .registry()
             .handlers()
@@ -183,8 +188,8 @@ pub async fn handlers(
                         .unwrap_or_default(),
                 }
             })
-            .collect(),
-    )
+            .collect()
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -201,8 +206,13 @@ pub struct PluginView {
 #[utoipa::path(get, path = "/api/v1/plugins", tag = "plugins",
     responses((status = 200, body = Vec<PluginView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn plugins(_: Authorized<Read>, State(state): State<ApiState>) -> Json<Vec<PluginView>> {
+    Json(plugin_views(&state))
+}
+
+/// The loaded plugins as `/plugins` and the dashboard show them.
+pub(super) fn plugin_views(state: &ApiState) -> Vec<PluginView> {
     let registry = state.services.runtime.registry();
-    Json(
+    {
         registry
             .plugins()
             .iter()
@@ -217,8 +227,8 @@ pub async fn plugins(_: Authorized<Read>, State(state): State<ApiState>) -> Json
                     .map(|h| h.name.clone())
                     .collect(),
             })
-            .collect(),
-    )
+            .collect()
+    }
 }
 
 #[derive(Serialize, ToSchema)]
