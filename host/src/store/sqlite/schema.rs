@@ -109,6 +109,41 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE jobs ADD COLUMN lease_ms INTEGER;
     ",
+    // 5: job counts per (queue, priority, status), kept by triggers, so
+    // that the counts the stats, metrics and dashboard show cost a read of
+    // a few rows instead of a scan of every job (1,000,000 jobs: ~1.3 s).
+    // Scheduled jobs already due count as pending; the index finds them.
+    "
+    CREATE TABLE job_counts (
+        queue    TEXT    NOT NULL,
+        priority INTEGER NOT NULL,
+        status   TEXT    NOT NULL,
+        n        INTEGER NOT NULL,
+        PRIMARY KEY (queue, priority, status)
+    ) WITHOUT ROWID;
+    INSERT INTO job_counts (queue, priority, status, n)
+        SELECT queue, priority, status, COUNT(*) FROM jobs GROUP BY queue, priority, status;
+    CREATE TRIGGER job_counts_insert AFTER INSERT ON jobs BEGIN
+        INSERT INTO job_counts (queue, priority, status, n)
+            VALUES (NEW.queue, NEW.priority, NEW.status, 1)
+            ON CONFLICT (queue, priority, status) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER job_counts_delete AFTER DELETE ON jobs BEGIN
+        UPDATE job_counts SET n = n - 1
+            WHERE queue = OLD.queue AND priority = OLD.priority AND status = OLD.status;
+    END;
+    CREATE TRIGGER job_counts_update AFTER UPDATE OF queue, priority, status ON jobs
+        WHEN OLD.queue IS NOT NEW.queue OR OLD.priority IS NOT NEW.priority
+            OR OLD.status IS NOT NEW.status
+    BEGIN
+        UPDATE job_counts SET n = n - 1
+            WHERE queue = OLD.queue AND priority = OLD.priority AND status = OLD.status;
+        INSERT INTO job_counts (queue, priority, status, n)
+            VALUES (NEW.queue, NEW.priority, NEW.status, 1)
+            ON CONFLICT (queue, priority, status) DO UPDATE SET n = n + 1;
+    END;
+    CREATE INDEX jobs_scheduled_due ON jobs (run_at) WHERE status = 'scheduled';
+    ",
 ];
 
 /// The schema version this build writes.
