@@ -235,6 +235,38 @@ fn pages_show_the_store_and_actions_change_it() {
     let handlers = browser.table("table.handlers");
     assert!(handlers.iter().any(|h| h[0] == "hello"), "{handlers:?}");
     browser.screenshot("plugins");
+
+    // The overview is live: a job enqueued now shows up without a reload.
+    browser.goto(&format!("{}/", base(&server)));
+    let before = browser.table("table.counts");
+    assert_eq!(
+        before.last().unwrap()[3],
+        "0",
+        "no scheduled jobs left: {before:?}"
+    );
+    browser.eval("window.__stillThisPage = true; return null;");
+    enqueue(
+        &server,
+        json!({"handler": "hello", "payload": {"name": "live"}, "delay": "1h"}),
+    );
+    browser.wait_for(
+        "[...document.querySelectorAll('table.counts tbody tr')].some(r => \
+         r.cells[0].textContent === 'default' && r.cells[1].textContent === 'normal' \
+         && r.cells[3].textContent === '1')",
+        "the overview to show the new scheduled job",
+    );
+    assert_eq!(
+        browser.eval("return window.__stillThisPage === true;"),
+        true
+    );
+    // Readable on a phone: one column, the tables scroll inside their box.
+    browser.resize(390, 844);
+    assert_eq!(
+        browser.eval("return document.documentElement.scrollWidth <= window.innerWidth;"),
+        true,
+        "no sideways scrolling of the page itself"
+    );
+    browser.screenshot("overview-phone");
 }
 
 /// The `Cookie` header of a signed-in token.

@@ -189,17 +189,29 @@ impl Browser {
     pub fn submit(&self, e: &Element) {
         self.eval("window.__taskhostOld = true; return null;");
         self.click(e);
+        self.wait_for(
+            "window.__taskhostOld === undefined && document.readyState === 'complete'",
+            "the form to lead to a new page",
+        );
+    }
+
+    /// Waits until the JavaScript expression `condition` holds in the page;
+    /// the minute is only a ceiling for a hang.
+    pub fn wait_for(&self, condition: &str, what: &str) {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while self.eval(
-            "return window.__taskhostOld === undefined && document.readyState === 'complete';",
-        ) != true
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the form never led to a new page"
-            );
+        while self.eval(&format!("return Boolean({condition});")) != true {
+            assert!(Instant::now() < deadline, "waited a minute for {what}");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Resizes the window (a phone's viewport, say).
+    pub fn resize(&self, width: u32, height: u32) {
+        self.cmd(
+            "POST",
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        );
     }
 
     /// Types `text` into `e`.
