@@ -58,7 +58,7 @@ fn seed(server: &Server) -> Seeded {
     let pending = enqueue(
         server,
         json!({"handler": "hello", "queue": "mail", "priority": "high",
-               "payload": {"name": "<script>window.pwned = 1</script>"}}),
+               "payload": {"name": "<script>window.pwned = 1</script> it's"}}),
     );
     Seeded {
         dead,
@@ -134,6 +134,22 @@ fn pages_show_the_store_and_actions_change_it() {
             .contains("<script>window.pwned = 1</script>")
     );
     assert_eq!(browser.eval("return window.pwned === undefined;"), true);
+    // "Copy as curl" enqueues the same job, quotes and all.
+    let curl = browser.text_of("pre.curl");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{curl} --silent --fail"))
+        .env("TASKHOST_URL", base(&server))
+        .env("TASKHOST_TOKEN", ENQ)
+        .output()
+        .expect("sh runs");
+    assert!(out.status.success(), "{curl}: {out:?}");
+    let copy: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let copy = job(&server, copy["id"].as_str().unwrap());
+    let original = job(&server, &s.pending);
+    for key in ["handler", "payload", "queue", "priority", "max_attempts"] {
+        assert_eq!(copy[key], original[key], "{key}");
+    }
     // Cancel the scheduled job from its page.
     browser.goto(&format!("{}/jobs/{}", base(&server), s.scheduled));
     press(
@@ -188,7 +204,11 @@ fn pages_show_the_store_and_actions_change_it() {
     browser.goto(&format!("{}/queues", base(&server)));
     let queues = browser.table("table.queues");
     let mail = queues.iter().find(|q| q[0] == "mail").unwrap();
-    assert_eq!((mail[1].as_str(), mail[2].as_str()), ("paused", "1"));
+    assert_eq!(
+        (mail[1].as_str(), mail[2].as_str()),
+        ("paused", "2"),
+        "the job and its copy"
+    );
     browser.screenshot("queues");
     press(&browser, "/actions/queues/mail/resume", "Resume");
     assert_eq!(finished(&server, &s.pending)["status"], "succeeded");

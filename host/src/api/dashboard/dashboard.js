@@ -26,3 +26,12 @@
   }
   setTimeout(refresh, every);
 })();
+// "Copy" buttons: data-copy names the element whose text goes to the clipboard.
+document.addEventListener("click", function (e) {
+  var b = e.target.closest && e.target.closest("button[data-copy]");
+  if (!b || !navigator.clipboard) return;
+  var from = document.getElementById(b.getAttribute("data-copy"));
+  if (from) navigator.clipboard.writeText(from.textContent).then(function () {
+    b.textContent = "Copied";
+  });
+});

@@ -400,6 +400,11 @@ pub async fn job(
             .unwrap_or_else(|| "—".into()),
         pretty(&job.payload),
     );
+    body.push_str(&format!(
+        "<h2>Enqueue again</h2><pre class=\"curl\" id=\"curl\">{}</pre>\
+         <button type=\"button\" data-copy=\"curl\">Copy as curl</button>",
+        esc(&curl(&job))
+    ));
     if let Some(r) = &job.result {
         body.push_str(&format!(
             "<h2>Result</h2><pre class=\"result\">{}</pre>",
@@ -437,6 +442,22 @@ pub async fn job(
             .unwrap_or_else(|| "(no log captured)".into())
     ));
     v.finish(page(&frame(&v, "/jobs", "Job", &f.done), &body))
+}
+
+/// A shell command that enqueues the same job through the API, with the
+/// address and token from the environment the CLI also reads.
+fn curl(job: &Job) -> String {
+    let body = serde_json::json!({
+        "handler": job.handler,
+        "payload": job.payload,
+        "queue": job.queue,
+        "priority": job.priority.as_str(),
+        "max_attempts": job.max_attempts,
+    });
+    let quoted = format!("'{}'", body.to_string().replace('\'', "'\\''"));
+    format!(
+        "curl -X POST \"$TASKHOST_URL/api/v1/jobs\" \\\n  -H \"Authorization: Bearer $TASKHOST_TOKEN\" \\\n  -H 'Content-Type: application/json' \\\n  --data-raw {quoted}"
+    )
 }
 
 #[derive(Deserialize, Default)]
