@@ -7,14 +7,16 @@ use serde_json::{Value, json};
 
 use crate::api::{ADMIN, ENQ, READ, config, finished};
 use crate::http_client::{Response, Server, with_headers};
-use crate::support::TestHost;
 use crate::support::browser::Browser;
+use crate::support::{TestHost, wait_until};
+use std::time::Duration;
 
 /// A host with tokens, workers on `default` and `mail` and a quick scheduler.
 fn started(extra_api: &str) -> (TestHost, Server) {
     let host = TestHost::new(&config(
         extra_api,
-        "[scheduler]\nrefresh = \"200ms\"\n[workers]\nqueues = { default = 4, mail = 2 }\n",
+        "[scheduler]\nrefresh = \"200ms\"\n[workers]\nqueues = { default = 4, mail = 2 }\n\
+         [handlers.\"probe.sleep\"]\ntimeout = \"10m\"\n",
     ));
     let server = Server::start(&host);
     (host, server)
@@ -31,7 +33,8 @@ fn job(server: &Server, id: &str) -> Value {
 }
 
 /// Jobs in every state a test can hold still: one succeeded, one dead,
-/// one scheduled an hour out, and one pending in the paused `mail` queue.
+/// one running (asleep for ten minutes), one retrying in an hour, one
+/// scheduled an hour out, and one pending in the paused `mail` queue.
 struct Seeded {
     dead: String,
     scheduled: String,
@@ -49,6 +52,20 @@ fn seed(server: &Server) -> Seeded {
         json!({"handler": "probe.outcome", "payload": {"kind": "permanent"}}),
     );
     assert_eq!(finished(server, &dead)["status"], "dead");
+    let running = enqueue(
+        server,
+        json!({"handler": "probe.sleep", "payload": {"ms": 600_000}}),
+    );
+    let retrying = enqueue(
+        server,
+        json!({"handler": "probe.outcome", "max_attempts": 3,
+               "payload": {"kind": "retry-after", "retry_after_ms": 3_600_000}}),
+    );
+    for (id, state) in [(&running, "running"), (&retrying, "retrying")] {
+        wait_until(Duration::from_secs(60), state, || {
+            (job(server, id)["status"] == state).then_some(())
+        });
+    }
     let scheduled = enqueue(
         server,
         json!({"handler": "hello", "payload": {"name": "later"}, "delay": "1h"}),
@@ -111,11 +128,14 @@ fn pages_show_the_store_and_actions_change_it() {
     let rows = browser.table("table.counts");
     assert_eq!(
         counts_row(&rows, "default", "normal"),
-        ["0", "1", "0", "0", "1"]
+        ["0", "1", "1", "1", "1"]
     );
     assert_eq!(counts_row(&rows, "mail", "high"), ["1", "0", "0", "0", "0"]);
     let hosts = browser.table("table.hosts");
-    assert_eq!(hosts[0][2], "2", "two runs on this host: {hosts:?}");
+    assert_eq!(
+        hosts[0][2], "3",
+        "three finished runs on this host: {hosts:?}"
+    );
     browser.screenshot("overview");
 
     // Jobs: filter, then the pending job's detail shows the hostile payload
