@@ -35,6 +35,32 @@ impl Histogram {
         self.sum += v;
         self.count += 1;
     }
+
+    /// The bucket bound under which a `q` share of the observations fall;
+    /// `None` with no observations or beyond the last bound.
+    fn quantile(&self, bounds: &[f64], q: f64) -> Option<f64> {
+        let target = (q * self.count as f64).ceil().max(1.0) as u64;
+        (self.count > 0)
+            .then(|| {
+                self.buckets
+                    .iter()
+                    .position(|n| *n >= target)
+                    .map(|i| bounds[i])
+            })
+            .flatten()
+    }
+}
+
+/// One handler's runs in this process, as the dashboard shows them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HandlerRuns {
+    pub runs: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Bucket bounds (seconds) of the median and 99th percentile duration.
+    pub p50_seconds: Option<f64>,
+    pub p99_seconds: Option<f64>,
+    pub mean_fuel: Option<f64>,
 }
 
 /// Every metric the host exports.
@@ -102,6 +128,31 @@ impl Metrics {
             .entry(handler.to_string())
             .or_default()
             .observe(&FUEL_BUCKETS, fuel as f64);
+    }
+
+    /// What `handler` ran in this process so far.
+    pub fn handler_runs(&self, handler: &str) -> HandlerRuns {
+        let counters = self.counters.lock().expect("metrics lock");
+        let count = |e: JobEvent| {
+            counters
+                .get(&(e.metric(), handler.to_string()))
+                .copied()
+                .unwrap_or(0)
+        };
+        let (succeeded, failed) = (count(JobEvent::Succeeded), count(JobEvent::Failed));
+        drop(counters);
+        let durations = self.durations.lock().expect("metrics lock");
+        let d = durations.get(handler);
+        let fuel = self.fuel.lock().expect("metrics lock");
+        let f = fuel.get(handler).filter(|f| f.count > 0);
+        HandlerRuns {
+            runs: d.map_or(0, |d| d.count),
+            succeeded,
+            failed,
+            p50_seconds: d.and_then(|d| d.quantile(&DURATION_BUCKETS, 0.5)),
+            p99_seconds: d.and_then(|d| d.quantile(&DURATION_BUCKETS, 0.99)),
+            mean_fuel: f.map(|f| f.sum / f.count as f64),
+        }
     }
 
     pub fn lease_expired(&self, n: u64) {
@@ -260,6 +311,27 @@ fn escape(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn handler_runs_reads_counts_and_quantile_bounds() {
+        let m = Metrics::default();
+        assert_eq!(m.handler_runs("h"), HandlerRuns::default());
+        for ms in [3, 3, 3, 40] {
+            m.run("h", Duration::from_millis(ms), 1000);
+        }
+        m.job(JobEvent::Succeeded, "h", 3);
+        m.job(JobEvent::Failed, "h", 1);
+        let r = m.handler_runs("h");
+        assert_eq!((r.runs, r.succeeded, r.failed), (4, 3, 1));
+        assert_eq!((r.p50_seconds, r.p99_seconds), (Some(0.005), Some(0.05)));
+        assert_eq!(r.mean_fuel, Some(1000.0));
+        m.run("slow", Duration::from_secs(700), 1);
+        assert_eq!(
+            m.handler_runs("slow").p99_seconds,
+            None,
+            "beyond the last bucket"
+        );
+    }
 
     #[test]
     fn counters_and_histograms_render_in_text_format() {

@@ -274,6 +274,10 @@ fn pages_show_the_store_and_actions_change_it() {
     }
     let handlers = browser.table("table.handlers");
     assert!(handlers.iter().any(|h| h[0] == "hello"), "{handlers:?}");
+    // Per-handler runs: the dead job ran twice, the retrying one once.
+    let runs = browser.table("table.runs");
+    let outcome = runs.iter().find(|r| r[0] == "probe.outcome").unwrap();
+    assert_eq!(outcome[1..4], ["3", "0", "3"], "{runs:?}");
     browser.screenshot("plugins");
 
     // The overview is live: a job enqueued now shows up without a reload.

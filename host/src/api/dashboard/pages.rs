@@ -678,6 +678,43 @@ pub async fn plugins(v: Viewer, State(state): State<ApiState>, Query(f): Query<F
         &handlers,
         "handlers",
     ));
+    let metrics = crate::metrics::global();
+    let bound = |s: Option<f64>| match s {
+        Some(s) if s < 1.0 => format!("≤ {} ms", s * 1000.0),
+        Some(s) => format!("≤ {s} s"),
+        None => "—".into(),
+    };
+    let runs: Vec<Vec<String>> = handler_views(&state)
+        .iter()
+        .map(|h| {
+            let r = metrics.handler_runs(&h.name);
+            vec![
+                esc(&h.name),
+                r.runs.to_string(),
+                r.succeeded.to_string(),
+                r.failed.to_string(),
+                bound(r.p50_seconds),
+                bound(r.p99_seconds),
+                r.mean_fuel
+                    .map(|f| format!("{f:.0}"))
+                    .unwrap_or_else(|| "—".into()),
+            ]
+        })
+        .collect();
+    body.push_str(&table(
+        "Runs on this host since it started",
+        &[
+            "Handler",
+            "Runs",
+            "Succeeded",
+            "Failed",
+            "p50 duration",
+            "p99 duration",
+            "Fuel per run",
+        ],
+        &runs,
+        "runs",
+    ));
     v.finish(page(
         &frame(&v, "/plugins", "Plugins and handlers", &f.done),
         &body,
