@@ -16,7 +16,8 @@ fn started(extra_api: &str) -> (TestHost, Server) {
     let host = TestHost::new(&config(
         extra_api,
         "[scheduler]\nrefresh = \"200ms\"\n[workers]\nqueues = { default = 4, mail = 2 }\n\
-         [handlers.\"probe.sleep\"]\ntimeout = \"10m\"\n",
+         [handlers.\"probe.sleep\"]\ntimeout = \"10m\"\n\
+         [plugins.probe]\nhttp = [\"http://127.0.0.1:9\"]\n",
     ));
     let server = Server::start(&host);
     (host, server)
@@ -272,6 +273,8 @@ fn pages_show_the_store_and_actions_change_it() {
             .unwrap();
         assert_eq!(row[2], p["digest"].as_str().unwrap());
     }
+    let probe = shown.iter().find(|r| r[0] == "probe").unwrap();
+    assert_eq!(probe[4], "http: http://127.0.0.1:9", "{probe:?}");
     let handlers = browser.table("table.handlers");
     assert!(handlers.iter().any(|h| h[0] == "hello"), "{handlers:?}");
     // Per-handler runs: the dead job ran twice, the retrying one once.

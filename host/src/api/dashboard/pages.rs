@@ -632,12 +632,13 @@ pub async fn plugins(v: Viewer, State(state): State<ApiState>, Query(f): Query<F
                 format!("<code>{}</code>", esc(&p.file)),
                 format!("<code class=\"digest\">{}</code>", esc(&p.digest)),
                 esc(&p.handlers.join(", ")),
+                grants(state.services.config.plugins.get(&p.name)),
             ]
         })
         .collect();
     let mut body = table(
         "Plugins",
-        &["Plugin", "File", "sha256", "Handlers"],
+        &["Plugin", "File", "sha256", "Handlers", "Grants"],
         &plugins,
         "plugins",
     );
@@ -719,6 +720,43 @@ pub async fn plugins(v: Viewer, State(state): State<ApiState>, Query(f): Query<F
         &frame(&v, "/plugins", "Plugins and handlers", &f.done),
         &body,
     ))
+}
+
+/// A plugin's grants (never its settings or secrets), escaped.
+fn grants(g: Option<&crate::config::PluginGrants>) -> String {
+    let Some(g) = g else {
+        return "none".into();
+    };
+    let mut parts = Vec::new();
+    if !g.databases.is_empty() {
+        let dbs: Vec<String> = g
+            .databases
+            .iter()
+            .map(|(name, access)| {
+                format!(
+                    "{name} ({})",
+                    serde_json::to_value(access)
+                        .unwrap_or_default()
+                        .as_str()
+                        .unwrap_or("?")
+                )
+            })
+            .collect();
+        parts.push(format!("databases: {}", dbs.join(", ")));
+    }
+    for (what, list) in [("http", &g.http), ("chains", &g.chains), ("jobs", &g.jobs)] {
+        if !list.is_empty() {
+            parts.push(format!("{what}: {}", list.join(", ")));
+        }
+    }
+    if parts.is_empty() {
+        return "none".into();
+    }
+    parts
+        .iter()
+        .map(|p| esc(p))
+        .collect::<Vec<_>>()
+        .join("<br>")
 }
 
 /// Queues: counts, paused or not, pause/resume/purge.
