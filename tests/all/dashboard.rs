@@ -257,6 +257,16 @@ fn pages_show_the_store_and_actions_change_it() {
     let fires = browser.find_all("table.schedules ol.fires li");
     assert_eq!(fires.len(), 5);
     assert!(browser.text(&fires[0]).contains("00:15:00"));
+    let row = &browser.table("table.schedules")[0];
+    assert!(row[1].starts_with("at 00:15 every day, UTC"), "{row:?}");
+    // Run now (the default queue is paused, so its job stays current).
+    press(&browser, "/actions/schedules/nightly/run", "Run now");
+    let flash = browser.text_of("p.flash");
+    let id = flash
+        .strip_prefix("schedule nightly enqueued job ")
+        .unwrap_or_else(|| panic!("{flash}"));
+    assert_eq!(job(&server, id)["handler"], "hello");
+    assert_eq!(browser.table("table.schedules")[0][6], id);
     browser.screenshot("schedules");
     press(&browser, "/actions/schedules/nightly/disable", "Disable");
     let list = server.get("/api/v1/schedules", Some(READ)).json();

@@ -8,6 +8,7 @@ mod html;
 mod login;
 mod pages;
 mod session;
+mod words;
 
 use axum::Router;
 use axum::http::header;

@@ -534,9 +534,22 @@ pub async fn schedules(
         Err(e) => return failed(e),
     };
     let now = chrono::Utc::now();
+    let mut current = Vec::with_capacity(list.len());
+    for info in &list {
+        match state
+            .services
+            .store
+            .active_schedule_job(&info.schedule.name)
+            .await
+        {
+            Ok(id) => current.push(id),
+            Err(e) => return failed(e),
+        }
+    }
     let rows: Vec<Vec<String>> = list
         .iter()
-        .map(|info| {
+        .zip(&current)
+        .map(|(info, current)| {
             let s = &info.schedule;
             let next = if !s.enabled {
                 "disabled".to_string()
@@ -591,7 +604,10 @@ pub async fn schedules(
             vec![
                 esc(&s.name),
                 format!(
-                    "<code>{}</code> ({}){problem}",
+                    "{}<code>{}</code> ({}){problem}",
+                    super::words::describe(&s.spec, &s.timezone)
+                        .map(|w| format!("<span class=\"words\">{}</span><br>", esc(&w)))
+                        .unwrap_or_default(),
                     esc(&s.spec),
                     esc(&s.timezone)
                 ),
@@ -599,6 +615,7 @@ pub async fn schedules(
                 esc(&s.queue),
                 if s.enabled { "yes" } else { "no" }.into(),
                 s.last_tick.map(time).unwrap_or_else(|| "—".into()),
+                current.map(job_link).unwrap_or_else(|| "—".into()),
                 next,
                 acts,
             ]
@@ -613,6 +630,7 @@ pub async fn schedules(
             "Queue",
             "Enabled",
             "Last fire",
+            "Current job",
             "Next five fires",
             "Actions",
         ],
