@@ -191,8 +191,8 @@ fn pages_show_the_store_and_actions_change_it() {
     browser.goto(&format!("{}/dead", base(&server)));
     assert_eq!(browser.text_of("p.count"), "1 dead jobs");
     let dead = browser.table("table.dead");
-    assert_eq!(dead[0][0], s.dead);
-    assert!(dead[0][7].contains("permanent failure"), "{dead:?}");
+    assert_eq!(dead[0][1], s.dead, "after the selection box");
+    assert!(dead[0][8].contains("permanent failure"), "{dead:?}");
     browser.screenshot("dead");
     press(
         &browser,
@@ -207,6 +207,17 @@ fn pages_show_the_store_and_actions_change_it() {
         "ran again"
     );
     assert_eq!(retried["status"], "dead");
+    // Retry selected: tick its box.
+    browser.goto(&format!("{}/dead", base(&server)));
+    browser.click(&browser.find(&format!("input[name=id][value=\"{}\"]", s.dead)));
+    press(&browser, "/actions/dead/retry-selected", "Retry selected");
+    assert_eq!(browser.text_of("p.flash"), "1 dead jobs queued again");
+    let retried = finished(&server, &s.dead);
+    assert_eq!(
+        retried["attempts"].as_array().unwrap().len(),
+        3,
+        "ran again"
+    );
     browser.goto(&format!("{}/dead", base(&server)));
     press(&browser, "/actions/dead/purge", "Purge all");
     // A confirmation first; nothing deleted yet.
@@ -287,10 +298,10 @@ fn pages_show_the_store_and_actions_change_it() {
     assert_eq!(probe[4], "http: http://127.0.0.1:9", "{probe:?}");
     let handlers = browser.table("table.handlers");
     assert!(handlers.iter().any(|h| h[0] == "hello"), "{handlers:?}");
-    // Per-handler runs: the dead job ran twice, the retrying one once.
+    // Per-handler runs: the dead job ran three times, the retrying one once.
     let runs = browser.table("table.runs");
     let outcome = runs.iter().find(|r| r[0] == "probe.outcome").unwrap();
-    assert_eq!(outcome[1..4], ["3", "0", "3"], "{runs:?}");
+    assert_eq!(outcome[1..4], ["4", "0", "4"], "{runs:?}");
     browser.screenshot("plugins");
 
     // The overview is live: a job enqueued now shows up without a reload.

@@ -148,6 +148,42 @@ pub async fn retry_all_dead(
     .await
 }
 
+/// Retry the dead jobs ticked in the list (the form repeats `id`).
+pub async fn retry_selected_dead(
+    v: Viewer,
+    State(state): State<ApiState>,
+    uri: OriginalUri,
+    body: axum::body::Bytes,
+) -> Response {
+    let mut form = ActionForm {
+        csrf: None,
+        back: None,
+        confirmed: None,
+    };
+    let mut ids = Vec::new();
+    for (k, val) in url::form_urlencoded::parse(&body) {
+        match &*k {
+            "csrf" => form.csrf = Some(val.into_owned()),
+            "back" => form.back = Some(val.into_owned()),
+            "id" => match job_id(&val) {
+                Ok(id) => ids.push(id),
+                Err(e) => return error_page(StatusCode::BAD_REQUEST, &e),
+            },
+            _ => {}
+        }
+    }
+    act(v, &uri, form, None, async {
+        if ids.is_empty() {
+            return Err(ApiError::bad_request("no dead jobs were selected"));
+        }
+        for id in &ids {
+            state.services.store.dlq_retry(*id).await?;
+        }
+        Ok(format!("{} dead jobs queued again", ids.len()))
+    })
+    .await
+}
+
 /// Delete every dead job, once confirmed.
 pub async fn purge_dead(
     v: Viewer,

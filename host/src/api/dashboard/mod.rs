@@ -36,6 +36,10 @@ pub fn routes() -> Router<ApiState> {
         .route("/actions/jobs/{id}/cancel", post(actions::cancel_job))
         .route("/actions/dead/retry-all", post(actions::retry_all_dead))
         .route("/actions/dead/purge", post(actions::purge_dead))
+        .route(
+            "/actions/dead/retry-selected",
+            post(actions::retry_selected_dead),
+        )
         .route("/actions/queues/{name}/{verb}", post(actions::queue))
         .route("/actions/schedules/{name}/{verb}", post(actions::schedule))
         .route("/assets/dashboard.css", get(css))

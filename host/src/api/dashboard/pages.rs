@@ -506,15 +506,31 @@ pub async fn dead(
     }
     let mut head = JOB_HEAD.to_vec();
     let retry = v.can_act.then_some((v.csrf.as_str(), "/dead"));
+    let mut rows = job_rows(&list.jobs, retry);
     if retry.is_some() {
         head.push("Action");
+        head.insert(0, "Select");
+        // The boxes belong to the "Retry selected" form by its id (forms
+        // cannot nest inside the per-row ones).
+        for (row, j) in rows.iter_mut().zip(&list.jobs) {
+            row.insert(
+                0,
+                format!(
+                    "<input type=\"checkbox\" name=\"id\" value=\"{0}\" form=\"selected\" \
+                     aria-label=\"Select job {0}\">",
+                    j.id
+                ),
+            );
+        }
+        body.push_str(&format!(
+            "<form id=\"selected\" method=\"post\" action=\"/actions/dead/retry-selected\" class=\"inline\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <input type=\"hidden\" name=\"back\" value=\"/dead\">\
+             <button>Retry selected</button></form>",
+            esc(&v.csrf)
+        ));
     }
-    body.push_str(&table(
-        "Dead jobs, newest first",
-        &head,
-        &job_rows(&list.jobs, retry),
-        "dead",
-    ));
+    body.push_str(&table("Dead jobs, newest first", &head, &rows, "dead"));
     if let Some(next) = list.next {
         body.push_str(&format!(
             "<p><a href=\"/dead?cursor={next}\" rel=\"next\">Next page</a></p>"
