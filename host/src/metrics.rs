@@ -2,11 +2,11 @@
 //! format at `/metrics`. Kept dependency-free: a few labelled maps behind
 //! mutexes are plenty at tens of thousands of jobs per second.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Upper bounds of the job duration histogram, in seconds.
 const DURATION_BUCKETS: [f64; 12] = [
@@ -73,6 +73,18 @@ pub struct Metrics {
     lease_expired: AtomicU64,
     lease_lost: AtomicU64,
     denied: Mutex<BTreeMap<String, u64>>,
+    /// (minute since the process started, succeeded, failed) for the last
+    /// [`THROUGHPUT_MINUTES`] minutes that had runs, oldest first.
+    throughput: Mutex<VecDeque<(u64, u64, u64)>>,
+}
+
+/// How many minutes of throughput [`Metrics::throughput`] keeps.
+pub const THROUGHPUT_MINUTES: usize = 60;
+
+/// Minutes since the process first asked, on the monotonic clock.
+fn minute_now() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_secs() / 60
 }
 
 /// The process's metrics.
@@ -107,6 +119,22 @@ impl JobEvent {
 
 impl Metrics {
     pub fn job(&self, event: JobEvent, handler: &str, n: u64) {
+        if matches!(event, JobEvent::Succeeded | JobEvent::Failed) {
+            let minute = minute_now();
+            let mut t = self.throughput.lock().expect("metrics lock");
+            if t.back().is_none_or(|b| b.0 != minute) {
+                t.push_back((minute, 0, 0));
+                if t.len() > THROUGHPUT_MINUTES {
+                    t.pop_front();
+                }
+            }
+            let b = t.back_mut().expect("just pushed");
+            if event == JobEvent::Succeeded {
+                b.1 += n;
+            } else {
+                b.2 += n;
+            }
+        }
         *self
             .counters
             .lock()
@@ -128,6 +156,22 @@ impl Metrics {
             .entry(handler.to_string())
             .or_default()
             .observe(&FUEL_BUCKETS, fuel as f64);
+    }
+
+    /// Succeeded and failed runs in each of the last [`THROUGHPUT_MINUTES`]
+    /// minutes, oldest first (the last entry is the current minute).
+    pub fn throughput(&self) -> Vec<(u64, u64)> {
+        let now = minute_now();
+        let t = self.throughput.lock().expect("metrics lock");
+        // Minutes before the process started count as empty.
+        (0..THROUGHPUT_MINUTES as u64)
+            .rev()
+            .map(|ago| {
+                now.checked_sub(ago)
+                    .and_then(|m| t.iter().find(|b| b.0 == m))
+                    .map_or((0, 0), |b| (b.1, b.2))
+            })
+            .collect()
     }
 
     /// What `handler` ran in this process so far.
@@ -325,6 +369,9 @@ mod tests {
         assert_eq!((r.runs, r.succeeded, r.failed), (4, 3, 1));
         assert_eq!((r.p50_seconds, r.p99_seconds), (Some(0.005), Some(0.05)));
         assert_eq!(r.mean_fuel, Some(1000.0));
+        let t = m.throughput();
+        assert_eq!(t.len(), THROUGHPUT_MINUTES);
+        assert_eq!(t.last(), Some(&(3, 1)), "this minute's runs");
         m.run("slow", Duration::from_secs(700), 1);
         assert_eq!(
             m.handler_runs("slow").p99_seconds,

@@ -137,6 +137,15 @@ fn pages_show_the_store_and_actions_change_it() {
         hosts[0][2], "3",
         "three finished runs on this host: {hosts:?}"
     );
+    assert_eq!(
+        browser.text_of("figure.chart .hour"),
+        "1 succeeded, 2 failed"
+    );
+    assert_eq!(
+        browser.find_all("figure.chart svg rect").len(),
+        120,
+        "two bars a minute"
+    );
     browser.screenshot("overview");
 
     // Jobs: filter, then the pending job's detail shows the hostile payload

@@ -166,9 +166,39 @@ pub async fn overview(
         t.p95_duration_ms,
         t.avg_fuel,
     ));
+    body.push_str(&throughput_chart(&crate::metrics::global().throughput()));
     let mut fr = frame(&v, "/", "Overview", &f.done);
     fr.live = true;
     v.finish(page(&fr, &body))
+}
+
+/// Succeeded (green) and failed (red) runs per minute over the last hour
+/// as an inline SVG, with the totals in words for screen readers.
+fn throughput_chart(minutes: &[(u64, u64)]) -> String {
+    let (ok, failed) = minutes.iter().fold((0, 0), |(a, b), (s, f)| (a + s, b + f));
+    let top = minutes.iter().map(|(s, f)| s + f).max().unwrap_or(0).max(1) as f64;
+    let (w, h) = (10.0, 100.0);
+    let mut bars = String::new();
+    for (i, (s, f)) in minutes.iter().enumerate() {
+        let x = i as f64 * w;
+        let hs = *s as f64 / top * h;
+        let hf = *f as f64 / top * h;
+        bars.push_str(&format!(
+            "<rect x=\"{x}\" y=\"{}\" width=\"8\" height=\"{hs}\" fill=\"#137333\"/>\
+             <rect x=\"{x}\" y=\"{}\" width=\"8\" height=\"{hf}\" fill=\"#a50e0e\"/>",
+            h - hs,
+            h - hs - hf
+        ));
+    }
+    format!(
+        "<figure class=\"chart\"><svg viewBox=\"0 0 {} {h}\" role=\"img\" \
+         aria-labelledby=\"chart-caption\" preserveAspectRatio=\"none\">{bars}</svg>\
+         <figcaption id=\"chart-caption\">Runs per minute over the last hour (green \
+         succeeded, red failed; peak {top} per minute): <span class=\"hour\">{ok} succeeded, \
+         {failed} failed</span>, {:.2} per second.</figcaption></figure>",
+        minutes.len() as f64 * w,
+        (ok + failed) as f64 / 3600.0,
+    )
 }
 
 fn format_uptime(secs: u64) -> String {
