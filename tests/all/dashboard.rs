@@ -37,6 +37,7 @@ fn job(server: &Server, id: &str) -> Value {
 /// one running (asleep for ten minutes), one retrying in an hour, one
 /// scheduled an hour out, and one pending in the paused `mail` queue.
 struct Seeded {
+    ok: String,
     dead: String,
     scheduled: String,
     pending: String,
@@ -45,7 +46,7 @@ struct Seeded {
 fn seed(server: &Server) -> Seeded {
     let ok = enqueue(
         server,
-        json!({"handler": "hello", "payload": {"name": "ok"}}),
+        json!({"handler": "hello", "payload": {"name": "ok"}, "idempotency_key": "order-7"}),
     );
     assert_eq!(finished(server, &ok)["status"], "succeeded");
     let dead = enqueue(
@@ -79,6 +80,7 @@ fn seed(server: &Server) -> Seeded {
                "payload": {"name": "<script>window.pwned = 1</script> it's"}}),
     );
     Seeded {
+        ok,
         dead,
         scheduled,
         pending,
@@ -155,6 +157,16 @@ fn pages_show_the_store_and_actions_change_it() {
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     assert_eq!(jobs[0][0], s.scheduled);
     assert_eq!(browser.text_of("p.count"), "1 matching jobs");
+    // Search by idempotency key (with its handler).
+    browser.goto(&format!("{}/jobs", base(&server)));
+    browser.type_into(&browser.find("input[name=handler]"), "hello");
+    browser.type_into(&browser.find("input[name=key]"), "order-7");
+    browser.submit(&browser.find("form.filters button"));
+    assert!(
+        browser.current_url().ends_with(&format!("/jobs/{}", s.ok)),
+        "{}",
+        browser.current_url()
+    );
     browser.goto(&format!("{}/jobs", base(&server)));
     browser.screenshot("jobs");
     browser.goto(&format!("{}/jobs/{}", base(&server), s.pending));

@@ -218,6 +218,8 @@ pub struct JobFilter {
     queue: Option<String>,
     handler: Option<String>,
     id: Option<String>,
+    /// An idempotency key, looked up with `handler`.
+    key: Option<String>,
     cursor: Option<String>,
     done: Option<String>,
 }
@@ -281,6 +283,29 @@ pub async fn jobs(
             Err(_) => error_page(StatusCode::BAD_REQUEST, &format!("{id:?} is not a job id")),
         };
     }
+    if let Some(key) = nonempty(&f.key) {
+        let Some(handler) = nonempty(&f.handler) else {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "an idempotency key belongs to a handler: give the handler too",
+            );
+        };
+        return match state
+            .services
+            .store
+            .find_by_idempotency_key(&handler, &key)
+            .await
+        {
+            Ok(Some(id)) => Redirect::to(&format!("/jobs/{id}")).into_response(),
+            Ok(None) => error_page(
+                StatusCode::NOT_FOUND,
+                &format!(
+                    "no job of handler {handler:?} holds idempotency key {key:?} (keys expire)"
+                ),
+            ),
+            Err(e) => failed(e),
+        };
+    }
     let status = match nonempty(&f.status)
         .map(|s| s.parse::<JobStatus>())
         .transpose()
@@ -315,6 +340,7 @@ pub async fn jobs(
          <label>Queue <input name=\"queue\" value=\"{}\"></label>\
          <label>Handler <input name=\"handler\" value=\"{}\"></label>\
          <label>Job id <input name=\"id\" placeholder=\"0190…\"></label>\
+         <label>Idempotency key <input name=\"key\"></label>\
          <button>Show</button></form>",
         esc(queue.as_deref().unwrap_or("")),
         esc(handler.as_deref().unwrap_or("")),

@@ -9,6 +9,18 @@ use super::writer::Ctx;
 use crate::job::{Job, JobId, JobStatus, NewJob, Priority};
 use crate::store::{CountRow, Counts, Enqueued, ListQuery, Page, StoreError, StoreResult};
 
+/// The job a live (scoped) idempotency key is bound to.
+pub(super) fn bound_to_key(
+    conn: &Connection,
+    now: DateTime<Utc>,
+    key: &str,
+) -> StoreResult<Option<JobId>> {
+    Ok(conn
+        .prepare_cached("SELECT job_id FROM idempotency_keys WHERE key = ?1 AND expires_at > ?2")?
+        .query_row(params![key, micros(now)], |r| job_id(0, r))
+        .optional()?)
+}
+
 /// Adds one job (or answers the id already bound to its idempotency key).
 pub(super) fn enqueue(conn: &Connection, ctx: &Ctx, job: NewJob) -> StoreResult<Enqueued> {
     job.validate().map_err(StoreError::Invalid)?;
@@ -18,13 +30,7 @@ pub(super) fn enqueue(conn: &Connection, ctx: &Ctx, job: NewJob) -> StoreResult<
         .as_deref()
         .map(|k| crate::store::scoped_idempotency_key(&job.handler, k));
     if let Some(key) = &key {
-        let seen = conn
-            .prepare_cached(
-                "SELECT job_id FROM idempotency_keys WHERE key = ?1 AND expires_at > ?2",
-            )?
-            .query_row(params![key, now], |r| job_id(0, r))
-            .optional()?;
-        if let Some(id) = seen {
+        if let Some(id) = bound_to_key(conn, ctx.now, key)? {
             return Ok(Enqueued { id, created: false });
         }
     }
