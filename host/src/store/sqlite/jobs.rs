@@ -29,10 +29,10 @@ pub(super) fn enqueue(conn: &Connection, ctx: &Ctx, job: NewJob) -> StoreResult<
         .idempotency_key
         .as_deref()
         .map(|k| crate::store::scoped_idempotency_key(&job.handler, k));
-    if let Some(key) = &key {
-        if let Some(id) = bound_to_key(conn, ctx.now, key)? {
-            return Ok(Enqueued { id, created: false });
-        }
+    if let Some(key) = &key
+        && let Some(id) = bound_to_key(conn, ctx.now, key)?
+    {
+        return Ok(Enqueued { id, created: false });
     }
     let id = JobId::generate();
     let run_at = job.run_at.map_or(now, micros);
