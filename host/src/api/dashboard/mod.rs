@@ -5,8 +5,12 @@
 
 mod actions;
 mod html;
+mod jobs;
 mod login;
+mod overview;
 mod pages;
+mod plugins;
+mod schedules;
 mod session;
 mod words;
 
@@ -23,12 +27,12 @@ const JS: &str = include_str!("dashboard.js");
 /// The dashboard's routes, merged into the API's router.
 pub fn routes() -> Router<ApiState> {
     Router::new()
-        .route("/", get(pages::overview))
-        .route("/jobs", get(pages::jobs))
-        .route("/jobs/{id}", get(pages::job))
+        .route("/", get(overview::overview))
+        .route("/jobs", get(jobs::jobs))
+        .route("/jobs/{id}", get(jobs::job))
         .route("/dead", get(pages::dead))
-        .route("/schedules", get(pages::schedules))
-        .route("/plugins", get(pages::plugins))
+        .route("/schedules", get(schedules::schedules))
+        .route("/plugins", get(plugins::plugins))
         .route("/queues", get(pages::queues))
         .route("/login", get(login::page).post(login::submit))
         .route("/logout", post(login::logout))
