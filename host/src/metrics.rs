@@ -2,11 +2,11 @@
 //! format at `/metrics`. Kept dependency-free: a few labelled maps behind
 //! mutexes are plenty at tens of thousands of jobs per second.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::job::{JobStatus, Priority};
 
@@ -37,6 +37,32 @@ impl Histogram {
         self.sum += v;
         self.count += 1;
     }
+
+    /// The bucket bound under which a `q` share of the observations fall;
+    /// `None` with no observations or beyond the last bound.
+    fn quantile(&self, bounds: &[f64], q: f64) -> Option<f64> {
+        let target = (q * self.count as f64).ceil().max(1.0) as u64;
+        (self.count > 0)
+            .then(|| {
+                self.buckets
+                    .iter()
+                    .position(|n| *n >= target)
+                    .map(|i| bounds[i])
+            })
+            .flatten()
+    }
+}
+
+/// One handler's runs in this process, as the dashboard shows them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HandlerRuns {
+    pub runs: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Bucket bounds (seconds) of the median and 99th percentile duration.
+    pub p50_seconds: Option<f64>,
+    pub p99_seconds: Option<f64>,
+    pub mean_fuel: Option<f64>,
 }
 
 /// Every metric the host exports.
@@ -49,6 +75,18 @@ pub struct Metrics {
     lease_expired: AtomicU64,
     lease_lost: AtomicU64,
     denied: Mutex<BTreeMap<String, u64>>,
+    /// (minute since the process started, succeeded, failed) for the last
+    /// [`THROUGHPUT_MINUTES`] minutes that had runs, oldest first.
+    throughput: Mutex<VecDeque<(u64, u64, u64)>>,
+}
+
+/// How many minutes of throughput [`Metrics::throughput`] keeps.
+pub const THROUGHPUT_MINUTES: usize = 60;
+
+/// Minutes since the process first asked, on the monotonic clock.
+fn minute_now() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_secs() / 60
 }
 
 /// The process's metrics.
@@ -83,6 +121,22 @@ impl JobEvent {
 
 impl Metrics {
     pub fn job(&self, event: JobEvent, handler: &str, n: u64) {
+        if matches!(event, JobEvent::Succeeded | JobEvent::Failed) {
+            let minute = minute_now();
+            let mut t = self.throughput.lock().expect("metrics lock");
+            if t.back().is_none_or(|b| b.0 != minute) {
+                t.push_back((minute, 0, 0));
+                if t.len() > THROUGHPUT_MINUTES {
+                    t.pop_front();
+                }
+            }
+            let b = t.back_mut().expect("just pushed");
+            if event == JobEvent::Succeeded {
+                b.1 += n;
+            } else {
+                b.2 += n;
+            }
+        }
         *self
             .counters
             .lock()
@@ -104,6 +158,47 @@ impl Metrics {
             .entry(handler.to_string())
             .or_default()
             .observe(&FUEL_BUCKETS, fuel as f64);
+    }
+
+    /// Succeeded and failed runs in each of the last [`THROUGHPUT_MINUTES`]
+    /// minutes, oldest first (the last entry is the current minute).
+    pub fn throughput(&self) -> Vec<(u64, u64)> {
+        let now = minute_now();
+        let t = self.throughput.lock().expect("metrics lock");
+        // Minutes before the process started count as empty.
+        (0..THROUGHPUT_MINUTES as u64)
+            .rev()
+            .map(|ago| {
+                now.checked_sub(ago)
+                    .and_then(|m| t.iter().find(|b| b.0 == m))
+                    .map_or((0, 0), |b| (b.1, b.2))
+            })
+            .collect()
+    }
+
+    /// What `handler` ran in this process so far.
+    pub fn handler_runs(&self, handler: &str) -> HandlerRuns {
+        let counters = self.counters.lock().expect("metrics lock");
+        let count = |e: JobEvent| {
+            counters
+                .get(&(e.metric(), handler.to_string()))
+                .copied()
+                .unwrap_or(0)
+        };
+        let (succeeded, failed) = (count(JobEvent::Succeeded), count(JobEvent::Failed));
+        drop(counters);
+        let durations = self.durations.lock().expect("metrics lock");
+        let d = durations.get(handler);
+        let fuel = self.fuel.lock().expect("metrics lock");
+        let f = fuel.get(handler).filter(|f| f.count > 0);
+        HandlerRuns {
+            runs: d.map_or(0, |d| d.count),
+            succeeded,
+            failed,
+            p50_seconds: d.and_then(|d| d.quantile(&DURATION_BUCKETS, 0.5)),
+            p99_seconds: d.and_then(|d| d.quantile(&DURATION_BUCKETS, 0.99)),
+            mean_fuel: f.map(|f| f.sum / f.count as f64),
+        }
     }
 
     pub fn lease_expired(&self, n: u64) {
@@ -337,6 +432,30 @@ fn escape(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn handler_runs_reads_counts_and_quantile_bounds() {
+        let m = Metrics::default();
+        assert_eq!(m.handler_runs("h"), HandlerRuns::default());
+        for ms in [3, 3, 3, 40] {
+            m.run("h", Duration::from_millis(ms), 1000);
+        }
+        m.job(JobEvent::Succeeded, "h", 3);
+        m.job(JobEvent::Failed, "h", 1);
+        let r = m.handler_runs("h");
+        assert_eq!((r.runs, r.succeeded, r.failed), (4, 3, 1));
+        assert_eq!((r.p50_seconds, r.p99_seconds), (Some(0.005), Some(0.05)));
+        assert_eq!(r.mean_fuel, Some(1000.0));
+        let t = m.throughput();
+        assert_eq!(t.len(), THROUGHPUT_MINUTES);
+        assert_eq!(t.last(), Some(&(3, 1)), "this minute's runs");
+        m.run("slow", Duration::from_secs(700), 1);
+        assert_eq!(
+            m.handler_runs("slow").p99_seconds,
+            None,
+            "beyond the last bucket"
+        );
+    }
 
     #[test]
     fn counters_and_histograms_render_in_text_format() {

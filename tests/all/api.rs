@@ -7,13 +7,13 @@ use serde_json::{Value, json};
 use crate::http_client::{Server, raw};
 use crate::support::TestHost;
 
-const ENQ: &str = "enqueue-token";
-const READ: &str = "read-token";
-const ADMIN: &str = "admin-token";
+pub(crate) const ENQ: &str = "enqueue-token";
+pub(crate) const READ: &str = "read-token";
+pub(crate) const ADMIN: &str = "admin-token";
 
 /// A config with the API on a free port, three tokens, `api_keys` added to
 /// `[api]` and `extra` after it.
-fn config(api_keys: &str, extra: &str) -> String {
+pub(crate) fn config(api_keys: &str, extra: &str) -> String {
     let token = |name: &str, secret: &str, scope: &str| {
         format!(
             "[[api.tokens]]\nname = \"{name}\"\nsha256 = \"{}\"\nscopes = [\"{scope}\"]\n",
@@ -38,7 +38,7 @@ fn started() -> (TestHost, Server) {
 }
 
 /// Waits for a job to finish through the API's long poll.
-fn finished(server: &Server, id: &str) -> Value {
+pub(crate) fn finished(server: &Server, id: &str) -> Value {
     let r = server.get(&format!("/api/v1/jobs/{id}/wait?timeout=30s"), Some(READ));
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["finished"], true, "{}", r.text());

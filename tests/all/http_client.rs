@@ -154,13 +154,31 @@ pub fn raw(
     body: Option<&[u8]>,
     content_type: &str,
 ) -> Response {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth
+        .as_deref()
+        .map(|a| ("Authorization", a))
+        .into_iter()
+        .collect();
+    with_headers(addr, method, path, &headers, body, content_type)
+}
+
+/// Like [`raw`] with any extra request headers (a `Cookie`, say).
+pub fn with_headers(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    content_type: &str,
+) -> Response {
     let mut stream = TcpStream::connect(addr).expect("connect to the API");
     stream
         .set_read_timeout(Some(Duration::from_secs(90)))
         .unwrap();
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(t) = token {
-        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
     }
     if let Some(b) = body {
         head.push_str(&format!(
@@ -174,9 +192,31 @@ pub fn raw(
         // A server may answer (413) and close before reading a large body.
         let _ = stream.write_all(b);
     }
+    parse(&read_answer(&mut stream))
+}
+
+/// Reads an answer up to the end of its `Content-Length` body, or to the
+/// close of the connection when it has none (some servers, chromedriver
+/// among them, keep the connection open despite `Connection: close`).
+fn read_answer(stream: &mut TcpStream) -> Vec<u8> {
     let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    parse(&raw)
+    let mut chunk = [0u8; 16384];
+    loop {
+        if let Some(head_end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&raw[..head_end]).to_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if length.is_some_and(|n| raw.len() >= head_end + 4 + n) {
+                return raw;
+            }
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => return raw,
+            Ok(n) => raw.extend_from_slice(&chunk[..n]),
+        }
+    }
 }
 
 fn parse(raw: &[u8]) -> Response {

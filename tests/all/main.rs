@@ -7,6 +7,7 @@ mod api;
 mod chain;
 mod cli;
 mod clock;
+mod dashboard;
 mod db;
 mod db_isolation;
 mod hostile;

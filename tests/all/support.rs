@@ -9,6 +9,7 @@ use taskhost::config::Config;
 use taskhost::runtime::{JobInput, JobReport, Runtime};
 
 pub mod anvil;
+pub mod browser;
 pub mod postgres;
 pub mod standins;
 

@@ -109,7 +109,11 @@ pub async fn error_shape(request: Request, next: Next) -> Response {
     let is_json = response
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+        .is_some_and(|v| {
+            // JSON errors are already shaped; the dashboard's HTML error
+            // pages are meant for a browser.
+            v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+        });
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }

@@ -1,9 +1,10 @@
 //! The HTTP API: JSON under `/api/v1`, `/health` and `/metrics` at the root,
-//! and the OpenAPI document generated from the handlers themselves
+//! the web dashboard at `/`, and the OpenAPI document generated from the handlers themselves
 //! (`/api/v1/openapi.json`), so it cannot drift from the code.
 
 mod admin;
 mod auth;
+mod dashboard;
 mod error;
 mod extract;
 mod jobs;
@@ -121,6 +122,7 @@ pub fn app(state: ApiState) -> Router {
         .nest("/api/v1", v1)
         .route("/health", get(stats::health))
         .route("/metrics", get(stats::metrics))
+        .merge(dashboard::routes())
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(error::error_shape))

@@ -76,7 +76,7 @@ pub struct WorkersStats {
     pub total: StatsSnapshot,
 }
 
-fn workers_stats(state: &ApiState) -> WorkersStats {
+pub(super) fn workers_stats(state: &ApiState) -> WorkersStats {
     let workers: Vec<WorkerStats> = state
         .workers
         .iter()
@@ -167,8 +167,13 @@ pub async fn handlers(
     _: Authorized<Read>,
     State(state): State<ApiState>,
 ) -> Json<Vec<HandlerView>> {
+    Json(handler_views(&state))
+}
+
+/// The loaded handlers as `/handlers` and the dashboard show them.
+pub(super) fn handler_views(state: &ApiState) -> Vec<HandlerView> {
     let runtime = &state.services.runtime;
-    Json(
+    {
         runtime
             .registry()
             .handlers()
@@ -195,8 +200,8 @@ pub async fn handlers(
                         .map(|r| r.to_string()),
                 }
             })
-            .collect(),
-    )
+            .collect()
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -213,8 +218,13 @@ pub struct PluginView {
 #[utoipa::path(get, path = "/api/v1/plugins", tag = "plugins",
     responses((status = 200, body = Vec<PluginView>), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn plugins(_: Authorized<Read>, State(state): State<ApiState>) -> Json<Vec<PluginView>> {
+    Json(plugin_views(&state))
+}
+
+/// The loaded plugins as `/plugins` and the dashboard show them.
+pub(super) fn plugin_views(state: &ApiState) -> Vec<PluginView> {
     let registry = state.services.runtime.registry();
-    Json(
+    {
         registry
             .plugins()
             .iter()
@@ -229,8 +239,8 @@ pub async fn plugins(_: Authorized<Read>, State(state): State<ApiState>) -> Json
                     .map(|h| h.name.clone())
                     .collect(),
             })
-            .collect(),
-    )
+            .collect()
+    }
 }
 
 #[derive(Serialize, ToSchema)]

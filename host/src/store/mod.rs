@@ -193,6 +193,11 @@ pub trait Store: Send + Sync {
     /// One job.
     async fn get(&self, id: JobId) -> StoreResult<Job>;
 
+    /// The job `handler`'s idempotency `key` is bound to, while the key
+    /// lives (one index probe; the dashboard's search).
+    async fn find_by_idempotency_key(&self, handler: &str, key: &str)
+    -> StoreResult<Option<JobId>>;
+
     /// A page of jobs, newest first.
     async fn list(&self, query: &ListQuery) -> StoreResult<Page>;
 

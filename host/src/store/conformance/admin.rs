@@ -31,6 +31,9 @@ pub async fn idempotency_key_within_ttl_only(store: &dyn Store, clock: &ManualCl
     let again = store.enqueue(other_payload.clone()).await.unwrap();
     assert_eq!((again.id, again.created), (first.id, false));
     finish(store, &lease_one(store, "pay").await).await;
+    let found = |handler: &'static str| store.find_by_idempotency_key(handler, "order-7");
+    assert_eq!(found("pay").await.unwrap(), Some(first.id));
+    assert_eq!(found("other").await.unwrap(), None, "keys are per handler");
     clock.advance(ttl() - secs(1));
     let late = store.enqueue(other_payload.clone()).await.unwrap();
     assert_eq!(
@@ -44,6 +47,7 @@ pub async fn idempotency_key_within_ttl_only(store: &dyn Store, clock: &ManualCl
         fresh.created && fresh.id != first.id,
         "key expired after its TTL"
     );
+    assert_eq!(found("pay").await.unwrap(), Some(fresh.id), "bound anew");
     assert_eq!(store.counts().await.unwrap().sum(None, None, None), 2);
 }
 

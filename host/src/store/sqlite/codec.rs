@@ -80,14 +80,6 @@ pub(super) fn json<T: serde::de::DeserializeOwned>(idx: usize, text: &str) -> ru
     serde_json::from_str(text).map_err(|e| bad(idx, Type::Text, format!("JSON: {e}")))
 }
 
-/// SQL for a job's status as users see it at `?now`: a scheduled job whose
-/// time came is pending, without a write having to flip it.
-pub(super) fn effective_status_sql(now_param: &str) -> String {
-    format!(
-        "CASE WHEN status = 'scheduled' AND run_at <= {now_param} THEN 'pending' ELSE status END"
-    )
-}
-
 /// Builds a job from a row selected with [`JOB_COLUMNS`]; `now` decides
 /// whether a scheduled job already shows as pending.
 pub(super) fn job_from_row(row: &Row, now: i64) -> rusqlite::Result<Job> {

@@ -4,13 +4,22 @@ use chrono::{DateTime, Utc};
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::codec::{
-    JOB_COLUMNS, WAITING, effective_status_sql, job_from_row, job_id, micros, parsed, span_micros,
-    time,
-};
+use super::codec::{JOB_COLUMNS, WAITING, job_from_row, job_id, micros, parsed, span_micros, time};
 use super::writer::Ctx;
 use crate::job::{Job, JobId, JobStatus, NewJob, Priority};
 use crate::store::{CountRow, Counts, Enqueued, ListQuery, Page, StoreError, StoreResult};
+
+/// The job a live (scoped) idempotency key is bound to.
+pub(super) fn bound_to_key(
+    conn: &Connection,
+    now: DateTime<Utc>,
+    key: &str,
+) -> StoreResult<Option<JobId>> {
+    Ok(conn
+        .prepare_cached("SELECT job_id FROM idempotency_keys WHERE key = ?1 AND expires_at > ?2")?
+        .query_row(params![key, micros(now)], |r| job_id(0, r))
+        .optional()?)
+}
 
 /// Adds one job (or answers the id already bound to its idempotency key).
 pub(super) fn enqueue(conn: &Connection, ctx: &Ctx, job: NewJob) -> StoreResult<Enqueued> {
@@ -20,16 +29,10 @@ pub(super) fn enqueue(conn: &Connection, ctx: &Ctx, job: NewJob) -> StoreResult<
         .idempotency_key
         .as_deref()
         .map(|k| crate::store::scoped_idempotency_key(&job.handler, k));
-    if let Some(key) = &key {
-        let seen = conn
-            .prepare_cached(
-                "SELECT job_id FROM idempotency_keys WHERE key = ?1 AND expires_at > ?2",
-            )?
-            .query_row(params![key, now], |r| job_id(0, r))
-            .optional()?;
-        if let Some(id) = seen {
-            return Ok(Enqueued { id, created: false });
-        }
+    if let Some(key) = &key
+        && let Some(id) = bound_to_key(conn, ctx.now, key)?
+    {
+        return Ok(Enqueued { id, created: false });
     }
     let id = JobId::generate();
     let run_at = job.run_at.map_or(now, micros);
@@ -156,13 +159,22 @@ pub(super) fn list(conn: &Connection, now: DateTime<Utc>, q: &ListQuery) -> Stor
 /// Counts by queue × priority × status as seen at `now`. One scan of the
 /// jobs table: fine for dashboards polling every few seconds, not for hot paths.
 pub(super) fn counts(conn: &Connection, now: DateTime<Utc>) -> StoreResult<Counts> {
-    let status = effective_status_sql("?1");
-    let sql = format!(
-        "SELECT queue, priority, {status} AS s, COUNT(*) FROM jobs
-         GROUP BY queue, priority, s ORDER BY queue, priority, s"
-    );
+    // The trigger-kept counts, with scheduled jobs already due moved to
+    // pending (found through `jobs_scheduled_due`, not a scan).
+    let sql = "WITH due AS (
+             SELECT queue, priority, COUNT(*) AS n FROM jobs
+             WHERE status = 'scheduled' AND run_at <= ?1 GROUP BY queue, priority),
+         cells AS (
+             SELECT c.queue, c.priority, c.status,
+                    c.n - CASE WHEN c.status = 'scheduled' THEN coalesce(d.n, 0) ELSE 0 END AS n
+             FROM job_counts c LEFT JOIN due d ON d.queue = c.queue AND d.priority = c.priority
+             UNION ALL
+             SELECT queue, priority, 'pending', n FROM due)
+         SELECT queue, priority, status, SUM(n) FROM cells
+         GROUP BY queue, priority, status HAVING SUM(n) > 0
+         ORDER BY queue, priority, status";
     let rows = conn
-        .prepare_cached(&sql)?
+        .prepare_cached(sql)?
         .query_map([micros(now)], |r| {
             let rank: u8 = r.get(1)?;
             Ok(CountRow {

@@ -290,6 +290,16 @@ impl Store for SqliteStore {
         self.read(move |c, now| jobs::get(c, now, id)).await
     }
 
+    async fn find_by_idempotency_key(
+        &self,
+        handler: &str,
+        key: &str,
+    ) -> StoreResult<Option<JobId>> {
+        let key = crate::store::scoped_idempotency_key(handler, key);
+        self.read(move |c, now| jobs::bound_to_key(c, now, &key))
+            .await
+    }
+
     async fn list(&self, query: &ListQuery) -> StoreResult<Page> {
         let query = query.clone();
         self.read(move |c, now| jobs::list(c, now, &query)).await

@@ -17,7 +17,8 @@ use crate::store::{StoreError, StoreResult};
 /// Version 1 holds the queue (jobs, idempotency keys, queue flags); version 2
 /// adds the scheduler's tables. Both ship in the first release. Version 3
 /// adds `store_meta`, version 4 `jobs.lease_ms`, version 5 `hosts`, version
-/// 6 `jobs.attempt_base` and `jobs.schedule`.
+/// 6 `jobs.attempt_base` and `jobs.schedule`, version 7 the `job_counts`
+/// table its triggers keep.
 pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: jobs, idempotency keys, queues.
     "
@@ -126,6 +127,41 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE jobs ADD COLUMN attempt_base INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE jobs ADD COLUMN schedule TEXT;
     CREATE INDEX jobs_schedule ON jobs (schedule, id) WHERE schedule IS NOT NULL;
+    ",
+    // 7: job counts per (queue, priority, status), kept by triggers, so
+    // that the counts the stats, metrics and dashboard show cost a read of
+    // a few rows instead of a scan of every job (1,000,000 jobs: ~1.3 s).
+    // Scheduled jobs already due count as pending; the index finds them.
+    "
+    CREATE TABLE job_counts (
+        queue    TEXT    NOT NULL,
+        priority INTEGER NOT NULL,
+        status   TEXT    NOT NULL,
+        n        INTEGER NOT NULL,
+        PRIMARY KEY (queue, priority, status)
+    ) WITHOUT ROWID;
+    INSERT INTO job_counts (queue, priority, status, n)
+        SELECT queue, priority, status, COUNT(*) FROM jobs GROUP BY queue, priority, status;
+    CREATE TRIGGER job_counts_insert AFTER INSERT ON jobs BEGIN
+        INSERT INTO job_counts (queue, priority, status, n)
+            VALUES (NEW.queue, NEW.priority, NEW.status, 1)
+            ON CONFLICT (queue, priority, status) DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER job_counts_delete AFTER DELETE ON jobs BEGIN
+        UPDATE job_counts SET n = n - 1
+            WHERE queue = OLD.queue AND priority = OLD.priority AND status = OLD.status;
+    END;
+    CREATE TRIGGER job_counts_update AFTER UPDATE OF queue, priority, status ON jobs
+        WHEN OLD.queue IS NOT NEW.queue OR OLD.priority IS NOT NEW.priority
+            OR OLD.status IS NOT NEW.status
+    BEGIN
+        UPDATE job_counts SET n = n - 1
+            WHERE queue = OLD.queue AND priority = OLD.priority AND status = OLD.status;
+        INSERT INTO job_counts (queue, priority, status, n)
+            VALUES (NEW.queue, NEW.priority, NEW.status, 1)
+            ON CONFLICT (queue, priority, status) DO UPDATE SET n = n + 1;
+    END;
+    CREATE INDEX jobs_scheduled_due ON jobs (run_at) WHERE status = 'scheduled';
     ",
 ];
 

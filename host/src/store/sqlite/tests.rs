@@ -85,6 +85,21 @@ async fn migrates_from_the_previous_version_keeping_data() {
         (job.handler.as_str(), job.payload.clone(), job.status),
         ("old", json!({"v": 1}), JobStatus::Pending)
     );
+    // The counts table starts from the jobs already stored, then follows.
+    let counts = store.counts().await.unwrap();
+    assert_eq!(
+        counts.sum(Some("default"), None, Some(JobStatus::Pending)),
+        1
+    );
+    store.cancel(id).await.unwrap();
+    let counts = store.counts().await.unwrap();
+    assert_eq!(
+        (
+            counts.sum(None, None, Some(JobStatus::Pending)),
+            counts.sum(None, None, Some(JobStatus::Cancelled))
+        ),
+        (0, 1)
+    );
     let claimed = store.claim_tick(
         "new-table",
         conformance::start(),
