@@ -33,6 +33,13 @@ pub struct EnqueueRequest {
     pub max_attempts: Option<u32>,
 }
 
+impl EnqueueRequest {
+    /// The queue the job goes to: the one named, else the default.
+    pub fn queue_name(&self) -> &str {
+        self.queue.as_deref().unwrap_or(crate::job::DEFAULT_QUEUE)
+    }
+}
+
 /// Why an enqueue was refused. Nothing was written.
 #[derive(Debug, thiserror::Error)]
 pub enum EnqueueError {

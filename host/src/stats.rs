@@ -35,14 +35,14 @@ pub async fn unknown_queue(
     now: chrono::DateTime<chrono::Utc>,
     queue: &str,
 ) -> Result<Option<String>, StoreError> {
-    if store.queues().await?.iter().any(|q| q.name == queue) {
+    let mut known: Vec<String> = store.queues().await?.into_iter().map(|q| q.name).collect();
+    if known.iter().any(|q| q == queue) {
         return Ok(None);
     }
     let hosts = crate::presence::running_hosts(store, now).await?;
     if hosts.iter().any(|h| h.queues.iter().any(|q| q == queue)) {
         return Ok(None);
     }
-    let mut known: Vec<String> = store.queues().await?.into_iter().map(|q| q.name).collect();
     known.extend(hosts.into_iter().flat_map(|h| h.queues));
     known.sort();
     known.dedup();

@@ -104,10 +104,7 @@ pub async fn enqueue(
     ApiJson(body): ApiJson<EnqueueBody>,
 ) -> Result<(StatusCode, Json<Enqueued>), ApiError> {
     let request = body.into_request()?;
-    let queue = request
-        .queue
-        .clone()
-        .unwrap_or_else(|| crate::job::DEFAULT_QUEUE.into());
+    let queue = request.queue_name().to_owned();
     let e = state.services.enqueuer.enqueue(request).await?;
     let warning = state.services.presence.unserved(&queue).await;
     let status = if e.created {
@@ -166,14 +163,7 @@ pub async fn enqueue_batch(
     for (i, item) in body.jobs.into_iter().enumerate() {
         requests.push(item.into_request().map_err(|e| e.in_item(i))?);
     }
-    let mut queues: Vec<String> = requests
-        .iter()
-        .map(|r| {
-            r.queue
-                .clone()
-                .unwrap_or_else(|| crate::job::DEFAULT_QUEUE.into())
-        })
-        .collect();
+    let mut queues: Vec<String> = requests.iter().map(|r| r.queue_name().to_owned()).collect();
     queues.sort();
     queues.dedup();
     let enqueued = state

@@ -80,10 +80,7 @@ fn request(args: &EnqueueArgs) -> Result<EnqueueRequest, BadInput> {
 
 pub async fn enqueue(config: Arc<Config>, args: EnqueueArgs) -> anyhow::Result<ExitCode> {
     let req = request(&args)?;
-    let queue = req
-        .queue
-        .clone()
-        .unwrap_or_else(|| crate::job::DEFAULT_QUEUE.into());
+    let queue = req.queue_name().to_owned();
     let services = Services::open(config).await?;
     let enqueued = services.enqueuer.enqueue(req).await.map_err(|e| match e {
         EnqueueError::Store(e) => anyhow::Error::new(e),
