@@ -9,6 +9,7 @@ use taskhost::config::Config;
 use taskhost::runtime::{JobInput, JobReport, Runtime};
 
 pub mod anvil;
+pub mod appdb;
 pub mod browser;
 pub mod postgres;
 pub mod standins;
@@ -341,4 +342,49 @@ pub fn terminate(mut child: ServeProcess) {
     signal(&child, "-TERM");
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status:?}");
+}
+
+/// The API address a `serve` logged (`api listening on http://ADDR`),
+/// waiting for the line.
+pub fn api_address(log: &Path) -> String {
+    wait_until(
+        std::time::Duration::from_secs(60),
+        "the api address in the log",
+        || {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let at = text.find("api listening on http://")?;
+            let rest = &text[at + "api listening on http://".len()..];
+            Some(rest.split_whitespace().next()?.to_string())
+        },
+    )
+}
+
+/// A plain GET over a TCP socket (the tests crate has no HTTP client).
+pub async fn http_get(url: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (addr, path) = rest.split_once('/').unwrap();
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(
+        format!("GET /{path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = String::new();
+    conn.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+/// Every byte under `dir`, as text (lossy), to look for a secret in.
+pub fn all_files(dir: &Path) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            text.push_str(&all_files(&path));
+        } else {
+            text.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
+        }
+    }
+    text
 }

@@ -39,7 +39,7 @@ async fn each_sent_once_by_two_hosts(t: Invest) {
         .collect();
     s.enqueuer.enqueue_batch(sweeps).await.unwrap();
     wait_until(LIMIT, "every row to be done", || {
-        let left = t.count(
+        let left = t.db.count(
             "SELECT (SELECT count(*) FROM payments WHERE status <> 'completed') + (SELECT count(*) FROM notifications WHERE status <> 'delivered')",
         );
         (left == 0).then_some(())
@@ -55,7 +55,7 @@ async fn each_sent_once_by_two_hosts(t: Invest) {
     );
     assert_eq!(t.provider.calls().len(), N, "each payment sent once");
     assert_eq!(t.telegram.calls().len(), N, "each notification sent once");
-    let claims = t.count("SELECT count(*) FROM audit WHERE attempt = 0");
+    let claims = t.db.count("SELECT count(*) FROM audit WHERE attempt = 0");
     assert_eq!(claims, 2 * N as i64, "each row claimed once");
     let mut sweeps = jobs_of(s.store.as_ref(), "payment.sweep").await;
     sweeps.extend(jobs_of(s.store.as_ref(), "notification.sweep").await);

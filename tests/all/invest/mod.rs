@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime};
 use taskhost::job::{Job, JobStatus, OutcomeKind};
 use taskhost::store::{ListQuery, Store};
 
+use crate::support::appdb::AppDb;
 use crate::support::standins::{self, Reply, Standin};
 use crate::support::{
     TestHost, services, spawn_serve, spawn_serve_logged, stderr, stdout, taskhost_bin, wait_until,
@@ -33,38 +34,33 @@ fn example(file: &str) -> PathBuf {
         .join(file)
 }
 
-/// Where the platform's tables live in a test.
-enum Backend {
-    Sqlite(PathBuf),
-    Postgres(crate::support::postgres::PgDatabase),
-}
-
 /// A host running the invest plugin against the two stand-ins, its sweeps
 /// scheduled every second, with `extra` config (handler policies, rates).
 struct Invest {
     host: TestHost,
     provider: Standin,
     telegram: Standin,
-    backend: Backend,
+    db: AppDb,
 }
 
 impl Invest {
     /// On a SQLite file in the host's folder.
     fn new(extra: &str) -> Invest {
-        Self::on(None, extra)
+        Self::on(false, extra)
     }
 
     /// On a fresh PostgreSQL database.
     fn on_postgres(extra: &str) -> Invest {
-        let pg = crate::support::postgres::postgres().new_database();
-        Self::on(Some(pg), extra)
+        Self::on(true, extra)
     }
 
-    fn on(pg: Option<crate::support::postgres::PgDatabase>, extra: &str) -> Invest {
+    fn on(postgres: bool, extra: &str) -> Invest {
         let provider = standins::provider(API_KEY);
         let telegram = standins::telegram(BOT_TOKEN);
+        let schema = std::fs::read_to_string(example("schema.sql")).unwrap();
+        let pg = postgres.then(|| AppDb::postgres(&schema));
         let database = match &pg {
-            Some(pg) => format!("postgres = \"{}\"", pg.url),
+            Some(db) => db.config_line(),
             None => "sqlite = \"invest.db\"".to_string(),
         };
         let config = format!(
@@ -105,109 +101,30 @@ overlap = "skip"
             },
         );
         let host = TestHost::new(&config);
-        let schema = std::fs::read_to_string(example("schema.sql")).unwrap();
-        let backend = match pg {
-            Some(pg) => {
-                pg.psql(&schema);
-                pg.psql(&format!(
-                    "GRANT ALL ON ALL TABLES IN SCHEMA public TO {}",
-                    crate::support::postgres::WRITER
-                ));
-                Backend::Postgres(pg)
-            }
-            None => {
-                let path = host.path().join("invest.db");
-                rusqlite::Connection::open(&path)
-                    .unwrap()
-                    .execute_batch(&schema)
-                    .expect("schema.sql applies to SQLite");
-                Backend::Sqlite(path)
-            }
-        };
+        let db = pg.unwrap_or_else(|| AppDb::sqlite(&host.path().join("invest.db"), &schema));
         Invest {
             host,
             provider,
             telegram,
-            backend,
+            db,
         }
-    }
-
-    /// Runs SQL (test-made, literal values) on the platform's database.
-    fn exec(&self, sql: &str) {
-        match &self.backend {
-            Backend::Sqlite(path) => {
-                let db = rusqlite::Connection::open(path).unwrap();
-                db.busy_timeout(Duration::from_secs(10)).unwrap();
-                db.execute_batch(sql).unwrap();
-            }
-            Backend::Postgres(pg) => {
-                pg.psql(sql);
-            }
-        }
-    }
-
-    /// A query's rows, every value as text (NULL as "").
-    fn rows(&self, sql: &str) -> Vec<Vec<String>> {
-        match &self.backend {
-            Backend::Sqlite(path) => {
-                use rusqlite::types::ValueRef;
-                let db = rusqlite::Connection::open(path).unwrap();
-                db.busy_timeout(Duration::from_secs(10)).unwrap();
-                let mut q = db.prepare(sql).unwrap();
-                let n = q.column_count();
-                q.query_map([], |r| {
-                    (0..n)
-                        .map(|i| {
-                            Ok(match r.get_ref(i)? {
-                                ValueRef::Null => String::new(),
-                                ValueRef::Integer(v) => v.to_string(),
-                                ValueRef::Real(v) => v.to_string(),
-                                ValueRef::Text(t) => String::from_utf8_lossy(t).into(),
-                                ValueRef::Blob(_) => "<blob>".into(),
-                            })
-                        })
-                        .collect()
-                })
-                .unwrap()
-                .map(Result::unwrap)
-                .collect()
-            }
-            Backend::Postgres(pg) => pg
-                .psql(sql)
-                .lines()
-                .filter(|l| !l.is_empty())
-                .map(|l| l.split('|').map(String::from).collect())
-                .collect(),
-        }
-    }
-
-    /// The one value a query returns.
-    fn value(&self, sql: &str) -> String {
-        self.rows(sql)
-            .into_iter()
-            .next()
-            .and_then(|r| r.into_iter().next())
-            .unwrap_or_default()
-    }
-
-    fn count(&self, sql: &str) -> i64 {
-        self.value(sql).parse().unwrap()
     }
 
     fn failed_payment(&self, id: &str) {
-        self.exec(&format!(
+        self.db.exec(&format!(
             "INSERT INTO payments (id, user_id, amount, currency, status) VALUES ('{id}', 7, '100.50', 'USDT', 'failed')"
         ));
     }
 
     fn failed_notification(&self, id: &str, chat: &str) {
-        self.exec(&format!(
+        self.db.exec(&format!(
             "INSERT INTO notifications (id, chat_id, text, status) VALUES ('{id}', '{chat}', 'Your deposit is confirmed', 'failed')"
         ));
     }
 
     fn status(&self, table: &str, id: &str) -> String {
-        self.value(&format!("SELECT status FROM {table} WHERE id = '{id}'"))
+        self.db
+            .value(&format!("SELECT status FROM {table} WHERE id = '{id}'"))
     }
 
     /// Waits until row `id` of `table` has status `want`.
@@ -219,20 +136,21 @@ overlap = "skip"
 
     /// The audit rows of one entity: (round, attempt, from, to), in order.
     fn audit(&self, entity: &str, id: &str) -> Vec<(i64, i64, String, String)> {
-        self.rows(&format!(
-            "SELECT retry_round, attempt, from_status, to_status FROM audit \
+        self.db
+            .rows(&format!(
+                "SELECT retry_round, attempt, from_status, to_status FROM audit \
              WHERE entity = '{entity}' AND entity_id = '{id}' ORDER BY retry_round, attempt, at"
-        ))
-        .into_iter()
-        .map(|r| {
-            (
-                r[0].parse().unwrap(),
-                r[1].parse().unwrap(),
-                r[2].clone(),
-                r[3].clone(),
-            )
-        })
-        .collect()
+            ))
+            .into_iter()
+            .map(|r| {
+                (
+                    r[0].parse().unwrap(),
+                    r[1].parse().unwrap(),
+                    r[2].clone(),
+                    r[3].clone(),
+                )
+            })
+            .collect()
     }
 }
 

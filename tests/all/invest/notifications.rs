@@ -27,20 +27,6 @@ async fn a_rate_limited_notification_is_retried_after_telegrams_retry_after_not_
     assert_eq!(calls[1].body["text"], "Your deposit is confirmed");
 }
 
-/// Every byte under `dir`, as text (lossy), to look for a secret in.
-fn all_files(dir: &Path) -> String {
-    let mut text = String::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            text.push_str(&all_files(&path));
-        } else {
-            text.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
-        }
-    }
-    text
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocked_user_gets_one_attempt_and_the_bot_token_is_nowhere() {
     let t = Invest::new("");
@@ -68,17 +54,12 @@ async fn a_blocked_user_gets_one_attempt_and_the_bot_token_is_nowhere() {
         "the token reached Telegram"
     );
 
-    let listen = wait_until(LIMIT, "the api address in the log", || {
-        let text = std::fs::read_to_string(&log).unwrap();
-        let at = text.find("api listening on http://")?;
-        let rest = &text[at + "api listening on http://".len()..];
-        Some(rest.split_whitespace().next()?.to_string())
-    });
-    let metrics = http_get(&format!("http://{listen}/metrics")).await;
+    let listen = crate::support::api_address(&log);
+    let metrics = crate::support::http_get(&format!("http://{listen}/metrics")).await;
     assert!(metrics.contains("taskhost_jobs_dead_total"), "{metrics}");
     crate::support::terminate(serve);
 
-    let store = all_files(&t.host.path().join(".taskhost"));
+    let store = crate::support::all_files(&t.host.path().join(".taskhost"));
     let logged = std::fs::read_to_string(&log).unwrap();
     for (place, text) in [
         ("the store", &store),
@@ -93,22 +74,6 @@ async fn a_blocked_user_gets_one_attempt_and_the_bot_token_is_nowhere() {
     }
 }
 
-/// A plain GET over a TCP socket (the tests crate has no HTTP client).
-async fn http_get(url: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let rest = url.strip_prefix("http://").unwrap();
-    let (addr, path) = rest.split_once('/').unwrap();
-    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
-    conn.write_all(
-        format!("GET /{path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut out = String::new();
-    conn.read_to_string(&mut out).await.unwrap();
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_of_notifications_drains_at_the_configured_rate_and_none_twice() {
     // Scaled down from the 5,000 at 30/s (almost 3 minutes) to
@@ -121,14 +86,15 @@ async fn a_backlog_of_notifications_drains_at_the_configured_rate_and_none_twice
     let rows: Vec<_> = (0..N)
         .map(|i| format!("('b-{i}', '{}', 'backlog', 'failed')", 5000 + i))
         .collect();
-    t.exec(&format!(
+    t.db.exec(&format!(
         "INSERT INTO notifications (id, chat_id, text, status) VALUES {}",
         rows.join(", ")
     ));
     let log = t.host.path().join("serve.log");
     let _serve = spawn_serve_logged(&t.host, &log);
     wait_until(Duration::from_secs(180), "the backlog to drain", || {
-        let left = t.count("SELECT count(*) FROM notifications WHERE status <> 'delivered'");
+        let left =
+            t.db.count("SELECT count(*) FROM notifications WHERE status <> 'delivered'");
         (left == 0).then_some(())
     });
 
@@ -217,6 +183,7 @@ async fn a_telegram_server_error_is_retried_with_the_policys_delay() {
         .map(|c| c.status)
         .collect();
     assert_eq!(statuses, [502, 200]);
-    let message_id = t.value("SELECT telegram_message_id FROM notifications WHERE id = 'n-5'");
+    let message_id =
+        t.db.value("SELECT telegram_message_id FROM notifications WHERE id = 'n-5'");
     assert_eq!(message_id, "1");
 }

@@ -38,7 +38,8 @@ async fn paid_once_after_three_failures(t: Invest) {
     assert_eq!(t.provider.done().len(), 1, "paid exactly once");
     assert_eq!(calls[0].body["amount"], "100.50");
 
-    let provider_ref = t.value("SELECT provider_ref FROM payments WHERE id = 'pay-1'");
+    let provider_ref =
+        t.db.value("SELECT provider_ref FROM payments WHERE id = 'pay-1'");
     assert_eq!(provider_ref, "ch_1");
     let r = |a: i64, f: &str, to: &str| (1, a, f.to_string(), to.to_string());
     assert_eq!(

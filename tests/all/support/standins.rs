@@ -1,7 +1,8 @@
-//! Stand-ins for the remotes of the invest example: a payment provider and
-//! the Telegram Bot API, on 127.0.0.1, speaking their wire formats and
-//! scripted per key (a payment id, a chat id): answer, fail N times, time
-//! out after taking the payment, rate-limit, refuse. Each serves from its
+//! Stand-ins for the remotes of the example apps: a payment provider, the
+//! Telegram Bot API, TonAPI and a web service's health endpoint, on
+//! 127.0.0.1, speaking their wire formats and scripted per key (a payment
+//! id, a chat id, a wallet): answer, fail N times, time out after taking
+//! the payment, rate-limit, refuse, add a transaction. Each serves from its
 //! own thread, so a test may block while they answer.
 //!
 //! Self-contained (axum, tokio, serde_json), so the `invest-standins`
@@ -13,10 +14,10 @@ use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 /// How a stand-in answers one request.
@@ -34,6 +35,9 @@ pub enum Reply {
     /// Do the thing, then stall this long before answering (the client's
     /// timeout fires first: the answer is lost, the effect is not).
     TakeThenStall(Duration),
+    /// Add this item to what the remote holds for the key (a transaction
+    /// arriving on a TonAPI account), then answer as `Ok`.
+    Add(Value),
 }
 
 /// One request a stand-in received.
@@ -54,6 +58,9 @@ struct Inner {
     calls: Vec<Call>,
     /// What was done (a charge, a sent message), by key, in order.
     done: Vec<(String, Value)>,
+    /// What the remote holds, by key: a chat's member count, an account's
+    /// transactions (oldest first).
+    state: HashMap<String, Value>,
 }
 
 #[derive(Clone)]
@@ -72,6 +79,22 @@ impl Shared {
             .get_mut(key)
             .and_then(VecDeque::pop_front)
             .unwrap_or(Reply::Ok)
+    }
+
+    /// What the remote holds for `key` (`Null` when nothing).
+    fn state(&self, key: &str) -> Value {
+        let inner = self.inner.lock().unwrap();
+        inner.state.get(key).cloned().unwrap_or(Value::Null)
+    }
+
+    /// Appends `item` to the list the remote holds for `key`.
+    fn add(&self, key: &str, item: Value) {
+        let mut inner = self.inner.lock().unwrap();
+        let list = inner
+            .state
+            .entry(key.to_string())
+            .or_insert_with(|| json!([]));
+        list.as_array_mut().expect("a list").push(item);
     }
 
     fn record(&self, key: &str, body: &Value, status: u16) {
@@ -135,6 +158,12 @@ impl Standin {
             .entry(key.to_string())
             .or_default()
             .extend(replies);
+    }
+
+    /// Sets what the remote holds for `key` (a chat's member count).
+    pub fn set(&self, key: &str, value: Value) {
+        let mut inner = self.shared.inner.lock().unwrap();
+        inner.state.insert(key.to_string(), value);
     }
 
     /// Every request received, in order.
@@ -213,7 +242,7 @@ async fn charge(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Res
         charge
     };
     match s.next(&key) {
-        Reply::Ok => {
+        Reply::Ok | Reply::Add(_) => {
             let charge = take(&s);
             s.record(&key, &body, 200);
             json_reply(200, charge)
@@ -245,7 +274,9 @@ async fn charge(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Res
     }
 }
 
-/// The Telegram Bot API's `POST /bot<token>/sendMessage`, answering as
+/// The Telegram Bot API's `POST /bot<token>/sendMessage` and
+/// `getChatMemberCount` (the count is what [`Standin::set`] put for the
+/// chat; an unknown chat is 400 "chat not found"), answering as
 /// Telegram does: `{"ok": true, "result": {…}}` or `{"ok": false,
 /// "error_code", "description", "parameters": {"retry_after"}}`.
 pub fn telegram(token: &str) -> Standin {
@@ -256,6 +287,7 @@ pub fn telegram_at(addr: &str, token: &str) -> Standin {
     Standin::start(addr, token, |shared| {
         Router::new()
             .route("/{bot}/sendMessage", post(send_message))
+            .route("/{bot}/getChatMemberCount", post(get_chat_member_count))
             .with_state(shared)
     })
 }
@@ -283,7 +315,7 @@ async fn send_message(State(s): State<Shared>, Path(bot): Path<String>, body: By
         }
     };
     match s.next(&chat) {
-        Reply::Ok | Reply::TakeThenStall(_) => {
+        Reply::Ok | Reply::TakeThenStall(_) | Reply::Add(_) => {
             let message = {
                 let mut inner = s.inner.lock().unwrap();
                 let message = json!({
@@ -317,6 +349,185 @@ async fn send_message(State(s): State<Shared>, Path(bot): Path<String>, body: By
         Reply::Fail(code) => {
             s.record(&chat, &body, code);
             telegram_error(code, "Internal Server Error", None)
+        }
+    }
+}
+
+/// `getChatMemberCount` with a JSON body `{"chat_id"}`: `{"ok": true,
+/// "result": <count>}`.
+async fn get_chat_member_count(
+    State(s): State<Shared>,
+    Path(bot): Path<String>,
+    body: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if bot.strip_prefix("bot") != Some(s.credential.as_str()) {
+        s.record("", &body, 401);
+        return telegram_error(401, "Unauthorized", None);
+    }
+    let chat = match body.get("chat_id") {
+        Some(Value::String(c)) => c.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => {
+            s.record("", &body, 400);
+            return telegram_error(400, "Bad Request: chat_id is empty", None);
+        }
+    };
+    match s.next(&chat) {
+        Reply::RateLimit(secs) => {
+            s.record(&chat, &body, 429);
+            telegram_error(
+                429,
+                &format!("Too Many Requests: retry after {secs}"),
+                Some(json!({"retry_after": secs})),
+            )
+        }
+        Reply::Fail(code) => {
+            s.record(&chat, &body, code);
+            telegram_error(code, "Internal Server Error", None)
+        }
+        Reply::Refuse(code) => {
+            s.record(&chat, &body, code);
+            telegram_error(code, "Bad Request: chat not found", None)
+        }
+        Reply::Ok | Reply::TakeThenStall(_) | Reply::Add(_) => match s.state(&chat) {
+            Value::Number(count) => {
+                s.record(&chat, &body, 200);
+                json_reply(200, json!({"ok": true, "result": count}))
+            }
+            _ => {
+                s.record(&chat, &body, 400);
+                telegram_error(400, "Bad Request: chat not found", None)
+            }
+        },
+    }
+}
+
+/// TonAPI v2's `GET /v2/blockchain/accounts/{account}/transactions` with
+/// `Authorization: Bearer KEY`: `{"transactions": [...]}`, newest first, as
+/// [`ton_transfer`] shapes them; errors as TonAPI writes them,
+/// `{"error": "..."}`, a 429 with `Retry-After`. The key is the account.
+pub fn tonapi(api_key: &str) -> Standin {
+    tonapi_at("127.0.0.1:0", api_key)
+}
+
+pub fn tonapi_at(addr: &str, api_key: &str) -> Standin {
+    Standin::start(addr, api_key, |shared| {
+        Router::new()
+            .route(
+                "/v2/blockchain/accounts/{account}/transactions",
+                get(transactions),
+            )
+            .with_state(shared)
+    })
+}
+
+async fn transactions(
+    State(s): State<Shared>,
+    Path(account): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let body = json!(query);
+    let bearer = format!("Bearer {}", s.credential);
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(bearer.as_str()) {
+        s.record("", &body, 401);
+        return json_reply(401, json!({"error": "invalid token"}));
+    }
+    let ok = |s: &Shared| {
+        let mut list = s.state(&account).as_array().cloned().unwrap_or_default();
+        list.reverse();
+        if let Some(limit) = query.get("limit").and_then(|l| l.parse().ok()) {
+            list.truncate(limit);
+        }
+        s.record(&account, &body, 200);
+        json_reply(200, json!({"transactions": list}))
+    };
+    match s.next(&account) {
+        Reply::Ok | Reply::TakeThenStall(_) => ok(&s),
+        Reply::Add(tx) => {
+            s.add(&account, tx);
+            ok(&s)
+        }
+        Reply::Fail(code) => {
+            s.record(&account, &body, code);
+            json_reply(code, json!({"error": "internal error"}))
+        }
+        Reply::Refuse(code) => {
+            s.record(&account, &body, code);
+            json_reply(code, json!({"error": "can't decode address"}))
+        }
+        Reply::RateLimit(secs) => {
+            s.record(&account, &body, 429);
+            let mut r = json_reply(429, json!({"error": "rate limit: free tier allows 1 rps"}));
+            r.headers_mut()
+                .insert("retry-after", secs.to_string().parse().unwrap());
+            r
+        }
+    }
+}
+
+/// One incoming transfer to `account` as TonAPI v2 describes a
+/// transaction: `in_msg.value` in nanotons (an integer), the comment in
+/// `in_msg.decoded_body.text`.
+pub fn ton_transfer(account: &str, hash: &str, value_nano: i64, comment: &str) -> Value {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    json!({
+        "hash": hash,
+        "lt": now * 1000,
+        "account": {"address": account, "is_scam": false, "is_wallet": true},
+        "success": true,
+        "utime": now,
+        "orig_status": "active",
+        "end_status": "active",
+        "total_fees": 2_500_000,
+        "transaction_type": "TransOrd",
+        "in_msg": {
+            "msg_type": "int_msg",
+            "created_lt": now * 1000 - 1,
+            "ihr_disabled": true,
+            "bounce": false,
+            "bounced": false,
+            "value": value_nano,
+            "fwd_fee": 266_669,
+            "ihr_fee": 0,
+            "destination": {"address": account, "is_scam": false, "is_wallet": true},
+            "source": {"address": "0:83dfd552e63729b472fcbcc8c45ebcc6691702558b68ec7527e1ba403a0f31a8", "is_scam": false, "is_wallet": true},
+            "import_fee": 0,
+            "created_at": now,
+            "op_code": "0x00000000",
+            "decoded_op_name": "text_comment",
+            "decoded_body": {"text": comment}
+        },
+        "out_msgs": [],
+        "block": "(0,8000000000000000,45000000)",
+        "aborted": false,
+        "destroyed": false
+    })
+}
+
+/// A web service's `GET /health` (key `health`): `Ok` answers 200
+/// `{"status": "ok"}`, `Fail(code)` that code.
+pub fn web() -> Standin {
+    Standin::start("127.0.0.1:0", "", |shared| {
+        Router::new()
+            .route("/health", get(health))
+            .with_state(shared)
+    })
+}
+
+async fn health(State(s): State<Shared>) -> Response {
+    match s.next("health") {
+        Reply::Fail(code) | Reply::Refuse(code) => {
+            s.record("health", &Value::Null, code);
+            json_reply(code, json!({"status": "down"}))
+        }
+        _ => {
+            s.record("health", &Value::Null, 200);
+            json_reply(200, json!({"status": "ok"}))
         }
     }
 }
