@@ -21,4 +21,5 @@ mod sandbox;
 mod scheduler;
 mod serve;
 mod store;
+mod telegram_bot;
 mod workers;
