@@ -512,7 +512,11 @@ pub fn ton_transfer(account: &str, hash: &str, value_nano: i64, comment: &str) -
 /// A web service's `GET /health` (key `health`): `Ok` answers 200
 /// `{"status": "ok"}`, `Fail(code)` that code.
 pub fn web() -> Standin {
-    Standin::start("127.0.0.1:0", "", |shared| {
+    web_at("127.0.0.1:0")
+}
+
+pub fn web_at(addr: &str) -> Standin {
+    Standin::start(addr, "", |shared| {
         Router::new()
             .route("/health", get(health))
             .with_state(shared)

@@ -5,11 +5,23 @@ use super::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn analytics_updates_counts_and_price_and_the_secrets_appear_nowhere() {
-    let t = Bot::new(&format!(
+    counts_price_and_no_secrets(Bot::new(&schedules())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_analytics_updates_counts_and_price_and_the_secrets_appear_nowhere() {
+    counts_price_and_no_secrets(Bot::on_postgres(&schedules())).await;
+}
+
+fn schedules() -> String {
+    format!(
         "{}{}",
         schedule("channel-analytics", "1s", "channel_analytics"),
         schedule("payment-monitor", "1s", "payment_monitor"),
-    ));
+    )
+}
+
+async fn counts_price_and_no_secrets(t: Bot) {
     t.db.exec("INSERT INTO channels (id) VALUES ('@i3lani'), ('@gone')");
     t.telegram.set("@i3lani", serde_json::json!(20_000));
     // A payment, so the monitor calls TonAPI with its key too.

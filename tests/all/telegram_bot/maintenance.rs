@@ -44,7 +44,15 @@ async fn a_failing_web_service_is_recorded_and_the_admin_chat_alerted_once_per_w
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cleanup_deletes_old_rows_in_bounded_batches_and_keeps_money_records() {
-    let t = Bot::new("");
+    cleanup(Bot::new("")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_the_cleanup_deletes_old_rows_in_bounded_batches() {
+    cleanup(Bot::on_postgres("")).await;
+}
+
+async fn cleanup(t: Bot) {
     let day = 86_400_000i64;
     let old = now_ms() - 40 * day;
     let recent = now_ms() - day;
