@@ -25,8 +25,9 @@ pub struct Health {
 
 pub fn check(job: &Job, _: serde_json::Value) -> Result<Health, JobError> {
     let now = now_ms(job);
+    let base = settings::base_url("web_url")?;
     let mut problems = Vec::new();
-    let web_ok = match web() {
+    let web_ok = match web(&base) {
         Ok(()) => true,
         Err(e) => {
             problems.push(format!("web service: {e}"));
@@ -86,8 +87,8 @@ pub fn check(job: &Job, _: serde_json::Value) -> Result<Health, JobError> {
     Ok(health)
 }
 
-fn web() -> Result<(), String> {
-    let base = settings::base_url("web_url").map_err(|e| format!("{e:?}"))?;
+/// `GET <base>/health`: 2xx is healthy, anything else says what went wrong.
+fn web(base: &str) -> Result<(), String> {
     let reply = http::send(&http::Request {
         method: "GET".into(),
         url: format!("{base}/health"),

@@ -112,8 +112,8 @@ queues = {{ default = 8 }}
         }
     }
 
-    /// A pending payment of `ton` TON for user `user`, expiring `expires_in_ms`
-    /// from now (negative: already past), memo `i3lani_<id>`.
+    /// A pending payment of `amount_nano` for user `user`, expiring
+    /// `expires_in_ms` from now (negative: already past), memo `i3lani_<id>`.
     fn payment(&self, id: i64, user: i64, amount_nano: i64, expires_in_ms: i64) {
         let expires = now_ms() + expires_in_ms;
         self.db.exec(&format!(

@@ -73,6 +73,25 @@ async fn reward_delayed_and_credited_once(t: Bot) {
     assert_eq!(result["already"], serde_json::json!([format!("job:{id}")]));
     assert_eq!(t.balance(12345), 2 * TON, "credited once");
     assert_eq!(t.db.count("SELECT count(*) FROM rewards"), 1);
+
+    // An amount finer than a nanoton is refused, naming it; nothing is written.
+    let bad = s
+        .enqueuer
+        .enqueue(crate::support::request(
+            "reward_distribution",
+            serde_json::json!({"user_id": 12345, "reward_type": "referral", "amount": "0.0000000001"}),
+        ))
+        .await
+        .unwrap();
+    let bad = crate::support::finished(s.store.as_ref(), bad.id).await;
+    assert_eq!(bad.status, JobStatus::Dead);
+    assert_eq!(bad.attempts[0].outcome, OutcomeKind::Permanent);
+    let message = bad.attempts[0].message.clone().unwrap();
+    assert!(
+        message.contains("\"0.0000000001\"") && message.contains("at most 9 decimals"),
+        "{message}"
+    );
+    assert_eq!(t.db.count("SELECT count(*) FROM rewards"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
