@@ -130,7 +130,9 @@ pub struct Verification {
 
 /// One payment, as the bot's web service asks right after the user paid:
 /// confirmed or expired ends the job; no transfer yet is retryable, so the
-/// handler's retry policy polls until one of the two.
+/// handler's retry policy polls until one of the two, and the last
+/// attempt leaves a still-pending payment to the monitor (an unpaid
+/// payment is no reason for the dead-letter queue).
 pub fn verification(job: &Job, v: Verification) -> Result<Checked, JobError> {
     let amount_nano = ton::from_json(&v.amount).map_err(|e| JobError::permanent(e.to_string()))?;
     let rows = db::query(
@@ -182,6 +184,15 @@ pub fn verification(job: &Job, v: Verification) -> Result<Checked, JobError> {
     };
     settle(job, &payment, &transfers, &mut checked)?;
     if checked.confirmed.is_empty() && checked.expired.is_empty() {
+        if job.attempt >= job.max_attempts {
+            // Not a failure of the job: the user has not paid (yet). The
+            // monitor keeps watching the payment until it expires.
+            log::info(&format!(
+                "payment {}: no transfer after {} checks; left to payment_monitor",
+                payment.id, job.attempt
+            ));
+            return Ok(checked);
+        }
         return Err(JobError::retry(format!(
             "payment {}: no transfer with memo {:?} and at least {} nanotons yet",
             payment.id, payment.memo, payment.amount_nano

@@ -224,6 +224,30 @@ async fn the_seeds_payment_verification_polls_one_payment_until_its_transfer_arr
         1
     );
 
+    // A payment never paid: the last attempt leaves it to the monitor
+    // instead of sending the job to the dead-letter queue.
+    t.db.exec(&format!(
+        "INSERT INTO payments (id, user_id, wallet_address, amount_nano, memo, expires_at) \
+         VALUES (777, 43, 'UQ-other', {TON}, 'i3lani_777', {})",
+        now_ms() + 3_600_000
+    ));
+    let unpaid = s
+        .enqueuer
+        .enqueue(taskhost::enqueue::EnqueueRequest {
+            max_attempts: Some(2),
+            ..crate::support::request(
+                "payment_verification",
+                serde_json::json!({"payment_id": 777, "wallet_address": "UQ-other", "amount": "1", "memo": "i3lani_777"}),
+            )
+        })
+        .await
+        .unwrap();
+    let unpaid = crate::support::finished(s.store.as_ref(), unpaid.id).await;
+    assert_eq!(unpaid.status, JobStatus::Succeeded);
+    assert_eq!(unpaid.attempts.len(), 2);
+    assert_eq!(t.status(777), "pending");
+    assert_eq!(t.tonapi.calls_for("UQ-other").len(), 2);
+
     let bad = crate::support::finished(s.store.as_ref(), bad.id).await;
     assert_eq!(bad.status, JobStatus::Dead);
     let message = bad.attempts[0].message.clone().unwrap();
