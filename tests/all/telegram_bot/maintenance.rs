@@ -110,3 +110,40 @@ async fn cleanup(t: Bot) {
     assert_eq!(left("SELECT id FROM rewards ORDER BY id"), ["due", "new"]);
     assert_eq!(left("SELECT job_id FROM health_checks"), ["h-new"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_an_unreachable_database_still_alerts_the_admin_chat() {
+    let t = Bot::on_postgres(&schedule("health-checker", "1s", "health_checker"));
+    let crate::support::appdb::AppDb::Postgres(pg) = &t.db else {
+        unreachable!()
+    };
+    let _serve = spawn_serve(&t.host);
+    wait_until(LIMIT, "a healthy check recorded", || {
+        (t.db
+            .count("SELECT count(*) FROM health_checks WHERE web_ok = 1 AND db_ok = 1")
+            >= 1)
+            .then_some(())
+    });
+    assert!(t.telegram.done().is_empty(), "no alert while healthy");
+
+    // The database goes away: no new connections, the pooled ones cut.
+    crate::support::postgres::postgres().psql(
+        "postgres",
+        &format!(
+            "ALTER DATABASE {db} ALLOW_CONNECTIONS false; \
+             SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{db}'",
+            db = pg.name
+        ),
+    );
+    let sent = wait_until(LIMIT, "the alert", || {
+        let done = t.telegram.done();
+        (!done.is_empty()).then_some(done)
+    });
+    assert_eq!(sent[0].0, ADMIN_CHAT);
+    let text = sent[0].1["text"].as_str().unwrap();
+    assert!(text.contains("database"), "{text}");
+    crate::support::postgres::postgres().psql(
+        "postgres",
+        &format!("ALTER DATABASE {} ALLOW_CONNECTIONS true", pg.name),
+    );
+}

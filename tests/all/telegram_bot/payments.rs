@@ -256,3 +256,46 @@ async fn the_seeds_payment_verification_polls_one_payment_until_its_transfer_arr
         "{message}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_two_hosts_monitoring_at_once_activate_each_subscription_once() {
+    const N: i64 = 10;
+    let t = Bot::on_postgres(&monitor_every_second(""));
+    for id in 1..=N {
+        t.payment(id, 600 + id, TON, 3_600_000);
+        t.tonapi.script(
+            WALLET,
+            [Reply::Add(standins::ton_transfer(
+                WALLET,
+                &format!("m{id}"),
+                TON,
+                &format!("i3lani_{id}"),
+            ))],
+        );
+    }
+    let s = services(&t.host).await;
+    let _a = spawn_serve(&t.host);
+    let _b = spawn_serve(&t.host);
+    // Besides the schedule's runs, monitors enqueued by hand, so several
+    // run at once on both hosts and race for the same payments.
+    let runs = (0..6)
+        .map(|_| crate::support::request("payment_monitor", serde_json::json!({})))
+        .collect();
+    s.enqueuer.enqueue_batch(runs).await.unwrap();
+    wait_until(LIMIT, "every payment confirmed", || {
+        (t.db
+            .count("SELECT count(*) FROM payments WHERE status <> 'confirmed'")
+            == 0)
+            .then_some(())
+    });
+    // Every run that saw the transfers has finished.
+    for job in jobs_of(s.store.as_ref(), "payment_monitor").await {
+        crate::support::finished(s.store.as_ref(), job.id).await;
+    }
+    assert_eq!(t.db.count("SELECT count(*) FROM subscriptions"), N);
+    assert_eq!(
+        t.db.count("SELECT count(DISTINCT user_id) FROM subscriptions"),
+        N,
+        "one subscription per payment's user"
+    );
+}
