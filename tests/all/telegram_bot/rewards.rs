@@ -23,6 +23,9 @@ async fn reward_delayed_and_credited_once(t: Bot) {
     let _serve = spawn_serve(&t.host);
     // The seed: add_task('reward_distribution', {...}, delay_seconds=300).
     let seed = serde_json::json!({"user_id": 12345, "reward_type": "referral", "amount": 2.0});
+    // The delay counts from the enqueue call; the store stamps `created_at`
+    // a moment later, so that is not the reference.
+    let asked = chrono::Utc::now();
     let enqueued = s
         .enqueuer
         .enqueue(taskhost::enqueue::EnqueueRequest {
@@ -33,8 +36,8 @@ async fn reward_delayed_and_credited_once(t: Bot) {
         .unwrap();
     let job = crate::support::finished(s.store.as_ref(), enqueued.id).await;
     assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.attempts);
-    let waited = (job.attempts[0].at - job.created_at).to_std().unwrap();
-    assert!(waited >= DELAY, "ran {waited:?} after the enqueue");
+    let waited = (job.attempts[0].at - asked).to_std().unwrap();
+    assert!(waited >= DELAY, "ran {waited:?} after the enqueue call");
     assert_eq!(t.balance(12345), 2 * TON);
     let row =
         t.db.rows("SELECT id, reward_type, amount_nano, status, credited_by FROM rewards");
