@@ -11,6 +11,7 @@ use taskhost::runtime::{JobInput, JobReport, Runtime};
 pub mod anvil;
 pub mod browser;
 pub mod postgres;
+pub mod python;
 pub mod standins;
 
 /// The folder the build script built the plugins into.
