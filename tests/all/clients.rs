@@ -27,6 +27,7 @@ const APP_HANDLERS: &[&str] = &[
     "cleanup",
     "send_email",
     "fraud_alert",
+    "send_reminder",
 ];
 
 fn repo_root() -> PathBuf {

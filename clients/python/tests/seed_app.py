@@ -155,3 +155,19 @@ async def send_newsletter(
         "total": result.total,
         "enqueued": result.enqueued,
     }
+
+# --- Convenience Functions (import line changed; the address is a name) ---
+
+from taskhost_client import enqueue, enqueue_delayed  # noqa: E402
+
+async def remind_later():
+    # Fire and forget
+    task_id = await enqueue("send_email", to="ada")
+
+    # Delayed execution
+    task_id = await enqueue_delayed(
+        "send_reminder",
+        timedelta(hours=1),
+        user_id="123",
+    )
+    return task_id

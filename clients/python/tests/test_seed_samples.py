@@ -84,3 +84,12 @@ async def test_the_newsletter_goes_out_in_batches(app_client: httpx.AsyncClient)
     assert answer.json() == {"total": seed_app.SUBSCRIBERS, "enqueued": seed_app.SUBSCRIBERS}
     jobs = await get_job_manager()
     assert len(await jobs.list_jobs(handler="send_newsletter_email", queue="default", limit=1000)) == seed_app.SUBSCRIBERS
+
+
+async def test_the_convenience_functions_enqueue_without_a_manager() -> None:
+    task_id = await seed_app.remind_later()
+    jobs = await get_job_manager()
+    job = await jobs.get_job(task_id)
+    assert (job.handler, job.payload, job.status) == ("send_reminder", {"user_id": "123"}, TaskStatus.SCHEDULED)
+    assert abs((job.run_at - job.created_at) - timedelta(hours=1)) < timedelta(seconds=5)
+    assert await jobs.cancel(task_id)

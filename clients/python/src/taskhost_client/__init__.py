@@ -30,7 +30,7 @@ from .models import (  # noqa: E402
     TaskResult,
     TaskStatus,
 )
-from .fastapi import get_job_manager  # noqa: E402
+from .shared import close_job_manager, enqueue, enqueue_delayed, get_job_manager  # noqa: E402
 
 __all__ = [
     "Attempt",
@@ -54,5 +54,8 @@ __all__ = [
     "Unauthorized",
     "Unavailable",
     "UnknownHandler",
+    "close_job_manager",
+    "enqueue",
+    "enqueue_delayed",
     "get_job_manager",
 ]
