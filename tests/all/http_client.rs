@@ -280,40 +280,17 @@ const PYTHON_TOOLS: [(&str, &str); 2] = [
 /// A command of the pinned Python tools, from a virtualenv under `target/`
 /// that this installs once from PyPI.
 pub fn python_tool(command: &str) -> std::path::PathBuf {
-    static VENV: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    VENV.get_or_init(|| {
-        let venv = crate::support::plugin_dir()
-            .parent()
-            .unwrap()
-            .join("st-venv");
-        let python = venv.join("bin").join("python");
-        let wanted: Vec<String> = PYTHON_TOOLS.iter().map(|(p, v)| format!("{p}=={v}")).collect();
-        let versions = format!(
-            "import importlib.metadata as m; print(' '.join(p + '==' + m.version(p) for p in {:?}))",
-            PYTHON_TOOLS.iter().map(|(p, _)| *p).collect::<Vec<_>>()
-        );
-        let installed = Command::new(&python)
-            .args(["-c", &versions])
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == wanted.join(" "));
-        if !installed {
-            let ok = Command::new("python3")
-                .arg("-m")
-                .arg("venv")
-                .arg(&venv)
-                .status()
-                .is_ok_and(|s| s.success())
-                && Command::new(venv.join("bin").join("pip"))
-                    .args(["install", "--quiet"])
-                    .args(&wanted)
-                    .status()
-                    .is_ok_and(|s| s.success());
-            assert!(ok, "cannot install {wanted:?} into {}", venv.display());
-        }
-        venv
-    })
-    .join("bin")
-    .join(command)
+    let wanted: Vec<String> = PYTHON_TOOLS
+        .iter()
+        .map(|(p, v)| format!("{p}=={v}"))
+        .collect();
+    let ready = format!(
+        "import importlib.metadata as m; assert all(m.version(p) == v for p, v in {:?})",
+        PYTHON_TOOLS
+    );
+    let install: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    let venv = crate::support::python::venv("st-venv", &ready, &install);
+    crate::support::python::bin(&venv, command)
 }
 
 /// The `st` command of Schemathesis.

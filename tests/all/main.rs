@@ -6,6 +6,7 @@ mod support;
 mod api;
 mod chain;
 mod cli;
+mod clients;
 mod clock;
 mod dashboard;
 mod db;

@@ -12,6 +12,7 @@ pub mod anvil;
 pub mod appdb;
 pub mod browser;
 pub mod postgres;
+pub mod python;
 pub mod standins;
 
 /// The folder the build script built the plugins into.

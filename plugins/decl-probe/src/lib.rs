@@ -1,7 +1,10 @@
 //! Declares its handlers as its `declare` setting says, so the tests can
 //! offer the host every kind of bad declaration from a real component.
 //! Without the setting (as in every other test's host) it declares one
-//! well-formed handler, `decl.ok`.
+//! well-formed handler, `decl.ok`. `declare = "list:a,b,c"` declares
+//! handlers `a`, `b` and `c`, so the client tests can give a host the
+//! handler names an application's code uses; every handler succeeds with
+//! its payload as its result.
 
 use taskhost_sdk::bindings::Guest;
 use taskhost_sdk::{HandlerInfo, Job, JobError, config};
@@ -32,12 +35,15 @@ impl Guest for DeclProbe {
                 description: "d".repeat(1 << 20),
                 ..info("decl.described")
             }],
+            list if list.starts_with("list:") => {
+                list["list:".len()..].split(',').map(info).collect()
+            }
             _ => vec![info("decl.ok")],
         }
     }
 
-    fn run(_ctx: Job, _payload: String) -> Result<String, JobError> {
-        Ok("{}".into())
+    fn run(_ctx: Job, payload: String) -> Result<String, JobError> {
+        Ok(payload)
     }
 }
 

@@ -1,0 +1,325 @@
+"""What each client call does, written once for the sync and the asyncio
+client: an operation is a generator that yields the HTTP calls it needs and
+receives their decoded answers (or has the API's error thrown into it), so
+multi-step calls (``wait_for``, batches in chunks, ``schedule``'s upsert)
+are not written twice."""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Callable, Dict, Generator, Iterable, List, Mapping, NoReturn, Optional, Sequence, Tuple, TypeVar
+
+from .errors import Conflict, InvalidPayload, NotSupported, TaskhostError
+from .models import (
+    BatchResult,
+    Job,
+    JobSummary,
+    PriorityLike,
+    QueueStats,
+    ScheduledJob,
+    TaskResult,
+    format_duration,
+    priority_name,
+)
+
+#: The longest a single `/wait` request holds (the host's own ceiling).
+MAX_WAIT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP request. ``retry_safe``: sending it twice has the effect of
+    sending it once, so a lost answer may be retried (a connection that was
+    never made is retried for any call). ``hold`` is how long the host may
+    hold the answer on purpose (long-poll), added to the read timeout."""
+
+    method: str
+    path: str
+    params: Optional[Mapping[str, str]] = None
+    body: Optional[bytes] = None
+    retry_safe: bool = False
+    hold: float = 0.0
+
+
+T = TypeVar("T")
+
+#: An operation that ends with a ``T``: it yields `Call`s and is sent each
+#: call's decoded answer.
+Op = Generator[Call, Any, T]
+
+
+def _path_part(segment: str) -> str:
+    from urllib.parse import quote
+
+    return quote(segment, safe="")
+
+
+def encode(what: str, value: Any) -> bytes:
+    """``value`` as JSON, or `InvalidPayload` naming what could not be
+    encoded; raised before anything is sent."""
+    try:
+        return json.dumps(value, allow_nan=False, separators=(",", ":")).encode()
+    except (TypeError, ValueError) as e:
+        raise InvalidPayload("not_serialisable", f"{what} is not JSON-serialisable: {e}") from None
+
+
+def _check_payload(what: str, payload: Any) -> None:
+    """Finds the first value JSON cannot carry and names its path."""
+
+    def walk(path: str, v: Any) -> None:
+        if v is None or isinstance(v, (str, bool, int)):
+            return
+        if isinstance(v, float):
+            if not math.isfinite(v):
+                raise InvalidPayload("not_serialisable", f"{what}: {path} is {v}, which JSON cannot carry")
+            return
+        if isinstance(v, Mapping):
+            for k, item in v.items():
+                if not isinstance(k, str):
+                    raise InvalidPayload(
+                        "not_serialisable", f"{what}: {path} has key {k!r} ({type(k).__name__}); JSON keys are strings"
+                    )
+                walk(f"{path}.{k}", item)
+            return
+        if isinstance(v, (list, tuple)):
+            for i, item in enumerate(v):
+                walk(f"{path}[{i}]", item)
+            return
+        raise InvalidPayload(
+            "not_serialisable",
+            f"{what}: {path} is a {type(v).__name__} ({v!r:.80}), which is not JSON-serialisable; "
+            "convert it (for example to a string) first",
+        )
+
+    walk("payload", payload)
+
+
+def job_body(
+    handler: str,
+    payload: Mapping[str, Any],
+    *,
+    priority: Optional[PriorityLike] = None,
+    queue: Optional[str] = None,
+    idempotency_key: Optional[str] = None,
+    delay: Optional[timedelta] = None,
+    max_attempts: Optional[int] = None,
+) -> Dict[str, Any]:
+    """One job as the API takes it. Without an idempotency key the client
+    makes one, so a retry after a lost answer cannot enqueue twice."""
+    _check_payload(f"job for handler {handler!r}", payload)
+    body: Dict[str, Any] = {
+        "handler": handler,
+        "payload": dict(payload),
+        "idempotency_key": idempotency_key or f"client:{uuid.uuid4()}",
+    }
+    if priority is not None:
+        body["priority"] = priority_name(priority)
+    if queue is not None:
+        body["queue"] = queue
+    if delay is not None:
+        body["delay"] = format_duration(delay)
+    if max_attempts is not None:
+        body["max_attempts"] = max_attempts
+    return body
+
+
+def host_version() -> Op[str]:
+    """The host's version, from its OpenAPI document (no token needed)."""
+    doc = yield Call("GET", "/api/v1/openapi.json", retry_safe=True)
+    return str(doc["info"]["version"])
+
+
+def not_supported(feature: str) -> Op[NoReturn]:
+    """Raises `NotSupported` naming the host's version (if it answers)."""
+    try:
+        version: Optional[str] = yield from host_version()
+    except TaskhostError:
+        version = None
+    raise NotSupported(feature, version)
+
+
+def enqueue(body: Dict[str, Any]) -> Op[str]:
+    answer = yield Call("POST", "/api/v1/jobs", body=encode("the job", body), retry_safe=True)
+    return str(answer["id"])
+
+
+def enqueue_batch(
+    handler: str,
+    items: Iterable[Mapping[str, Any]],
+    batch_size: int,
+    options: Mapping[str, Any],
+) -> Op[BatchResult]:
+    """Sends the items in chunks of ``batch_size`` (each chunk all or none,
+    each item with its own idempotency key). Every item is checked before
+    the first chunk is sent; a refused chunk raises with the item's index in
+    ``items`` and ``.partial`` holding what earlier chunks enqueued."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    bodies: List[Dict[str, Any]] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise InvalidPayload("not_serialisable", f"items[{i}] is a {type(item).__name__}, not a mapping")
+        try:
+            bodies.append(job_body(handler, item, **options))
+        except InvalidPayload as e:
+            raise InvalidPayload(e.code, f"items[{i}]: {e.message}") from None
+    total = enqueued = 0
+    ids: List[str] = []
+    for start in range(0, len(bodies), batch_size):
+        chunk = bodies[start : start + batch_size]
+        try:
+            answer = yield Call(
+                "POST", "/api/v1/jobs/batch", body=encode("the batch", {"jobs": chunk}), retry_safe=True
+            )
+        except TaskhostError as e:
+            e.message = _renumber(e.message, start)
+            e.args = (f"{e.code}: {e.message}",)
+            e.partial = BatchResult(total, enqueued, ids)  # type: ignore[attr-defined]
+            raise
+        total += answer["total"]
+        enqueued += answer["enqueued"]
+        ids.extend(answer["ids"])
+    return BatchResult(total, enqueued, ids)
+
+
+def _renumber(message: str, offset: int) -> str:
+    """The host names a chunk's item as ``jobs[i]``; the caller knows it as
+    ``items[offset + i]``."""
+    import re
+
+    return re.sub(r"^jobs\[(\d+)\]", lambda m: f"items[{offset + int(m.group(1))}]", message)
+
+
+def get_status(job_id: str) -> Op[TaskResult]:
+    answer = yield Call("GET", f"/api/v1/jobs/{_path_part(job_id)}/result", retry_safe=True)
+    return TaskResult.from_json(answer)
+
+
+def get_job(job_id: str) -> Op[Job]:
+    answer = yield Call("GET", f"/api/v1/jobs/{_path_part(job_id)}", retry_safe=True)
+    return Job.from_json(answer)
+
+
+def list_jobs(**filters: Optional[str]) -> Op[List[JobSummary]]:
+    params = {k: str(v) for k, v in filters.items() if v is not None}
+    answer = yield Call("GET", "/api/v1/jobs", params=params, retry_safe=True)
+    return [JobSummary.from_json(j) for j in answer["jobs"]]
+
+
+def wait_for(job_id: str, timeout: float, clock: Callable[[], float]) -> Op[TaskResult]:
+    """Long-polls `/wait` until the job ends or ``timeout`` seconds pass;
+    each request holds at most the host's 60 s."""
+    deadline = clock() + timeout
+    while True:
+        left = max(0.0, deadline - clock())
+        hold = min(left, MAX_WAIT_SECONDS)
+        answer = yield Call(
+            "GET",
+            f"/api/v1/jobs/{_path_part(job_id)}/wait",
+            params={"timeout": f"{max(1, round(hold * 1000))}ms"},
+            retry_safe=True,
+            hold=hold,
+        )
+        result = TaskResult.from_json(answer["job"], finished=answer["finished"])
+        if result.finished or clock() >= deadline:
+            return result
+
+
+def cancel(job_id: str, terminate: bool) -> Op[bool]:
+    """True when the job was cancelled, False when it had already started
+    or finished (the host's 409)."""
+    if terminate:
+        return (yield from not_supported("terminating a running job (cancel(terminate=True))"))
+    try:
+        yield Call("POST", f"/api/v1/jobs/{_path_part(job_id)}/cancel")
+    except Conflict:
+        return False
+    return True
+
+
+def queue_stats(queue: str) -> Op[QueueStats]:
+    answer = yield Call("GET", f"/api/v1/queues/{_path_part(queue)}/stats", retry_safe=True)
+    return QueueStats.from_json(answer)
+
+
+def queue_length(queue: str) -> Op[int]:
+    """Jobs due and waiting for a worker, all priorities (not the delayed
+    or retrying ones)."""
+    stats = yield from queue_stats(queue)
+    return sum(stats.pending.values())
+
+
+def purge_queue(queue: str) -> Op[int]:
+    answer = yield Call("DELETE", f"/api/v1/queues/{_path_part(queue)}")
+    return int(answer["count"])
+
+
+def list_scheduled() -> Op[List[ScheduledJob]]:
+    answer = yield Call("GET", "/api/v1/schedules", retry_safe=True)
+    return [ScheduledJob.from_json(s) for s in answer]
+
+
+def schedule(
+    handler: str,
+    expr: str,
+    name: Optional[str],
+    payload: Mapping[str, Any],
+    options: Mapping[str, Any],
+) -> Op[str]:
+    """Creates the schedule, or replaces one of the same name that differs
+    (an app declares its schedules at every start, as with celery beat);
+    an identical one is left as it is. Returns the name."""
+    _check_payload(f"schedule for handler {handler!r}", payload)
+    schedule_name = name or handler
+    definition: Dict[str, Any] = {
+        "name": schedule_name,
+        "schedule": expr,
+        "handler": handler,
+        "payload": dict(payload),
+    }
+    for key in ("queue", "timezone"):
+        if options.get(key) is not None:
+            definition[key] = options[key]
+    if options.get("priority") is not None:
+        definition["priority"] = priority_name(options["priority"])
+    body = encode("the schedule", definition)
+    try:
+        yield Call("POST", "/api/v1/schedules", body=body)
+        return schedule_name
+    except Conflict as e:
+        if e.code != "conflict":
+            raise
+    existing = [s for s in (yield from list_scheduled()) if s.name == schedule_name]
+    if existing and _same(existing[0], definition):
+        return schedule_name
+    yield Call("DELETE", f"/api/v1/schedules/{_path_part(schedule_name)}")
+    yield Call("POST", "/api/v1/schedules", body=body)
+    return schedule_name
+
+
+def _same(s: ScheduledJob, d: Mapping[str, Any]) -> bool:
+    return bool(
+        s.schedule == d["schedule"]
+        and s.handler == d["handler"]
+        and s.payload == d["payload"]
+        and s.queue == d.get("queue", "default")
+        and s.priority == d.get("priority", "normal")
+        and s.timezone == d.get("timezone", "UTC")
+    )
+
+
+def unschedule(name: str) -> Op[None]:
+    yield Call("DELETE", f"/api/v1/schedules/{_path_part(name)}")
+
+
+def chain(steps: Sequence[Tuple[str, Sequence[Any], Mapping[str, Any]]]) -> Op[List[str]]:
+    """Chains have no server side yet (issue 21): refused before anything
+    is enqueued, so no first step runs without the rest."""
+    for i, step in enumerate(steps):
+        if len(step) != 3:
+            raise ValueError(f"chain step {i} must be (handler, args, kwargs), got {step!r}")
+    return (yield from not_supported("chain() (running jobs in sequence)"))

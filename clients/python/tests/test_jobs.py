@@ -1,0 +1,302 @@
+"""Every JobManager method against the real host, sync and asyncio."""
+
+import time
+import uuid
+from datetime import datetime, timedelta
+
+import httpx
+import pytest
+
+from taskhost_client import (
+    Forbidden,
+    InvalidPayload,
+    JobManager,
+    JobPriority,
+    NotFound,
+    NotSupported,
+    SyncJobManager,
+    TaskStatus,
+    Unauthorized,
+    Unavailable,
+    UnknownHandler,
+)
+
+
+def test_enqueue_runs_the_job_and_wait_for_returns_its_result(jobs: SyncJobManager) -> None:
+    job_id = jobs.enqueue("send_email", to="ada", subject="Welcome!")
+    result = jobs.wait_for(job_id, timeout=30)
+    assert result.finished
+    assert result.status == TaskStatus.SUCCEEDED == TaskStatus.SUCCESS
+    assert result.result == {"to": "ada", "subject": "Welcome!"}
+    assert jobs.get_status(job_id).status == TaskStatus.SUCCEEDED
+
+
+def test_a_failing_job_reports_its_error(jobs: SyncJobManager) -> None:
+    job_id = jobs.enqueue("hello", name="")
+    result = jobs.wait_for(job_id, timeout=30)
+    assert result.status == TaskStatus.FAILED == TaskStatus.DEAD
+    assert result.error is not None and "name must not be empty" in result.error
+
+
+def test_priorities_queue_length_and_purge(jobs: SyncJobManager, parked: str) -> None:
+    for p in JobPriority:
+        job_id = jobs.enqueue("cleanup", priority=p, queue=parked, level=p.name)
+        job = jobs.get_job(job_id)
+        assert (job.priority, job.queue, job.status) == (p.name.lower(), parked, TaskStatus.PENDING)
+    assert jobs.queue_length(parked) == 4
+    assert jobs.queue_stats(parked).pending == {"critical": 1, "high": 1, "normal": 1, "low": 1}
+    assert jobs.purge_queue(parked) == 4
+    assert jobs.queue_length(parked) == 0
+
+
+def test_wait_for_gives_up_at_its_timeout_with_the_current_status(jobs: SyncJobManager, parked: str) -> None:
+    job_id = jobs.enqueue("cleanup", queue=parked)
+    result = jobs.wait_for(job_id, timeout=0.5)
+    assert not result.finished
+    assert result.status == TaskStatus.PENDING
+
+
+def test_an_idempotency_key_returns_the_original_job(jobs: SyncJobManager, parked: str) -> None:
+    key = f"order-{uuid.uuid4()}"
+    first = jobs.enqueue("process_payment", queue=parked, idempotency_key=key, order_id="1")
+    again = jobs.enqueue("process_payment", queue=parked, idempotency_key=key, order_id="1")
+    assert first == again
+    assert jobs.queue_length(parked) == 1
+
+
+def test_enqueue_delayed_then_cancel(jobs: SyncJobManager) -> None:
+    job_id = jobs.enqueue_delayed("request_review", delay=timedelta(days=7), order_id="o-1")
+    job = jobs.get_job(job_id)
+    assert job.status == TaskStatus.SCHEDULED
+    assert job.payload == {"order_id": "o-1"}
+    assert abs((job.run_at - job.created_at) - timedelta(days=7)) < timedelta(seconds=5)
+    assert jobs.cancel(job_id) is True
+    assert jobs.get_status(job_id).status == TaskStatus.CANCELLED
+    assert jobs.cancel(job_id) is False, "a job that already ended cannot be cancelled"
+
+
+def test_cancel_with_terminate_is_not_supported_and_leaves_the_job(jobs: SyncJobManager, parked: str) -> None:
+    job_id = jobs.enqueue("cleanup", queue=parked)
+    version = jobs.host_version()
+    with pytest.raises(NotSupported) as e:
+        jobs.cancel(job_id, terminate=True)
+    assert e.value.host_version == version
+    assert f"taskhost host {version}" in str(e.value)
+    assert jobs.get_status(job_id).status == TaskStatus.PENDING
+
+
+def test_schedules_are_declared_listed_redeclared_and_removed(jobs: SyncJobManager) -> None:
+    name = f"report-{uuid.uuid4().hex[:8]}"
+    assert jobs.schedule("generate_daily_report", cron="0 9 * * *", name=name, kind="daily") == name
+    every = jobs.schedule_interval("health_check", interval=timedelta(minutes=5), name=f"{name}-ping")
+    listed = {s.name: s for s in jobs.list_scheduled()}
+    assert listed[name].schedule == "0 9 * * *"
+    assert listed[name].handler == "generate_daily_report"
+    assert listed[name].payload == {"kind": "daily"}
+    assert listed[name].next_run is not None and listed[name].next_run.hour == 9
+    assert listed[every].schedule == "every 5m"
+    # An app declares its schedules at every start: the same one again is
+    # no error, and a changed one replaces it.
+    jobs.schedule("generate_daily_report", cron="0 9 * * *", name=name, kind="daily")
+    jobs.schedule("generate_daily_report", cron="30 4 * * 1-5", name=name, kind="daily")
+    listed = {s.name: s for s in jobs.list_scheduled()}
+    assert listed[name].schedule == "30 4 * * 1-5"
+    jobs.unschedule(name)
+    jobs.unschedule(every)
+    names = {s.name for s in jobs.list_scheduled()}
+    assert name not in names and every not in names
+    with pytest.raises(NotFound):
+        jobs.unschedule(name)
+
+
+def test_enqueue_batch_sends_chunks_and_counts(jobs: SyncJobManager, parked: str) -> None:
+    items = [{"user_id": str(i), "content": "news"} for i in range(250)]
+    result = jobs.enqueue_batch("send_newsletter_email", items, batch_size=100, queue=parked)
+    assert (result.total, result.enqueued, len(set(result.ids))) == (250, 250, 250)
+    assert jobs.queue_length(parked) == 250
+    assert jobs.get_job(result.ids[137]).payload == items[137]
+
+
+def test_a_refused_chunk_names_the_item_and_what_was_enqueued(jobs: SyncJobManager, parked: str) -> None:
+    # The test host's [workers] max_payload is 4 KiB: item 150 is too big,
+    # so the second chunk (items 100-199) is refused as a whole.
+    items = [{"n": i} for i in range(250)]
+    items[150] = {"n": 150, "blob": "x" * 8192}
+    with pytest.raises(InvalidPayload) as e:
+        jobs.enqueue_batch("send_newsletter_email", items, batch_size=100, queue=parked)
+    assert e.value.code == "payload_too_large"
+    assert e.value.message.startswith("items[150]: "), e.value.message
+    assert e.value.partial.total == 100  # type: ignore[attr-defined]
+    assert jobs.queue_length(parked) == 100
+
+
+def test_a_batch_over_the_hosts_limit_is_refused_with_its_message(jobs: SyncJobManager, parked: str) -> None:
+    items = [{"n": i} for i in range(201)]
+    with pytest.raises(InvalidPayload) as e:
+        jobs.enqueue_batch("send_newsletter_email", items, batch_size=201, queue=parked)
+    assert e.value.code == "batch_too_large"
+    assert "the limit is 200" in e.value.message
+    assert jobs.queue_length(parked) == 0
+
+
+def test_batch_callbacks_and_chains_are_not_supported(jobs: SyncJobManager) -> None:
+    version = jobs.host_version()
+    with pytest.raises(NotSupported, match=f"host {version}"):
+        jobs.enqueue_batch("send_newsletter_email", [{"n": 1}], callback="report_done")
+    with pytest.raises(NotSupported, match=f"host {version}"):
+        jobs.chain([("validate_order", (), {"order_id": "x"}), ("process_payment", (), {"order_id": "x"})])
+    assert jobs.list_jobs(handler="validate_order") == []
+
+
+# Bad input.
+
+
+def test_an_unknown_handler_raises_with_the_hosts_message(jobs: SyncJobManager) -> None:
+    with pytest.raises(UnknownHandler) as e:
+        jobs.enqueue("no_such_handler", x=1)
+    assert e.value.code == "unknown_handler" and e.value.status == 404
+    assert "no_such_handler" in e.value.message
+    assert jobs.list_jobs(handler="no_such_handler") == []
+    with pytest.raises(UnknownHandler):
+        jobs.schedule("no_such_handler", cron="0 9 * * *", name="never")
+
+
+def test_a_payload_json_cannot_carry_is_refused_before_sending(down_url: str) -> None:
+    # Pointed at an address where nothing listens: a request would raise
+    # Unavailable, so InvalidPayload proves nothing was sent.
+    with SyncJobManager(down_url, retries=0) as jobs:
+        with pytest.raises(InvalidPayload) as e:
+            jobs.enqueue("send_email", to="ada", when=datetime(2026, 1, 1))
+        assert e.value.code == "not_serialisable"
+        assert "payload.when is a datetime" in e.value.message
+        with pytest.raises(InvalidPayload, match=r"payload.scores\[1\] is nan"):
+            jobs.enqueue("send_email", scores=[1.0, float("nan")])
+        with pytest.raises(InvalidPayload, match=r"items\[2\]: .*payload.tags is a set"):
+            jobs.enqueue_batch("send_email", [{"a": 1}, {"a": 2}, {"tags": {"x"}}])
+
+
+def test_a_bad_cron_raises_with_the_hosts_message(jobs: SyncJobManager) -> None:
+    with pytest.raises(InvalidPayload) as e:
+        jobs.schedule("generate_daily_report", cron="61 * * * *", name="bad-cron")
+    assert e.value.status == 400
+    assert "minute: 61 is out of range 0-59" in e.value.message
+    assert "bad-cron" not in {s.name for s in jobs.list_scheduled()}
+
+
+def test_tokens_missing_wrong_or_without_the_scope(host_url: str, read_token: str) -> None:
+    with SyncJobManager(host_url, token="not-a-token") as wrong:
+        with pytest.raises(Unauthorized):
+            wrong.enqueue("send_email", to="ada")
+    with SyncJobManager(host_url, token=read_token) as reader:
+        with pytest.raises(Forbidden) as e:
+            reader.enqueue("send_email", to="ada")
+        assert e.value.status == 403
+        with pytest.raises(NotFound):
+            reader.get_status(str(uuid.uuid4()))
+
+
+def test_a_host_that_is_down_raises_unavailable_after_the_retries(down_url: str) -> None:
+    started = time.monotonic()
+    with SyncJobManager(down_url, retries=2, backoff=0.05) as jobs:
+        with pytest.raises(Unavailable) as e:
+            jobs.enqueue("send_email", to="ada")
+    assert e.value.attempts == 3
+    assert down_url in e.value.message
+    assert time.monotonic() - started < 30, "a ceiling for a hang"
+
+
+@pytest.mark.anyio
+async def test_async_client_down_raises_unavailable_too(down_url: str) -> None:
+    async with JobManager(down_url, retries=1, backoff=0.05) as jobs:
+        with pytest.raises(Unavailable) as e:
+            await jobs.queue_length()
+    assert e.value.attempts == 2
+
+
+@pytest.mark.anyio
+async def test_async_client_covers_the_same_calls(parked: str) -> None:
+    async with JobManager() as jobs:
+        job_id = await jobs.enqueue("send_email", priority=JobPriority.HIGH, to="ada")
+        done = await jobs.wait_for(job_id, timeout=30)
+        assert done.status == TaskStatus.SUCCESS and done.result == {"to": "ada"}
+        waiting = await jobs.enqueue_delayed("request_review", timedelta(hours=1), queue=parked, order_id="2")
+        assert (await jobs.get_status(waiting)).status == TaskStatus.SCHEDULED
+        assert await jobs.cancel(waiting)
+        batch = await jobs.enqueue_batch("cleanup", [{"n": 1}, {"n": 2}], queue=parked)
+        assert (batch.total, batch.enqueued) == (2, 2)
+        assert await jobs.queue_length(parked) == 2
+        assert await jobs.purge_queue(parked) == 2
+        name = await jobs.schedule("cleanup_sessions", cron="0 * * * *", name=f"async-{uuid.uuid4().hex[:6]}")
+        assert name in {s.name for s in await jobs.list_scheduled()}
+        await jobs.unschedule(name)
+        with pytest.raises(NotSupported):
+            await jobs.chain([("validate_order", (), {})])
+
+
+class _DropFirst:
+    """An HTTP proxy in front of the host that forwards the first request
+    matching ``method`` and then closes the connection without answering:
+    the request took effect, its answer was lost."""
+
+    def __init__(self, upstream: str, method: str) -> None:
+        import http.server
+        import threading
+
+        self.seen: list = []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                proxy.seen.append((self.command, self.path, body))
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                answer = httpx.request(self.command, upstream + self.path, content=body, headers=headers)
+                if self.command == method and sum(1 for s in proxy.seen if s[0] == method) == 1:
+                    self.close_connection = True
+                    return
+                self.send_response(answer.status_code)
+                self.send_header("content-type", answer.headers.get("content-type", "application/json"))
+                self.send_header("content-length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            do_GET = do_POST = do_DELETE = _forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_an_enqueue_whose_answer_was_lost_is_retried_without_a_second_job(host_url: str, parked: str) -> None:
+    proxy = _DropFirst(host_url, "POST")
+    try:
+        with SyncJobManager(proxy.url, retries=2, backoff=0.05) as jobs:
+            job_id = jobs.enqueue("send_confirmation", queue=parked, order_id="o-9")
+            posts = [s for s in proxy.seen if s[0] == "POST"]
+            assert len(posts) == 2, "the lost answer was retried"
+            assert posts[0][2] == posts[1][2], "with the same body, idempotency key included"
+            assert jobs.queue_length(parked) == 1
+            assert jobs.get_job(job_id).payload == {"order_id": "o-9"}
+    finally:
+        proxy.close()
+
+
+def test_a_call_that_is_not_idempotent_is_not_retried_after_a_lost_answer(host_url: str, parked: str) -> None:
+    with SyncJobManager(host_url) as direct:
+        direct.enqueue("cleanup", queue=parked)
+    proxy = _DropFirst(host_url, "DELETE")
+    try:
+        with SyncJobManager(proxy.url, retries=3, backoff=0.05) as jobs:
+            with pytest.raises(Unavailable) as e:
+                jobs.purge_queue(parked)
+            assert e.value.attempts == 1
+            assert [s[0] for s in proxy.seen].count("DELETE") == 1
+    finally:
+        proxy.close()

@@ -1,0 +1,289 @@
+/**
+ * @taskhost/client: the seed's job API (enqueue, delayed, schedule, batch,
+ * waitFor, cancel, queue management) over a taskhost host's HTTP API, for
+ * Node 18+ (fetch, no runtime dependencies).
+ */
+
+import { randomUUID } from "node:crypto";
+
+import { Conflict, InvalidPayload, NotSupported, TaskhostError } from "./errors.js";
+import {
+  type BatchResult,
+  type Job,
+  type JobPriority,
+  type JobSummary,
+  type PriorityName,
+  type QueueStats,
+  type ScheduledJob,
+  type TaskResult,
+  type TaskStatus,
+  formatDuration,
+  isFinal,
+  priorityName,
+} from "./models.js";
+import { type Call, type ClientOptions, Transport, encode, expect } from "./transport.js";
+
+export * from "./errors.js";
+export * from "./models.js";
+export type { ClientOptions } from "./transport.js";
+
+/** The longest a single `/wait` request holds (the host's own ceiling). */
+const MAX_WAIT_MS = 60_000;
+
+export type Payload = Record<string, unknown>;
+
+/** Where and how a job is enqueued. Without `idempotencyKey` the client makes one, so a retry after a lost answer cannot enqueue twice. */
+export interface EnqueueOptions {
+  priority?: JobPriority | PriorityName;
+  queue?: string;
+  idempotencyKey?: string;
+  maxAttempts?: number;
+}
+
+export interface ScheduleOptions {
+  /** The schedule's name (default: the handler's); `unschedule` takes it. */
+  name?: string;
+  queue?: string;
+  priority?: JobPriority | PriorityName;
+  timezone?: string;
+  payload?: Payload;
+}
+
+export interface BatchOptions {
+  /** Items per request (each request all or none). Default 100. */
+  batchSize?: number;
+  priority?: JobPriority | PriorityName;
+  queue?: string;
+  /** A job to run once all are done: not supported by the host yet. */
+  callback?: string;
+}
+
+/** A chain step as the seed writes it: handler, positional args, keyword args. */
+export type ChainStep = [handler: string, args: unknown[], kwargs: Payload];
+
+type JobBody = Record<string, unknown>;
+
+function path(segment: string): string {
+  return encodeURIComponent(segment);
+}
+
+/** The client. Options default from `TASKHOST_URL` and `TASKHOST_TOKEN`. */
+export class JobManager {
+  private readonly t: Transport;
+
+  constructor(options: ClientOptions = {}) {
+    this.t = new Transport(options);
+  }
+
+  private jobBody(handler: string, payload: Payload, o: EnqueueOptions & { delayMs?: number }): JobBody {
+    encode(`job for handler ${JSON.stringify(handler)}`, payload);
+    const body: JobBody = {
+      handler,
+      payload,
+      idempotency_key: o.idempotencyKey ?? `client:${randomUUID()}`,
+    };
+    if (o.priority !== undefined) body.priority = priorityName(o.priority);
+    if (o.queue !== undefined) body.queue = o.queue;
+    if (o.delayMs !== undefined) body.delay = formatDuration(o.delayMs);
+    if (o.maxAttempts !== undefined) body.max_attempts = o.maxAttempts;
+    return body;
+  }
+
+  private async enqueueBody(body: JobBody): Promise<string> {
+    const answer = await this.t.send<{ id: string }>({ method: "POST", path: "/api/v1/jobs", body, retrySafe: true });
+    return answer.id;
+  }
+
+  /** Enqueues `handler` with `payload`; resolves to the job id (the original job's for a known key). */
+  async enqueue(handler: string, payload: Payload = {}, options: EnqueueOptions = {}): Promise<string> {
+    return this.enqueueBody(this.jobBody(handler, payload, options));
+  }
+
+  /** Enqueues a job that runs no earlier than `delayMs` from now. */
+  async enqueueDelayed(handler: string, delayMs: number, payload: Payload = {}, options: EnqueueOptions = {}): Promise<string> {
+    return this.enqueueBody(this.jobBody(handler, payload, { ...options, delayMs }));
+  }
+
+  /** One job per item, sent `batchSize` at a time. Every item is checked before the first request; a refused chunk throws with the item's index in `items` and `partial` holding what earlier chunks enqueued. */
+  async enqueueBatch(handler: string, items: Payload[], options: BatchOptions = {}): Promise<BatchResult> {
+    if (options.callback !== undefined) return this.notSupported("a batch callback (enqueueBatch callback option)");
+    const size = options.batchSize ?? 100;
+    if (!(size >= 1)) throw new RangeError(`batchSize must be at least 1, got ${size}`);
+    const bodies = items.map((item, i) => {
+      try {
+        return this.jobBody(handler, item, { priority: options.priority, queue: options.queue });
+      } catch (e) {
+        const bad = expect(e, InvalidPayload);
+        throw new InvalidPayload(bad.code, `items[${i}]: ${bad.detail}`);
+      }
+    });
+    const done: BatchResult = { total: 0, enqueued: 0, ids: [] };
+    for (let start = 0; start < bodies.length; start += size) {
+      const jobs = bodies.slice(start, start + size);
+      let answer: BatchResult;
+      try {
+        answer = await this.t.send<BatchResult>({ method: "POST", path: "/api/v1/jobs/batch", body: { jobs }, retrySafe: true });
+      } catch (e) {
+        if (!(e instanceof TaskhostError)) throw e;
+        const message = e.detail.replace(/^jobs\[(\d+)\]/, (_, i: string) => `items[${start + Number(i)}]`);
+        const renumbered = new (e.constructor as new (c: string, m: string, s?: number) => TaskhostError)(e.code, message, e.status);
+        (renumbered as InvalidPayload).partial = done;
+        throw renumbered;
+      }
+      done.total += answer.total;
+      done.enqueued += answer.enqueued;
+      done.ids.push(...answer.ids);
+    }
+    return done;
+  }
+
+  /** Runs `handler` on a cron expression; resolves to the schedule's name. Declaring the same schedule again changes nothing; a different one under the same name replaces it. */
+  async schedule(handler: string, cron: string, options: ScheduleOptions = {}): Promise<string> {
+    return this.upsertSchedule(handler, cron, options);
+  }
+
+  /** Runs `handler` every `intervalMs` (counted from the epoch, so every host agrees on the fire times). */
+  async scheduleInterval(handler: string, intervalMs: number, options: ScheduleOptions = {}): Promise<string> {
+    return this.upsertSchedule(handler, `every ${formatDuration(intervalMs)}`, options);
+  }
+
+  private async upsertSchedule(handler: string, expr: string, o: ScheduleOptions): Promise<string> {
+    const payload = o.payload ?? {};
+    encode(`schedule for handler ${JSON.stringify(handler)}`, payload);
+    const def: Record<string, unknown> = { name: o.name ?? handler, schedule: expr, handler, payload };
+    if (o.queue !== undefined) def.queue = o.queue;
+    if (o.timezone !== undefined) def.timezone = o.timezone;
+    if (o.priority !== undefined) def.priority = priorityName(o.priority);
+    const name = def.name as string;
+    const add: Call = { method: "POST", path: "/api/v1/schedules", body: def };
+    try {
+      await this.t.send(add);
+      return name;
+    } catch (e) {
+      if (expect(e, Conflict).code !== "conflict") throw e;
+    }
+    const existing = (await this.listScheduled()).find((s) => s.name === name);
+    const same =
+      existing &&
+      existing.schedule === expr &&
+      existing.handler === handler &&
+      JSON.stringify(existing.payload) === JSON.stringify(payload) &&
+      existing.queue === (o.queue ?? "default") &&
+      existing.priority === (o.priority === undefined ? "normal" : priorityName(o.priority)) &&
+      existing.timezone === (o.timezone ?? "UTC");
+    if (same) return name;
+    await this.unschedule(name);
+    await this.t.send(add);
+    return name;
+  }
+
+  /** Not supported by the host yet: throws `NotSupported` naming its version, and enqueues nothing. */
+  async chain(steps: ChainStep[]): Promise<string[]> {
+    steps.forEach((step, i) => {
+      if (!Array.isArray(step) || step.length !== 3) throw new RangeError(`chain step ${i} must be [handler, args, kwargs]`);
+    });
+    return this.notSupported("chain() (running jobs in sequence)");
+  }
+
+  /** The job's status and its result or last error. */
+  async getStatus(jobId: string): Promise<TaskResult> {
+    const r = await this.t.send<Omit<TaskResult, "finished">>({ method: "GET", path: `/api/v1/jobs/${path(jobId)}/result`, retrySafe: true });
+    return { ...r, finished: isFinal(r.status) };
+  }
+
+  /** The whole job, payload and attempt history included. */
+  async getJob(jobId: string): Promise<Job> {
+    return this.t.send<Job>({ method: "GET", path: `/api/v1/jobs/${path(jobId)}`, retrySafe: true });
+  }
+
+  /** The newest jobs matching the filters (one page). */
+  async listJobs(filters: { status?: TaskStatus; queue?: string; handler?: string; schedule?: string; limit?: number } = {}): Promise<JobSummary[]> {
+    const params = { ...filters, limit: filters.limit?.toString() };
+    const page = await this.t.send<{ jobs: JobSummary[] }>({ method: "GET", path: "/api/v1/jobs", params, retrySafe: true });
+    return page.jobs;
+  }
+
+  /** Waits until the job ends, at most `timeoutMs`; the host answers as the job's end commits (no polling). On timeout the result has `finished` false. */
+  async waitFor(jobId: string, timeoutMs = 60_000): Promise<TaskResult> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hold = Math.max(1, Math.min(deadline - Date.now(), MAX_WAIT_MS));
+      const answer = await this.t.send<{ finished: boolean; job: Omit<TaskResult, "finished"> }>({
+        method: "GET",
+        path: `/api/v1/jobs/${path(jobId)}/wait`,
+        params: { timeout: `${Math.round(hold)}ms` },
+        retrySafe: true,
+        holdMs: hold,
+      });
+      if (answer.finished || Date.now() >= deadline) return { ...answer.job, finished: answer.finished };
+    }
+  }
+
+  /** Cancels a job that has not started; false if it already had. `terminate` (stop a running job) throws `NotSupported`. */
+  async cancel(jobId: string, options: { terminate?: boolean } = {}): Promise<boolean> {
+    if (options.terminate) return this.notSupported("terminating a running job (cancel with terminate)");
+    try {
+      await this.t.send({ method: "POST", path: `/api/v1/jobs/${path(jobId)}/cancel` });
+      return true;
+    } catch (e) {
+      expect(e, Conflict);
+      return false;
+    }
+  }
+
+  /** All of a queue's counts. */
+  async queueStats(queue = "default"): Promise<QueueStats> {
+    return this.t.send<QueueStats>({ method: "GET", path: `/api/v1/queues/${path(queue)}/stats`, retrySafe: true });
+  }
+
+  /** Jobs due and waiting for a worker in `queue` (not the delayed or retrying ones). */
+  async queueLength(queue = "default"): Promise<number> {
+    const stats = await this.queueStats(queue);
+    return Object.values(stats.pending).reduce((a, b) => a + b, 0);
+  }
+
+  /** Deletes the queue's waiting jobs; resolves to how many. */
+  async purgeQueue(queue = "default"): Promise<number> {
+    const answer = await this.t.send<{ count: number }>({ method: "DELETE", path: `/api/v1/queues/${path(queue)}` });
+    return answer.count;
+  }
+
+  /** Every schedule with its next fire time. */
+  async listScheduled(): Promise<ScheduledJob[]> {
+    type Info = { schedule: Omit<ScheduledJob, "schedule" | "nextRun" | "problem"> & { spec: string }; next_fire: string | null; problem: string | null };
+    const infos = await this.t.send<Info[]>({ method: "GET", path: "/api/v1/schedules", retrySafe: true });
+    return infos.map(({ schedule: s, next_fire, problem }) => ({
+      name: s.name,
+      schedule: s.spec,
+      handler: s.handler,
+      timezone: s.timezone,
+      payload: s.payload,
+      queue: s.queue,
+      priority: s.priority,
+      enabled: s.enabled,
+      nextRun: next_fire ? new Date(next_fire) : null,
+      problem,
+    }));
+  }
+
+  /** Removes a schedule by name (what `schedule` resolved to). */
+  async unschedule(scheduleId: string): Promise<void> {
+    await this.t.send({ method: "DELETE", path: `/api/v1/schedules/${path(scheduleId)}` });
+  }
+
+  /** The version of the host at the other end (from its OpenAPI document). */
+  async hostVersion(): Promise<string> {
+    const doc = await this.t.send<{ info: { version: string } }>({ method: "GET", path: "/api/v1/openapi.json", retrySafe: true });
+    return doc.info.version;
+  }
+
+  private async notSupported(feature: string): Promise<never> {
+    let version: string | undefined;
+    try {
+      version = await this.hostVersion();
+    } catch (e) {
+      expect(e, TaskhostError);
+    }
+    throw new NotSupported(feature, version);
+  }
+}
