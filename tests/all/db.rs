@@ -162,6 +162,17 @@ async fn round_trip_every_value_type(rt: &Runtime, create: &str) {
     assert_eq!(rows["rows"], json!([row1, row2, row3]));
     // Types survive, not just their JSON look: a real stays a real.
     assert!(rows["rows"][0][2].is_f64() && rows["rows"][0][1].is_i64());
+    // `$N` is the N-th parameter wherever it first appears in the text
+    // (SQLite numbers its slots by first appearance; bound by slot, this
+    // would look for id 42).
+    let by_number = query(
+        rt,
+        "app",
+        "SELECT s FROM vals WHERE id = $2 AND i = $1",
+        json!([42, 1]),
+    )
+    .await;
+    assert_eq!(ok(&by_number)["rows"], json!([["héllo ✓"]]));
     // The row-returning `query` with no rows still names its columns.
     let none = query(rt, "app", "SELECT id, s FROM vals WHERE id < 0", json!([])).await;
     assert_eq!(ok(&none), &json!({"columns": ["id", "s"], "rows": []}));

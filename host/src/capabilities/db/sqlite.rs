@@ -292,16 +292,7 @@ impl PluginConn {
         let prepared = self.conn.prepare(sql);
         self.guard.plugin_sql.store(false, Ordering::Relaxed);
         let mut stmt = prepared?;
-        let expected = stmt.parameter_count();
-        if expected != params.len() {
-            return Err(SqlError::Invalid(format!(
-                "the statement takes {expected} parameter(s), {} given",
-                params.len()
-            )));
-        }
-        for (i, p) in params.iter().enumerate() {
-            stmt.raw_bind_parameter(i + 1, to_sql(p))?;
-        }
+        bind_params(&mut stmt, params)?;
         Ok(stmt)
     }
 
@@ -425,6 +416,7 @@ impl PluginConn {
     }
 }
 
+#[derive(Debug)]
 enum SqlError {
     Sqlite(rusqlite::Error),
     Invalid(String),
@@ -436,6 +428,44 @@ impl From<rusqlite::Error> for SqlError {
     fn from(e: rusqlite::Error) -> Self {
         SqlError::Sqlite(e)
     }
+}
+
+/// Binds `$N` (and `?N`) from the N-th parameter, as PostgreSQL does.
+/// SQLite numbers a statement's slots by where each name first appears, so
+/// `WHERE a = $2 AND b = $1` has `$2` in slot 1: binding by slot would
+/// silently swap the values, and the same plugin SQL would mean one thing on
+/// SQLite and another on PostgreSQL. A bare `?` keeps its slot.
+fn bind_params(stmt: &mut rusqlite::Statement<'_>, params: &[Value]) -> Result<(), SqlError> {
+    let slots = stmt.parameter_count();
+    let mut numbers = Vec::with_capacity(slots);
+    for slot in 1..=slots {
+        numbers.push(match stmt.parameter_name(slot) {
+            None => slot,
+            Some(name) => parameter_number(name).ok_or_else(|| {
+                SqlError::Invalid(format!(
+                    "parameter {name} is not numbered; write $1, $2, … as on PostgreSQL"
+                ))
+            })?,
+        });
+    }
+    let expected = numbers.iter().copied().max().unwrap_or(0);
+    if expected != params.len() {
+        return Err(SqlError::Invalid(format!(
+            "the statement takes {expected} parameter(s), {} given",
+            params.len()
+        )));
+    }
+    for (slot, number) in numbers.into_iter().enumerate() {
+        stmt.raw_bind_parameter(slot + 1, to_sql(&params[number - 1]))?;
+    }
+    Ok(())
+}
+
+/// The N of a `$N` or `?N` parameter name; `None` for `:name`, `@name`,
+/// `$name` and `$0`.
+fn parameter_number(name: &str) -> Option<usize> {
+    let digits = name.strip_prefix('$').or_else(|| name.strip_prefix('?'))?;
+    digits.parse().ok().filter(|n| *n >= 1)
 }
 
 fn to_sql(v: &Value) -> ToSqlOutput<'_> {
@@ -455,5 +485,55 @@ fn from_sql(v: ValueRef<'_>) -> Value {
         ValueRef::Real(f) => Value::Real(f),
         ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
         ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one row `sql` returns, its values as text.
+    fn select(sql: &str, params: &[Value]) -> Result<Vec<String>, SqlError> {
+        let conn = Connection::open_in_memory().unwrap();
+        let mut stmt = conn.prepare(sql)?;
+        bind_params(&mut stmt, params)?;
+        let columns = stmt.column_count();
+        let mut rows = stmt.raw_query();
+        let row = rows.next()?.expect("one row");
+        Ok((0..columns)
+            .map(|i| match from_sql(row.get_ref(i).unwrap()) {
+                Value::Text(s) => s,
+                other => panic!("{sql}: column {i} is {other:?}"),
+            })
+            .collect())
+    }
+
+    fn text(s: &str) -> Value {
+        Value::Text(s.to_string())
+    }
+
+    #[test]
+    fn numbered_parameters_bind_by_number_not_by_first_appearance() {
+        let got = select("SELECT $2, $1, $2", &[text("a"), text("b")]).unwrap();
+        assert_eq!(got, ["b", "a", "b"]);
+        let got = select("SELECT ?2, ?1", &[text("a"), text("b")]).unwrap();
+        assert_eq!(got, ["b", "a"]);
+        // A bare `?` keeps its place.
+        let got = select("SELECT ?, ?", &[text("a"), text("b")]).unwrap();
+        assert_eq!(got, ["a", "b"]);
+    }
+
+    #[test]
+    fn the_highest_number_is_how_many_parameters_a_statement_takes() {
+        let got = select("SELECT $3", &[text("a"), text("b"), text("c")]).unwrap();
+        assert_eq!(got, ["c"]);
+        let err = |sql: &str, params: &[Value]| match select(sql, params) {
+            Err(SqlError::Invalid(e)) => e,
+            other => panic!("{sql}: {other:?}"),
+        };
+        let e = err("SELECT $2, $1", &[text("a")]);
+        assert!(e.contains("takes 2 parameter(s), 1 given"), "{e}");
+        let e = err("SELECT :name", &[text("a")]);
+        assert!(e.contains(":name") && e.contains("$1"), "{e}");
     }
 }
