@@ -101,23 +101,29 @@ pub fn daily(job: &Job, p: Daily) -> Result<DailyReport, JobError> {
     };
     let mut after: Option<String> = None;
     loop {
-        let mut params = vec![
-            Value::Text(day.clone()),
-            Value::Integer(tick),
-            Value::Integer(size.into()),
-        ];
-        let sql = match &after {
-            None => "SELECT id FROM deposits WHERE status = 'active' AND paid_through < $1 \
-                     AND created_at < $2 ORDER BY id LIMIT $3"
-                .to_string(),
-            Some(last) => {
-                params.push(Value::Text(last.clone()));
+        // `$N` in the order they appear (the SQLite binding numbers them so).
+        let (sql, params) = match &after {
+            None => (
                 "SELECT id FROM deposits WHERE status = 'active' AND paid_through < $1 \
-                 AND created_at < $2 ORDER BY id LIMIT $3"
-                    .replace("ORDER BY", "AND id > $4 ORDER BY")
-            }
+                 AND created_at < $2 ORDER BY id LIMIT $3",
+                vec![
+                    Value::Text(day.clone()),
+                    Value::Integer(tick),
+                    Value::Integer(size.into()),
+                ],
+            ),
+            Some(last) => (
+                "SELECT id FROM deposits WHERE status = 'active' AND paid_through < $1 \
+                 AND created_at < $2 AND id > $3 ORDER BY id LIMIT $4",
+                vec![
+                    Value::Text(day.clone()),
+                    Value::Integer(tick),
+                    Value::Text(last.clone()),
+                    Value::Integer(size.into()),
+                ],
+            ),
         };
-        let page = db::query(DB, &sql, &params)?;
+        let page = db::query(DB, sql, &params)?;
         let ids: Vec<String> = page.rows.iter().filter_map(|r| r.first().and_then(text)).collect();
         let (Some(first), Some(last)) = (ids.first(), ids.last()) else {
             break;
