@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS notifications (
 );
 CREATE INDEX IF NOT EXISTS notifications_due ON notifications (status, next_retry_at);
 
--- One row per state change of a payment or notification, written in the
+-- One row per state change of a payment, notification or chain deposit
+-- (entity 'deposit': credited or orphaned, retry_round 0), written in the
 -- same transaction as the change. attempt 0 is the sweep's claim of a
 -- retry round; job_id is the taskhost job that made the change.
 CREATE TABLE IF NOT EXISTS audit (

@@ -85,7 +85,11 @@ impl Source {
                 ))
             })? as i64,
         };
-        Ok(Source { chain, token, start })
+        Ok(Source {
+            chain,
+            token,
+            start,
+        })
     }
 
     fn cursor_name(&self) -> String {
@@ -104,7 +108,14 @@ pub fn monitor(job: &Job, p: Monitor) -> Result<MonitorReport, JobError> {
         required_confirmations: required,
         ..Default::default()
     };
-    scan(job, &source, head, required, p.blocks_per_step.max(1), &mut report)?;
+    scan(
+        job,
+        &source,
+        head,
+        required,
+        p.blocks_per_step.max(1),
+        &mut report,
+    )?;
     settle(job, &source, head, required, p.limit, &mut report)?;
     if !report.credited.is_empty() || !report.orphaned.is_empty() {
         log::info(&format!(
@@ -156,8 +167,7 @@ fn scan(
         let to = head.min(from.saturating_add(step - 1));
         let mut statements = Vec::new();
         for (address, user) in &owners {
-            let logs = chain::erc20_transfers(&source.chain, &source.token, address, from, to)
-                ?;
+            let logs = chain::erc20_transfers(&source.chain, &source.token, address, from, to)?;
             for t in logs {
                 report.transfers += 1;
                 statements.push(record(job, &t, *user));
@@ -317,8 +327,7 @@ fn settle(
 /// has this log (same index, token and recipient).
 fn on_chain(source: &Source, d: &Pending) -> Result<Option<u64>, JobError> {
     let params = serde_json::json!([d.tx_hash]).to_string();
-    let answer = chain::rpc(&source.chain, "eth_getTransactionReceipt", &params)
-        ?;
+    let answer = chain::rpc(&source.chain, "eth_getTransactionReceipt", &params)?;
     let receipt: Json = serde_json::from_str(&answer)
         .map_err(|e| JobError::retry(format!("unreadable receipt of {}: {e}", d.tx_hash)))?;
     if receipt.is_null() || receipt.get("status").and_then(Json::as_str) == Some("0x0") {
@@ -341,7 +350,10 @@ fn on_chain(source: &Source, d: &Pending) -> Result<Option<u64>, JobError> {
                 .map(str::to_ascii_lowercase)
                 .as_deref()
                 == Some(source.token.as_str())
-            && topics.and_then(|t| t.get(2)).and_then(topic_address).as_deref()
+            && topics
+                .and_then(|t| t.get(2))
+                .and_then(topic_address)
+                .as_deref()
                 == Some(d.address.as_str())
     });
     Ok(if found {
@@ -426,7 +438,7 @@ fn credit(job: &Job, d: &Pending, confirmations: u64) -> Result<bool, JobError> 
         let current = db::query(
             DB,
             "SELECT amount FROM balances WHERE user_id = $1",
-            &[user.clone()],
+            std::slice::from_ref(&user),
         )?;
         let old = current
             .rows

@@ -48,7 +48,10 @@ impl Percent {
         let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
         if whole.is_empty()
             || fraction.len() > 18
-            || !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit())
+            || !whole
+                .bytes()
+                .chain(fraction.bytes())
+                .all(|b| b.is_ascii_digit())
         {
             return Err(bad());
         }
@@ -75,8 +78,9 @@ mod tests {
     #[test]
     fn percentages_are_exact() {
         let ten = Percent::parse("10%").unwrap();
-        assert_eq!(ten.of(100_00), Some(10_00));
-        assert_eq!(Percent::parse("500%").unwrap().of(100_00), Some(500_00));
+        // 100.00 in cents.
+        assert_eq!(ten.of(10_000), Some(1_000));
+        assert_eq!(Percent::parse("500%").unwrap().of(10_000), Some(50_000));
         assert_eq!(Percent::parse("0.5%").unwrap().of(1_000), Some(5));
         assert_eq!(Percent::parse("3%").unwrap().of(7), Some(0));
         assert!(Percent::parse("0.10").is_err());

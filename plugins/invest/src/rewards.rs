@@ -124,7 +124,11 @@ pub fn daily(job: &Job, p: Daily) -> Result<DailyReport, JobError> {
             ),
         };
         let page = db::query(DB, sql, &params)?;
-        let ids: Vec<String> = page.rows.iter().filter_map(|r| r.first().and_then(text)).collect();
+        let ids: Vec<String> = page
+            .rows
+            .iter()
+            .filter_map(|r| r.first().and_then(text))
+            .collect();
         let (Some(first), Some(last)) = (ids.first(), ids.last()) else {
             break;
         };
@@ -200,7 +204,9 @@ pub fn batch(job: &Job, b: Batch) -> Result<BatchReport, JobError> {
             row.get(2).and_then(text),
             row.get(3).and_then(text),
         ) else {
-            return Err(JobError::permanent(format!("unreadable deposits row {row:?}")));
+            return Err(JobError::permanent(format!(
+                "unreadable deposits row {row:?}"
+            )));
         };
         let level = match levels.get(level) {
             Some(l) => *l,
@@ -217,7 +223,10 @@ pub fn batch(job: &Job, b: Batch) -> Result<BatchReport, JobError> {
         let mut reward = level.rate.of(amount_units).ok_or_else(overflow)?;
         let mut close = false;
         if let Some(cap) = level.cap {
-            let left = cap.of(amount_units).ok_or_else(overflow)?.saturating_sub(earned_units);
+            let left = cap
+                .of(amount_units)
+                .ok_or_else(overflow)?
+                .saturating_sub(earned_units);
             if reward >= left {
                 reward = left;
                 close = true;
@@ -272,7 +281,11 @@ fn pay(
                 Value::Text(total.to_string()),
                 day.clone(),
                 Value::Text(if close { "closed" } else { "active" }.into()),
-                if close { Value::Integer(now) } else { Value::Null },
+                if close {
+                    Value::Integer(now)
+                } else {
+                    Value::Null
+                },
                 id.clone(),
                 Value::Text(earned.into()),
                 day.clone(),

@@ -74,9 +74,9 @@ impl OnChain {
     }
 
     fn balance(&self, user: i64) -> String {
-        self.t
-            .db
-            .value(&format!("SELECT amount FROM balances WHERE user_id = {user}"))
+        self.t.db.value(&format!(
+            "SELECT amount FROM balances WHERE user_id = {user}"
+        ))
     }
 
     /// (id, status) of every recorded deposit, by id.
@@ -144,7 +144,11 @@ async fn credited_at_twelve(c: OnChain) {
     assert_eq!(credited(&report), 0);
     assert_eq!(c.status_of(&first), "pending");
     assert_eq!(c.status_of(&second), "pending");
-    assert_eq!(c.deposits().len(), 2, "the stranger's transfer is no deposit");
+    assert_eq!(
+        c.deposits().len(),
+        2,
+        "the stranger's transfer is no deposit"
+    );
 
     c.node.mine(10); // 11 confirmations
     let report = c.run(&s).await;
@@ -180,7 +184,11 @@ async fn credited_at_twelve(c: OnChain) {
         json!(cursor + 1),
         "after the restart the run goes on from the stored cursor: {report}"
     );
-    assert_eq!(report["credited"], json!([format!("{third}:0")]), "{report}");
+    assert_eq!(
+        report["credited"],
+        json!([format!("{third}:0")]),
+        "{report}"
+    );
     assert_eq!(c.balance(101), "1235500000000000000000");
     assert_eq!(c.balance(102), "7");
     let credits = c.credits();
@@ -212,7 +220,10 @@ async fn orphaned_by_a_reorg(c: OnChain) {
     assert_eq!(c.status_of(&gone), "pending");
 
     c.node.revert(&snapshot);
-    assert!(c.node.receipt(&gone).is_null(), "the revert dropped the transfer");
+    assert!(
+        c.node.receipt(&gone).is_null(),
+        "the revert dropped the transfer"
+    );
     c.node.mine(12);
     let report = c.run(&s).await;
     assert_eq!(report["orphaned"], json!([format!("{gone}:0")]), "{report}");
@@ -225,9 +236,10 @@ async fn orphaned_by_a_reorg(c: OnChain) {
     assert_eq!(c.status_of(&gone), "orphaned");
     assert_eq!(c.balance(102), "", "user 102 was never credited");
     assert_eq!(c.balance(101), "5000000000000000000");
-    let audit = c.t.db.count(
-        "SELECT count(*) FROM audit WHERE entity = 'deposit' AND to_status = 'orphaned'",
-    );
+    let audit = c
+        .t
+        .db
+        .count("SELECT count(*) FROM audit WHERE entity = 'deposit' AND to_status = 'orphaned'");
     assert_eq!(audit, 1);
 }
 
@@ -256,18 +268,17 @@ async fn a_host_killed_during_a_deposit_run_credits_every_transfer_once_after_re
         .await
         .unwrap();
     let at_kill = wait_until(LIMIT, "the run to credit its first deposits", || {
-        let n = c.t.db.count(
-            "SELECT count(*) FROM chain_deposits WHERE status = 'credited'",
-        );
+        let n =
+            c.t.db
+                .count("SELECT count(*) FROM chain_deposits WHERE status = 'credited'");
         (n > 0).then_some(n)
     });
     signal(&serve, "-KILL");
     let mut serve = serve;
     serve.wait().unwrap();
-    let after_kill = c
-        .t
-        .db
-        .count("SELECT count(*) FROM chain_deposits WHERE status = 'credited'");
+    let after_kill =
+        c.t.db
+            .count("SELECT count(*) FROM chain_deposits WHERE status = 'credited'");
     println!("killed with {at_kill}..{after_kill} of {N} deposits credited");
     assert!(
         (after_kill as u128) < N,
@@ -278,10 +289,9 @@ async fn a_host_killed_during_a_deposit_run_credits_every_transfer_once_after_re
     let _serve = spawn_serve(&c.t.host);
     c.run(&s).await;
     eventually(LIMIT, "every deposit to be credited", || async {
-        let n = c
-            .t
-            .db
-            .count("SELECT count(*) FROM chain_deposits WHERE status = 'credited'");
+        let n =
+            c.t.db
+                .count("SELECT count(*) FROM chain_deposits WHERE status = 'credited'");
         (n as u128 == N).then_some(())
     })
     .await;

@@ -17,7 +17,8 @@ const CENT: u128 = ONE / 100;
 
 /// Level 1 at 10% a day (its cap left to the 500% default), level 2 at 3%
 /// a day capped at 500%.
-const LEVELS: &str = "reward_rate_level_1 = \"10%\"\nreward_rate_level_2 = \"3%\"\nreward_cap_level_2 = \"500%\"\n";
+const LEVELS: &str =
+    "reward_rate_level_1 = \"10%\"\nreward_rate_level_2 = \"3%\"\nreward_cap_level_2 = \"500%\"\n";
 
 fn rewards(postgres: bool) -> Invest {
     Invest::with(postgres, "", LEVELS, "")
@@ -179,7 +180,11 @@ async fn a_level_without_a_rate_fails_the_day_clearly_and_pays_nothing() {
     let id = s.enqueuer.enqueue(req).await.unwrap().id;
     let job = finished(s.store.as_ref(), id).await;
     assert_eq!(job.status, JobStatus::Dead);
-    assert_eq!(job.attempts.len(), 1, "permanent: no retry adds the setting");
+    assert_eq!(
+        job.attempts.len(),
+        1,
+        "permanent: no retry adds the setting"
+    );
     let message = job.attempts[0].message.clone().unwrap_or_default();
     assert!(message.contains("reward_rate_level_3"), "{message}");
     assert_eq!(t.db.count("SELECT count(*) FROM rewards"), 0);

@@ -215,7 +215,9 @@ impl Anvil {
     /// Sends `value` (smallest units) of ERC-20 `token` from `from` to `to`;
     /// answers the transaction hash.
     pub fn send_token(&self, token: &str, from: &str, to: &str, value: u128) -> String {
-        self.send(json!({"from": from, "to": token, "data": transfer_call(to, value), "gas": "0x100000"}))
+        self.send(
+            json!({"from": from, "to": token, "data": transfer_call(to, value), "gas": "0x100000"}),
+        )
     }
 
     /// Takes a snapshot of the chain (`evm_snapshot`); answers its id.
