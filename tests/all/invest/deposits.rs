@@ -8,7 +8,7 @@ use taskhost::services::Services;
 
 use super::*;
 use crate::support::anvil::{Anvil, CHAIN_ID};
-use crate::support::{eventually, finished, request, signal, terminate};
+use crate::support::{eventually, finished, request, signal, spawn_serve_logged, terminate};
 
 /// One token in smallest units (the test token has 18 decimals).
 const TOKEN: u128 = 1_000_000_000_000_000_000;
@@ -295,6 +295,56 @@ async fn a_host_killed_during_a_deposit_run_credits_every_transfer_once_after_re
         (n as u128 == N).then_some(())
     })
     .await;
+    assert_eq!(c.balance(101), want(0).to_string());
+    assert_eq!(c.balance(102), want(1).to_string());
+    let credits = c.credits();
+    assert_eq!(credits.len() as u128, N);
+    assert!(credits.iter().all(|(_, n)| *n == 1), "{credits:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_overlapping_runs_on_two_hosts_credit_each_deposit_once() {
+    let c = OnChain::new(true);
+    const N: u128 = 40;
+    c.node.set_automine(false);
+    for i in 0..N {
+        c.send(&c.users[(i % 2) as usize], TOKEN + i);
+    }
+    c.node.mine(12);
+    c.node.set_automine(true);
+    let s = services(&c.t.host).await;
+    let logs = [c.t.host.path().join("a.log"), c.t.host.path().join("b.log")];
+    let _a = spawn_serve_logged(&c.t.host, &logs[0]);
+    let _b = spawn_serve_logged(&c.t.host, &logs[1]);
+    for log in &logs {
+        wait_until(LIMIT, "both hosts to run", || {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            text.contains("api listening").then_some(())
+        });
+    }
+    // Six runs at once, spread over both hosts, racing for the same
+    // deposits and for the same two balances.
+    let runs = (0..6)
+        .map(|_| request("deposits.monitor", json!({})))
+        .collect();
+    let ids = s.enqueuer.enqueue_batch(runs).await.unwrap();
+    for enqueued in ids {
+        let job = finished(s.store.as_ref(), enqueued.id).await;
+        assert_eq!(job.status, JobStatus::Succeeded, "{:?}", job.attempts);
+    }
+    // A credit that lost the balance's compare-and-set too often waits
+    // for the next run.
+    c.run(&s).await;
+    let n =
+        c.t.db
+            .count("SELECT count(*) FROM chain_deposits WHERE status = 'credited'");
+    assert_eq!(n as u128, N);
+    let want = |user: usize| -> u128 {
+        (0..N)
+            .filter(|i| (*i % 2) as usize == user)
+            .map(|i| TOKEN + i)
+            .sum()
+    };
     assert_eq!(c.balance(101), want(0).to_string());
     assert_eq!(c.balance(102), want(1).to_string());
     let credits = c.credits();
