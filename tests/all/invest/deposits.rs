@@ -60,6 +60,14 @@ impl OnChain {
         self.node.send_token(&self.token, &self.funder, to, value)
     }
 
+    /// `n` transfers, one token and a little more each, alternately to
+    /// the two users.
+    fn send_many(&self, n: u128) {
+        for i in 0..n {
+            self.send(&self.users[(i % 2) as usize], TOKEN + i);
+        }
+    }
+
     /// One `deposits.monitor` run to its end; answers its report.
     async fn run(&self, s: &Services) -> Json {
         let id = s
@@ -111,6 +119,11 @@ impl OnChain {
             .map(|r| (r[0].clone(), r[1].parse().unwrap()))
             .collect()
     }
+}
+
+/// What user `user` (0 or 1) got from [`OnChain::send_many`]`(n)`.
+fn sent(n: u128, user: u128) -> u128 {
+    (0..n).filter(|i| i % 2 == user).map(|i| TOKEN + i).sum()
 }
 
 fn credited(report: &Json) -> usize {
@@ -248,18 +261,10 @@ async fn a_host_killed_during_a_deposit_run_credits_every_transfer_once_after_re
     let c = OnChain::new(false);
     const N: u128 = 120;
     c.node.set_automine(false);
-    for i in 0..N {
-        c.send(&c.users[(i % 2) as usize], TOKEN + i);
-    }
+    c.send_many(N);
     c.node.mine(1);
     c.node.mine(11);
     c.node.set_automine(true);
-    let want = |user: usize| -> u128 {
-        (0..N)
-            .filter(|i| (*i % 2) as usize == user)
-            .map(|i| TOKEN + i)
-            .sum()
-    };
 
     let s = services(&c.t.host).await;
     let serve = spawn_serve(&c.t.host);
@@ -295,8 +300,8 @@ async fn a_host_killed_during_a_deposit_run_credits_every_transfer_once_after_re
         (n as u128 == N).then_some(())
     })
     .await;
-    assert_eq!(c.balance(101), want(0).to_string());
-    assert_eq!(c.balance(102), want(1).to_string());
+    assert_eq!(c.balance(101), sent(N, 0).to_string());
+    assert_eq!(c.balance(102), sent(N, 1).to_string());
     let credits = c.credits();
     assert_eq!(credits.len() as u128, N);
     assert!(credits.iter().all(|(_, n)| *n == 1), "{credits:?}");
@@ -307,9 +312,7 @@ async fn on_postgres_overlapping_runs_on_two_hosts_credit_each_deposit_once() {
     let c = OnChain::new(true);
     const N: u128 = 40;
     c.node.set_automine(false);
-    for i in 0..N {
-        c.send(&c.users[(i % 2) as usize], TOKEN + i);
-    }
+    c.send_many(N);
     c.node.mine(12);
     c.node.set_automine(true);
     let s = services(&c.t.host).await;
@@ -339,14 +342,8 @@ async fn on_postgres_overlapping_runs_on_two_hosts_credit_each_deposit_once() {
         c.t.db
             .count("SELECT count(*) FROM chain_deposits WHERE status = 'credited'");
     assert_eq!(n as u128, N);
-    let want = |user: usize| -> u128 {
-        (0..N)
-            .filter(|i| (*i % 2) as usize == user)
-            .map(|i| TOKEN + i)
-            .sum()
-    };
-    assert_eq!(c.balance(101), want(0).to_string());
-    assert_eq!(c.balance(102), want(1).to_string());
+    assert_eq!(c.balance(101), sent(N, 0).to_string());
+    assert_eq!(c.balance(102), sent(N, 1).to_string());
     let credits = c.credits();
     assert_eq!(credits.len() as u128, N);
     assert!(credits.iter().all(|(_, n)| *n == 1), "{credits:?}");
