@@ -116,6 +116,7 @@ CREATE TABLE IF NOT EXISTS balances (
 -- An investment deposit earning a daily reward at its level's rate until
 -- its level's cap (level 1: 500% of the amount). earned is the total paid
 -- so far; paid_through the last UTC day ('YYYY-MM-DD', '' for none) paid.
+-- A deposit earns from the first daily tick after created_at (Unix ms).
 -- status: active -> closed (the cap is reached).
 CREATE TABLE IF NOT EXISTS deposits (
     id           TEXT PRIMARY KEY,

@@ -348,3 +348,33 @@ async fn on_postgres_overlapping_runs_on_two_hosts_credit_each_deposit_once() {
     assert_eq!(credits.len() as u128, N);
     assert!(credits.iter().all(|(_, n)| *n == 1), "{credits:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_node_is_retryable_and_a_missing_contract_setting_permanent_and_neither_writes() {
+    let dead = format!(
+        "[chains.bsc]\nrpc = [\"http://127.0.0.1:{}\"]\nretries = 0\n",
+        crate::support::anvil::free_port()
+    );
+    let grant = "chains = [\"bsc\"]";
+    let token = "usdt_contract = \"0x5fbdb2315678afecb367f032d93f642f64180aa3\"";
+    for (settings, outcome, says) in [
+        (token, OutcomeKind::Retryable, "cannot connect"),
+        ("", OutcomeKind::Permanent, "usdt_contract"),
+    ] {
+        let t = Invest::with(false, grant, settings, &dead);
+        t.db.exec("INSERT INTO deposit_addresses VALUES ('0x70997970c51812dc3a010c7d01b50e0d17dc79c8', 1)");
+        let s = services(&t.host).await;
+        let _serve = spawn_serve(&t.host);
+        let mut run = request("deposits.monitor", json!({}));
+        run.max_attempts = Some(1);
+        let id = s.enqueuer.enqueue(run).await.unwrap().id;
+        let job = finished(s.store.as_ref(), id).await;
+        assert_eq!(job.status, JobStatus::Dead);
+        let attempt = &job.attempts[0];
+        assert_eq!(attempt.outcome, outcome, "{attempt:?}");
+        let message = attempt.message.clone().unwrap_or_default();
+        assert!(message.contains(says), "{message}");
+        assert_eq!(t.db.count("SELECT count(*) FROM chain_cursors"), 0);
+        assert_eq!(t.db.count("SELECT count(*) FROM chain_deposits"), 0);
+    }
+}
