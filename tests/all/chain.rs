@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value as Json, json};
 use taskhost::runtime::{Outcome, Runtime};
 
-use crate::support::anvil::{self, Anvil, CHAIN_ID, hex_u128};
+use crate::support::anvil::{self, Anvil, CHAIN_ID, hex_u128, transfer_call};
 use crate::support::{TestHost, finished, request, run_job, services, start_workers};
 
 const ETH: u128 = 1_000_000_000_000_000_000;
@@ -195,11 +195,6 @@ async fn a_native_transfer_is_read_back_and_gains_confirmations() {
         );
     }
     assert_eq!(confirmations(&rt, &unknown).await, 0);
-}
-
-/// `transfer(to, value)` calldata.
-fn transfer_call(to: &str, value: u128) -> String {
-    format!("0xa9059cbb{:0>64}{value:064x}", &to[2..])
 }
 
 #[tokio::test]

@@ -98,20 +98,25 @@ fn the_shipped_config_loads_and_lists_the_seed_schedules() {
         let out = taskhost(&["schedule", "list"]).output().unwrap();
         let text = stdout(&out);
         (out.status.success()
-            && text.contains("notification-retry")
-            && text.contains("payment-retry"))
+            && [
+                "notification-retry",
+                "payment-retry",
+                "deposit-monitoring",
+                "daily-rewards",
+            ]
+            .iter()
+            .all(|name| text.contains(name)))
         .then_some(text)
     });
     crate::support::terminate(serve);
-    for (name, handler) in [
-        ("payment-retry", "payment.sweep"),
-        ("notification-retry", "notification.sweep"),
+    for (name, expr, handler) in [
+        ("payment-retry", "every 1m", "payment.sweep"),
+        ("notification-retry", "every 1m", "notification.sweep"),
+        ("deposit-monitoring", "every 1m", "deposits.monitor"),
+        ("daily-rewards", "0 0 * * *", "rewards.daily"),
     ] {
         let line = text.lines().find(|l| l.contains(name)).unwrap();
-        assert!(
-            line.contains("every 1m") && line.contains(handler),
-            "{line}"
-        );
+        assert!(line.contains(expr) && line.contains(handler), "{line}");
     }
 
     // The seed's limits, as the host reads them.
@@ -123,9 +128,36 @@ fn the_shipped_config_loads_and_lists_the_seed_schedules() {
         "payment.retry",
         "notification.sweep",
         "notification.retry",
+        "deposits.monitor",
     ] {
         assert_eq!(h(name).timeout, Some(Duration::from_secs(300)), "{name}");
     }
+    for name in ["rewards.daily", "rewards.batch"] {
+        assert_eq!(h(name).timeout, Some(Duration::from_secs(600)), "{name}");
+    }
+    let schedule = |name: &str| {
+        config
+            .schedules
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap()
+            .clone()
+    };
+    let rewards = schedule("daily-rewards");
+    assert_eq!(rewards.timezone.as_deref(), Some("UTC"));
+    assert_eq!(
+        taskhost::scheduler::missed_text::name(rewards.missed),
+        "catch-up-once",
+        "a host down at midnight pays the missed day when back"
+    );
+    for name in ["deposit-monitoring", "daily-rewards"] {
+        assert_eq!(
+            schedule(name).overlap,
+            taskhost::store::OverlapPolicy::Skip,
+            "{name}"
+        );
+    }
+    assert_eq!(config.chains["bsc"].confirmations, 12);
     let minutes = |m: &[u64]| {
         m.iter()
             .map(|m| Duration::from_secs(60 * m))

@@ -1,15 +1,18 @@
 //! The invest example's seed jobs end to end: `taskhost serve` processes
-//! running the `invest` plugin's sweeps and retries on a real SQLite
-//! database with `examples/invest/schema.sql`, against the stand-in payment
-//! provider and Telegram (`support::standins`).
+//! running the `invest` plugin's sweeps and retries, deposit monitoring and
+//! daily rewards on a real SQLite or PostgreSQL database with
+//! `examples/invest/schema.sql`, against the stand-in payment provider and
+//! Telegram (`support::standins`) and a local chain (anvil).
 //!
 //! The seed's delays (minutes, hours) are scaled down to seconds or
 //! milliseconds in each test's config; the shipped config is checked as
 //! written by `hosts::the_shipped_config_loads_and_lists_the_seed_schedules`.
 
+mod deposits;
 mod hosts;
 mod notifications;
 mod payments;
+mod rewards;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -55,6 +58,12 @@ impl Invest {
     }
 
     fn on(postgres: bool, extra: &str) -> Invest {
+        Self::with(postgres, "", "", extra)
+    }
+
+    /// With `plugin` lines added to `[plugins.invest]` (grants) and
+    /// `settings` lines to its settings table.
+    fn with(postgres: bool, plugin: &str, settings: &str, extra: &str) -> Invest {
         let provider = standins::provider(API_KEY);
         let telegram = standins::telegram(BOT_TOKEN);
         let schema = std::fs::read_to_string(example("schema.sql")).unwrap();
@@ -71,9 +80,14 @@ impl Invest {
 [plugins.invest]
 databases = {{ invest = "write" }}
 http = ["{p}", "{t}"]
-settings = {{ provider_url = "{p}", telegram_url = "{t}" }}
 secrets = {{ provider_api_key = "{API_KEY}", telegram_token = "{BOT_TOKEN}" }}
-jobs = ["payment.retry", "notification.retry"]
+jobs = ["payment.retry", "notification.retry", "rewards.batch"]
+{plugin}
+
+[plugins.invest.settings]
+provider_url = "{p}"
+telegram_url = "{t}"
+{settings}
 
 {workers}
 [[schedules]]

@@ -196,6 +196,45 @@ impl Anvil {
     pub fn receipt(&self, hash: &str) -> Json {
         self.rpc("eth_getTransactionReceipt", json!([hash]))
     }
+
+    /// Deploys the test ERC-20 (`tests/data/erc20`, 18 decimals) from
+    /// `from`, which receives the whole supply; answers its address
+    /// (lower-case). Needs automine on.
+    pub fn deploy_test_token(&self, from: &str) -> String {
+        let bytecode = std::fs::read_to_string(repo_root().join("tests/data/erc20/TestToken.bin"))
+            .expect("the token's bytecode");
+        let hash = self.send(json!({"from": from, "data": bytecode.trim(), "gas": "0x300000"}));
+        let receipt = self.receipt(&hash);
+        assert_eq!(receipt["status"], json!("0x1"), "deploy failed: {receipt}");
+        receipt["contractAddress"]
+            .as_str()
+            .expect("a contract address")
+            .to_ascii_lowercase()
+    }
+
+    /// Sends `value` (smallest units) of ERC-20 `token` from `from` to `to`;
+    /// answers the transaction hash.
+    pub fn send_token(&self, token: &str, from: &str, to: &str, value: u128) -> String {
+        self.send(
+            json!({"from": from, "to": token, "data": transfer_call(to, value), "gas": "0x100000"}),
+        )
+    }
+
+    /// Takes a snapshot of the chain (`evm_snapshot`); answers its id.
+    pub fn snapshot(&self) -> Json {
+        self.rpc("evm_snapshot", json!([]))
+    }
+
+    /// Reverts the chain to a snapshot: the blocks mined since are gone.
+    pub fn revert(&self, snapshot: &Json) {
+        let ok = self.rpc("evm_revert", json!([snapshot]));
+        assert_eq!(ok, json!(true), "evm_revert {snapshot}");
+    }
+}
+
+/// `transfer(to, value)` calldata of an ERC-20.
+pub fn transfer_call(to: &str, value: u128) -> String {
+    format!("0xa9059cbb{:0>64}{value:064x}", &to[2..])
 }
 
 impl Drop for Anvil {
