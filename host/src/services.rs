@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::clock::{Clock, HostClock};
-use crate::config::{Config, DurabilitySetting};
+use crate::config::{Config, DurabilitySetting, StoreBackend};
 use crate::enqueue::Enqueuer;
 use crate::runtime::{Runtime, RuntimeError};
 use crate::scheduler::{Scheduler, SchedulerSettings};
@@ -22,6 +22,14 @@ pub enum ServicesError {
         path: std::path::PathBuf,
         source: StoreError,
     },
+    #[error("cannot open the Redis store at {url}: {source}")]
+    RedisStore {
+        /// The URL without its password.
+        url: String,
+        source: StoreError,
+    },
+    #[error("[store] backend = \"redis\": {0}")]
+    RedisConfig(String),
     #[error("cannot create the data folder {path}: {source}")]
     DataDir {
         path: std::path::PathBuf,
@@ -93,11 +101,23 @@ impl Services {
     }
 }
 
+/// The store settings every backend shares.
+fn store_config(config: &Config) -> StoreConfig {
+    StoreConfig {
+        idempotency_ttl: config.store.idempotency_ttl,
+        finished_retention: config.store.retention,
+        ..StoreConfig::default()
+    }
+}
+
 /// Opens the store the config names.
 pub async fn open_store(
     config: &Config,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<dyn Store>, ServicesError> {
+    if config.store.backend == StoreBackend::Redis {
+        return open_redis(config, clock).await;
+    }
     let dir = config.data_dir();
     std::fs::create_dir_all(&dir).map_err(|source| ServicesError::DataDir {
         path: dir.clone(),
@@ -105,11 +125,7 @@ pub async fn open_store(
     })?;
     let path = config.store_path();
     let options = SqliteOptions {
-        store: StoreConfig {
-            idempotency_ttl: config.store.idempotency_ttl,
-            finished_retention: config.store.retention,
-            ..StoreConfig::default()
-        },
+        store: store_config(config),
         durability: match config.store.durability {
             DurabilitySetting::Normal => Durability::Normal,
             DurabilitySetting::Full => Durability::Full,
@@ -122,5 +138,39 @@ pub async fn open_store(
             path: path.clone(),
             source,
         })?;
+    Ok(Arc::new(store))
+}
+
+/// Opens the Redis store of `[store] backend = "redis"`. Times come from
+/// Redis; `clock` only turns due times into this host's frame.
+async fn open_redis(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn Store>, ServicesError> {
+    use crate::store::redis::{RedisOptions, RedisStore, redact};
+    let settings = &config.store;
+    let url = settings.url.clone().ok_or_else(|| {
+        ServicesError::RedisConfig("set url = \"redis://host:port/db\" in [store]".into())
+    })?;
+    let password = settings
+        .password
+        .as_ref()
+        .map(|p| p.resolve("store.password"))
+        .transpose()
+        .map_err(ServicesError::RedisConfig)?;
+    let options = RedisOptions {
+        username: settings.username.clone(),
+        password,
+        prefix: settings.prefix.clone(),
+        store: store_config(config),
+        ..RedisOptions::new(url.clone())
+    };
+    let store =
+        RedisStore::open(options, clock)
+            .await
+            .map_err(|source| ServicesError::RedisStore {
+                url: redact(&url),
+                source,
+            })?;
     Ok(Arc::new(store))
 }

@@ -13,6 +13,7 @@ pub mod appdb;
 pub mod browser;
 pub mod postgres;
 pub mod python;
+pub mod redis;
 pub mod standins;
 
 /// The folder the build script built the plugins into.

@@ -120,7 +120,7 @@ pub async fn execute(config: Arc<Config>) -> anyhow::Result<ExitCode> {
         services.runtime.registry().handlers().count(),
         scheduler.stats().schedules,
         config.plugin_dir().display(),
-        config.store_path().display(),
+        config.store_location(),
         config
             .workers
             .queues

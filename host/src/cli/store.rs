@@ -26,6 +26,14 @@ pub enum StoreCommand {
 }
 
 pub async fn execute(config: Arc<Config>, cmd: StoreCommand) -> anyhow::Result<ExitCode> {
+    if config.store.backend == crate::config::StoreBackend::Redis {
+        return Err(BadInput(format!(
+            "taskhost store backup, compact and check work on the embedded store; this config uses Redis at {} \
+             ([store] backend = \"redis\"): back it up with Redis's own tools (BGSAVE, AOF files)",
+            config.store_location()
+        ))
+        .into());
+    }
     let path = config.store_path();
     let result = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
         match cmd {

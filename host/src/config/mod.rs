@@ -22,7 +22,8 @@ pub use databases::{DatabaseSettings, DbAccess, redact_url};
 pub use http::{HttpSettings, REDACTED, SecretMap};
 pub use load::{ConfigError, ENV_PREFIX, load, parse};
 pub use workers::{
-    DurabilitySetting, PluginGrants, RetrySettings, SchedulerConfig, StoreSettings, WorkerSettings,
+    DurabilitySetting, PluginGrants, RetrySettings, SchedulerConfig, SecretRef, StoreBackend,
+    StoreSettings, WorkerSettings,
 };
 
 /// The whole host configuration.
@@ -210,6 +211,16 @@ impl Config {
     /// The embedded store's file.
     pub fn store_path(&self) -> PathBuf {
         self.data_dir().join(&self.store.path)
+    }
+
+    /// Where jobs are kept, as messages show it: the embedded store's file,
+    /// or the Redis URL without its password.
+    pub fn store_location(&self) -> String {
+        match (self.store.backend, &self.store.url) {
+            (StoreBackend::Redis, Some(url)) => crate::store::redis::redact(url),
+            (StoreBackend::Redis, None) => "Redis (no url set)".into(),
+            (StoreBackend::Sqlite, _) => self.store_path().display().to_string(),
+        }
     }
 
     /// The grants of a plugin (none when it has no `[plugins.NAME]` table).

@@ -12,8 +12,26 @@ use crate::units::serde_units;
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSettings {
+    /// Which store: `sqlite` (the embedded file, the default) or `redis`
+    /// (shared by hosts on many machines).
+    pub backend: StoreBackend,
     /// The embedded store's file, relative to `host.data`.
     pub path: String,
+    /// Redis: `redis://host:port/db`. Shown without its password.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_redacted_url"
+    )]
+    pub url: Option<String>,
+    /// Redis: the ACL user, when not in the URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Redis: the password, `"env:VAR"` (read from the variable at start)
+    /// or the text itself. Never printed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<SecretRef>,
+    /// Redis: put in front of every key, so several apps share one Redis.
+    pub prefix: String,
     /// `normal` survives a killed process; `full` also survives power loss
     /// (see the README for what `normal` may cost then).
     pub durability: DurabilitySetting,
@@ -41,12 +59,68 @@ pub struct StoreSettings {
 impl Default for StoreSettings {
     fn default() -> Self {
         StoreSettings {
+            backend: StoreBackend::Sqlite,
             path: "taskhost.db".into(),
+            url: None,
+            username: None,
+            password: None,
+            prefix: "taskhost:".into(),
             durability: DurabilitySetting::Normal,
             idempotency_ttl: Duration::from_secs(24 * 3600),
             retention: Duration::from_secs(7 * 24 * 3600),
             sweep_every: Duration::from_secs(5 * 60),
         }
+    }
+}
+
+/// Which store backend a host uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreBackend {
+    /// One SQLite file on this machine.
+    Sqlite,
+    /// A Redis server shared by any number of hosts.
+    Redis,
+}
+
+/// A secret in the config: `"env:VAR"` names an environment variable read
+/// when the host starts; anything else is the value itself. Debug output
+/// and serialization never show it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct SecretRef(pub String);
+
+impl SecretRef {
+    /// The value, reading `env:VAR` from the environment; `what` names the
+    /// setting in the error.
+    pub fn resolve(&self, what: &str) -> Result<String, String> {
+        match self.0.strip_prefix("env:") {
+            Some(var) => std::env::var(var)
+                .map_err(|_| format!("{what}: environment variable {var} is not set")),
+            None => Ok(self.0.clone()),
+        }
+    }
+}
+
+impl std::fmt::Debug for SecretRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(super::http::REDACTED)
+    }
+}
+
+impl Serialize for SecretRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(super::http::REDACTED)
+    }
+}
+
+fn serialize_redacted_url<S: serde::Serializer>(
+    url: &Option<String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(url) => s.serialize_str(&crate::store::redis::redact(url)),
+        None => s.serialize_none(),
     }
 }
 

@@ -17,6 +17,7 @@ use crate::job::{Job, JobId, JobStatus, NewJob, RunReport};
 
 #[cfg(test)]
 pub mod conformance;
+pub mod redis;
 mod schedule;
 pub mod sqlite;
 pub mod sweeper;

@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::job::{DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Priority, named_enum};
+use super::StoreError;
+use crate::job::{DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Priority, check_queue_name, named_enum};
 
 named_enum!(
     /// What to do with ticks that passed while no host was running.
@@ -78,5 +79,26 @@ impl Schedule {
             overlap: OverlapPolicy::Allow,
             last_tick: None,
         }
+    }
+
+    /// Checks what every backend refuses to store; the message names the
+    /// schedule and the bad field.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        let invalid = |what: &str| StoreError::Invalid(format!("schedule {:?}: {what}", self.name));
+        if self.name.trim().is_empty() {
+            return Err(StoreError::Invalid(
+                "schedule name must not be empty".into(),
+            ));
+        }
+        if self.spec.trim().is_empty() {
+            return Err(invalid("spec must not be empty"));
+        }
+        if self.handler.trim().is_empty() {
+            return Err(invalid("handler must not be empty"));
+        }
+        if self.max_attempts == 0 {
+            return Err(invalid("max_attempts must be at least 1"));
+        }
+        check_queue_name(&self.queue).map_err(|e| invalid(&e))
     }
 }

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::codec::{bad, job_id, json, micros, parsed, time};
 use super::jobs;
 use super::writer::Ctx;
-use crate::job::{JobId, NewJob, Priority, check_queue_name};
+use crate::job::{JobId, NewJob, Priority};
 use crate::store::{Schedule, StoreError, StoreResult};
 
 const COLUMNS: &str = "name, spec, timezone, handler, payload, queue, priority, max_attempts, \
@@ -40,28 +40,9 @@ fn from_row(r: &Row) -> rusqlite::Result<Schedule> {
     })
 }
 
-fn validate(s: &Schedule) -> StoreResult<()> {
-    let invalid = |what: &str| StoreError::Invalid(format!("schedule {:?}: {what}", s.name));
-    if s.name.trim().is_empty() {
-        return Err(StoreError::Invalid(
-            "schedule name must not be empty".into(),
-        ));
-    }
-    if s.spec.trim().is_empty() {
-        return Err(invalid("spec must not be empty"));
-    }
-    if s.handler.trim().is_empty() {
-        return Err(invalid("handler must not be empty"));
-    }
-    if s.max_attempts == 0 {
-        return Err(invalid("max_attempts must be at least 1"));
-    }
-    check_queue_name(&s.queue).map_err(|e| invalid(&e))
-}
-
 /// Creates or replaces a schedule, keeping its last tick.
 pub(super) fn upsert(conn: &Connection, s: &Schedule) -> StoreResult<()> {
-    validate(s)?;
+    s.validate()?;
     conn.prepare_cached(&format!(
         "INSERT INTO schedules ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, NULL)
          ON CONFLICT (name) DO UPDATE SET

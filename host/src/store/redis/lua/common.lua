@@ -1,0 +1,167 @@
+-- Shared head of every script (prepended by scripts.rs): key names, the
+-- clock, and the upkeep of a job's indexes and counts.
+--
+-- ARGV[1] is the key prefix, ARGV[2] the time override ('' = Redis TIME;
+-- only test builds pass a time). Keys are built here from the prefix, so
+-- the store needs a single Redis (not a cluster).
+
+local P = ARGV[1]
+
+-- Numbers go to Redis as integer text: the default conversion of a Lua
+-- number may print an exponent and lose microseconds.
+local function s(n) return string.format('%.0f', n) end
+
+local function now_micros()
+  if ARGV[2] ~= '' then return tonumber(ARGV[2]) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+-- A name inside a key, length first, so no two names can spell another's.
+local function part(x) return #x .. ':' .. x end
+
+local function k_job(id) return P .. 'job:' .. id end
+-- Waiting jobs (scheduled, pending, retrying) of one queue, handler and
+-- priority, scored by run-at: a host only scans the handlers it serves.
+local function k_ready(q, h, p) return P .. 'ready:' .. part(q) .. part(h) .. p end
+-- Jobs stored as `scheduled`, scored by run-at: the due ones count and list
+-- as pending.
+local function k_sched(q, p) return P .. 'sched:' .. part(q) .. p end
+local function k_idx(kind, v) return P .. 'idx:' .. kind .. ':' .. v end
+local K_ALL = P .. 'idx:all'
+local K_LEASES = P .. 'leases'
+local K_FINISHED = P .. 'finished'
+local K_COUNTS = P .. 'counts'
+local K_QUEUES = P .. 'queues'
+local K_PAUSED = P .. 'paused'
+local K_IDEM = P .. 'idem'
+local K_IDEM_EXP = P .. 'idem_exp'
+local K_SIGNAL = P .. 'signal'
+
+local function count(q, p, status, n)
+  redis.call('HINCRBY', K_COUNTS, part(q) .. p .. ':' .. status, n)
+end
+
+local function signal(what) redis.call('PUBLISH', K_SIGNAL, what) end
+
+-- Moves a job between states: status index, counts, scheduled set.
+local function set_status(id, q, p, from, to)
+  if from == to then return end
+  redis.call('ZREM', k_idx('s', from), id)
+  redis.call('ZADD', k_idx('s', to), 0, id)
+  count(q, p, from, -1)
+  count(q, p, to, 1)
+  if from == 'scheduled' then redis.call('ZREM', k_sched(q, p), id) end
+  redis.call('HSET', k_job(id), 'status', to)
+end
+
+-- Appends one raw JSON attempt to a job's history.
+local function push_attempt(id, entry)
+  local hist = redis.call('HGET', k_job(id), 'hist')
+  if hist == '[]' then
+    hist = '[' .. entry .. ']'
+  else
+    hist = string.sub(hist, 1, -2) .. ',' .. entry .. ']'
+  end
+  redis.call('HSET', k_job(id), 'hist', hist)
+end
+
+local function clear_lease(id)
+  redis.call('HSET', k_job(id), 'fence', '', 'worker', '', 'expires', '')
+  redis.call('ZREM', K_LEASES, id)
+end
+
+-- Removes a job and every trace of it (not its idempotency key).
+local function remove_job(id)
+  local j = redis.call('HMGET', k_job(id), 'queue', 'handler', 'prio', 'status', 'sched')
+  if not j[1] then return false end
+  local q, h, p, st, sch = j[1], j[2], j[3], j[4], j[5]
+  redis.call('ZREM', K_ALL, id)
+  redis.call('ZREM', k_idx('q', q), id)
+  redis.call('ZREM', k_idx('h', h), id)
+  redis.call('ZREM', k_idx('s', st), id)
+  if sch and sch ~= '' then redis.call('ZREM', k_idx('sch', sch), id) end
+  redis.call('ZREM', k_ready(q, h, p), id)
+  redis.call('ZREM', k_sched(q, p), id)
+  redis.call('ZREM', K_LEASES, id)
+  redis.call('ZREM', K_FINISHED, id)
+  count(q, p, st, -1)
+  redis.call('DEL', k_job(id))
+  return true
+end
+
+-- Adds one job (or answers the job its live idempotency key is bound to).
+-- Fields from `base`: id, queue, handler, payload, priority, run_at ('' =
+-- now), max attempts, key, scoped key, schedule. Answers id, created (0/1).
+local function enqueue_one(now, ttl, base)
+  local id, q, h, payload, p = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
+  local run_at, max, ikey, scoped, sch = ARGV[base + 5], ARGV[base + 6], ARGV[base + 7], ARGV[base + 8], ARGV[base + 9]
+  if scoped ~= '' then
+    local bound = redis.call('HGET', K_IDEM, scoped)
+    if bound then
+      local sep = string.find(bound, '|', 1, true)
+      if tonumber(string.sub(bound, sep + 1)) > now then
+        return string.sub(bound, 1, sep - 1), 0
+      end
+    end
+  end
+  -- A retried call (its reply lost to a dropped connection) adds nothing.
+  if redis.call('EXISTS', k_job(id)) == 1 then return id, 1 end
+  if run_at == '' then run_at = now else run_at = tonumber(run_at) end
+  local status = 'pending'
+  if run_at > now then status = 'scheduled' end
+  redis.call('HSET', k_job(id), 'id', id, 'queue', q, 'handler', h, 'payload', payload,
+    'prio', p, 'status', status, 'attempt', 0, 'max', max, 'base', 0, 'run_at', s(run_at),
+    'created', s(now), 'hist', '[]', 'ikey', ikey, 'sched', sch)
+  redis.call('ZADD', K_ALL, 0, id)
+  redis.call('ZADD', k_idx('q', q), 0, id)
+  redis.call('ZADD', k_idx('h', h), 0, id)
+  redis.call('ZADD', k_idx('s', status), 0, id)
+  if sch ~= '' then redis.call('ZADD', k_idx('sch', sch), 0, id) end
+  count(q, p, status, 1)
+  redis.call('ZADD', k_ready(q, h, p), s(run_at), id)
+  if status == 'scheduled' then redis.call('ZADD', k_sched(q, p), s(run_at), id) end
+  redis.call('SADD', K_QUEUES, q)
+  if scoped ~= '' then
+    local expires = now + ttl
+    redis.call('HSET', K_IDEM, scoped, id .. '|' .. s(expires))
+    redis.call('ZADD', K_IDEM_EXP, s(expires), scoped)
+  end
+  return id, 1
+end
+
+-- Returns jobs whose lease expired (by the store's time) to their queue, or
+-- to the DLQ when out of attempts, each with a lease-expired attempt.
+local function reap(now, limit)
+  local ids = redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', s(now), 'LIMIT', 0, limit)
+  for _, id in ipairs(ids) do
+    local j = redis.call('HMGET', k_job(id), 'queue', 'handler', 'prio', 'attempt', 'max',
+      'started', 'worker', 'expires')
+    local q, h, p = j[1], j[2], j[3]
+    local attempt, max = tonumber(j[4]), tonumber(j[5])
+    local started, expires = tonumber(j[6]), tonumber(j[8])
+    local ran = math.max(0, math.floor((expires - started) / 1000))
+    push_attempt(id, '{"attempt":' .. s(attempt) .. ',"at":' .. s(started) .. ',"host":'
+      .. cjson.encode(j[7]) .. ',"outcome":"lease-expired","expired_at":' .. s(expires)
+      .. ',"duration_ms":' .. s(ran) .. '}')
+    clear_lease(id)
+    redis.call('HSET', k_job(id), 'run_at', s(now))
+    if attempt >= max then
+      set_status(id, q, p, 'running', 'dead')
+      redis.call('HSET', k_job(id), 'finished', s(now))
+    else
+      set_status(id, q, p, 'running', 'retrying')
+      redis.call('ZADD', k_ready(q, h, p), s(now), id)
+    end
+  end
+  if #ids > 0 then signal('we') end
+  return #ids
+end
+
+-- The holder check of every lease-holder write: 'nf', 'lost' or nil.
+local function refuse_holder(id, fence)
+  local j = redis.call('HMGET', k_job(id), 'status', 'fence')
+  if not j[1] then return 'nf' end
+  if j[1] ~= 'running' or j[2] ~= fence then return 'lost' end
+  return nil
+end

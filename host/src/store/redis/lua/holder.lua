@@ -1,0 +1,62 @@
+-- Everything a lease holder does: renew, complete, fail, release. The
+-- holder's (job, fence) must be the current lease, or nothing is written.
+-- ARGV: prefix, time, mode, id, fence, then per mode:
+--   renew:    lease (µs), lease (ms)
+--   complete: attempt json tail, result json, has log (0/1), log
+--   fail:     attempt json tail, retry at ('' = bury)
+--   release:  -
+-- The attempt tail is the raw JSON after "host": outcome, message,
+-- duration and fuel, written by the host.
+local now = now_micros()
+local mode, id, fence = ARGV[3], ARGV[4], ARGV[5]
+local refused = refuse_holder(id, fence)
+if refused then return { refused } end
+local key = k_job(id)
+
+if mode == 'renew' then
+  local expires = now + tonumber(ARGV[6])
+  redis.call('HSET', key, 'expires', s(expires), 'lease_ms', ARGV[7])
+  redis.call('ZADD', K_LEASES, s(expires), id)
+  return { 'ok', s(expires) }
+end
+
+local j = redis.call('HMGET', key, 'queue', 'handler', 'prio', 'attempt', 'max', 'started', 'worker')
+local q, h, p = j[1], j[2], j[3]
+
+if mode == 'release' then
+  clear_lease(id)
+  set_status(id, q, p, 'running', 'pending')
+  redis.call('HINCRBY', key, 'attempt', -1)
+  redis.call('HSET', key, 'run_at', s(now))
+  redis.call('ZADD', k_ready(q, h, p), s(now), id)
+  signal('w')
+  return { 'ok', 'pending' }
+end
+
+push_attempt(id, '{"attempt":' .. j[4] .. ',"at":' .. j[6] .. ',"host":' .. cjson.encode(j[7])
+  .. ',' .. ARGV[6] .. '}')
+clear_lease(id)
+
+if mode == 'complete' then
+  set_status(id, q, p, 'running', 'succeeded')
+  redis.call('HSET', key, 'finished', s(now), 'result', ARGV[7])
+  if ARGV[8] == '1' then redis.call('HSET', key, 'log', ARGV[9]) end
+  redis.call('ZADD', K_FINISHED, s(now), id)
+  signal('e')
+  return { 'ok', 'succeeded' }
+end
+
+-- fail
+local at = ARGV[7]
+if ARGV[8] == '1' then redis.call('HSET', key, 'log', ARGV[9]) end
+if at ~= '' and tonumber(j[4]) < tonumber(j[5]) then
+  set_status(id, q, p, 'running', 'retrying')
+  redis.call('HSET', key, 'run_at', at)
+  redis.call('ZADD', k_ready(q, h, p), at, id)
+  signal('we')
+  return { 'ok', 'retrying' }
+end
+set_status(id, q, p, 'running', 'dead')
+redis.call('HSET', key, 'finished', s(now))
+signal('e')
+return { 'ok', 'dead' }

@@ -1,0 +1,20 @@
+-- One bounded step of the retention sweep: finished jobs past retention,
+-- idempotency keys past their TTL, schedule ticks past their retention.
+-- ARGV: prefix, time, job retention (µs), tick retention (µs), step.
+-- Answers the three counts; the host calls again while any is a full step.
+local now = now_micros()
+local step = tonumber(ARGV[5])
+local jobs = redis.call('ZRANGEBYSCORE', K_FINISHED, '-inf', s(now - tonumber(ARGV[3])), 'LIMIT', 0, step)
+for _, id in ipairs(jobs) do remove_job(id) end
+local keys = redis.call('ZRANGEBYSCORE', K_IDEM_EXP, '-inf', s(now), 'LIMIT', 0, step)
+for _, k in ipairs(keys) do
+  redis.call('HDEL', K_IDEM, k)
+  redis.call('ZREM', K_IDEM_EXP, k)
+end
+local K_TICKS, K_TICKS_AT = P .. 'ticks', P .. 'ticks_at'
+local ticks = redis.call('ZRANGEBYSCORE', K_TICKS_AT, '-inf', s(now - tonumber(ARGV[4])), 'LIMIT', 0, step)
+for _, t in ipairs(ticks) do
+  redis.call('HDEL', K_TICKS, t)
+  redis.call('ZREM', K_TICKS_AT, t)
+end
+return { #jobs, #keys, #ticks }

@@ -1,0 +1,46 @@
+//! The Lua scripts: every atomic state change is one script, run by
+//! `EVALSHA` and loaded again when Redis answers `NOSCRIPT` (after a
+//! restart or `SCRIPT FLUSH`), which [`redis::Script`] does.
+//!
+//! Each script is `common.lua` (key names, the clock, index upkeep)
+//! followed by its own file.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// A script with the shared head in front.
+fn with_common(body: &str) -> Script {
+    Script::new(&format!("{}\n{body}", include_str!("lua/common.lua")))
+}
+
+macro_rules! scripts {
+    ($($(#[$m:meta])* $name:ident = $file:literal;)+) => {$(
+        $(#[$m])*
+        pub(super) static $name: LazyLock<Script> =
+            LazyLock::new(|| with_common(include_str!(concat!("lua/", $file))));
+    )+};
+}
+
+scripts! {
+    /// Enqueue a batch.
+    ENQUEUE = "enqueue.lua";
+    /// Reap, then lease.
+    LEASE = "lease.lua";
+    /// Renew, complete, fail, release.
+    HOLDER = "holder.lua";
+    /// Reap expired leases.
+    REAP = "reap.lua";
+    /// Reads that need the store's time.
+    READ = "read.lua";
+    /// Pages of jobs.
+    LIST = "list.lua";
+    /// Cancel, DLQ, purge, pause.
+    ADMIN = "admin.lua";
+    /// One step of the retention sweep.
+    SWEEP = "sweep.lua";
+    /// Claim a schedule tick with its job.
+    TICK = "tick.lua";
+    /// Schedules, hosts, the sweep claim, the health probe.
+    MISC = "misc.lua";
+}

@@ -1,0 +1,170 @@
+//! A throwaway `redis-server` for tests (the host's unit tests and the
+//! end-to-end suite): a free port on 127.0.0.1, no persistence, its files
+//! in a temporary folder, stopped when dropped. Not used by `serve`.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// A running `redis-server`.
+pub struct RedisServer {
+    child: Child,
+    port: u16,
+    _dir: TempDir,
+}
+
+/// How long a server may take to say it is ready.
+const READY_WITHIN: Duration = Duration::from_secs(30);
+
+impl RedisServer {
+    /// Starts a server with no password.
+    pub fn start() -> std::io::Result<RedisServer> {
+        Self::start_with(&[])
+    }
+
+    /// Starts a server with extra `redis-server` arguments (such as
+    /// `["--requirepass", "pw"]`). Tries a few ports, since a free port
+    /// found here may be taken before the server binds it.
+    pub fn start_with(extra: &[&str]) -> std::io::Result<RedisServer> {
+        Self::start_inner(extra, false)
+    }
+
+    fn start_inner(extra: &[&str], die_with_thread: bool) -> std::io::Result<RedisServer> {
+        let mut last = None;
+        for _ in 0..5 {
+            match Self::try_start(extra, die_with_thread, None) {
+                Ok(server) => return Ok(server),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("tried at least once"))
+    }
+
+    /// Starts a server on a given port (say, the port of one just killed,
+    /// to play a restart).
+    pub fn start_on(port: u16) -> std::io::Result<RedisServer> {
+        Self::try_start(&[], false, Some(port))
+    }
+
+    fn try_start(
+        extra: &[&str],
+        die_with_thread: bool,
+        port: Option<u16>,
+    ) -> std::io::Result<RedisServer> {
+        let port = match port {
+            Some(port) => port,
+            None => TcpListener::bind("127.0.0.1:0")?.local_addr()?.port(),
+        };
+        let dir = tempfile::tempdir()?;
+        let mut command = Command::new("redis-server");
+        if die_with_thread {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+            unsafe {
+                command.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot start redis-server (install Debian's redis-server package): {e}"
+                    ),
+                )
+            })?;
+        // Ready when it says so: read its log, not a timer.
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut ready = false;
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if !ready && line.contains("Ready to accept connections") {
+                    ready = true;
+                    let _ = tx.send(Ok(()));
+                } else if !ready && line.contains("# ") && line.contains("rror") {
+                    let _ = tx.send(Err(line));
+                    return;
+                }
+                // Keep draining so the server never blocks on a full pipe.
+            }
+        });
+        let started = Instant::now();
+        match rx.recv_timeout(READY_WITHIN) {
+            Ok(Ok(())) => Ok(RedisServer {
+                child,
+                port,
+                _dir: dir,
+            }),
+            outcome => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let why = match outcome {
+                    Ok(Err(line)) => line,
+                    _ => format!("not ready after {:?}", started.elapsed()),
+                };
+                Err(std::io::Error::other(format!(
+                    "redis-server on port {port}: {why}"
+                )))
+            }
+        }
+    }
+
+    /// One server for the whole test process, started on first use. Its
+    /// process is killed when the test process ends (the kernel does it:
+    /// the server is started from a thread that lives as long as the
+    /// process, with a parent-death signal).
+    pub fn shared() -> &'static RedisServer {
+        static SHARED: OnceLock<RedisServer> = OnceLock::new();
+        SHARED.get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = tx.send(Self::start_inner(&[], true));
+                // This thread's end would signal the server: never end.
+                loop {
+                    std::thread::park();
+                }
+            });
+            rx.recv()
+                .expect("server thread answers")
+                .expect("start the shared redis-server")
+        })
+    }
+
+    /// The server's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:<port>/0`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Stops the server at once (a crash, as far as clients can tell).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

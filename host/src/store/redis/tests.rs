@@ -1,0 +1,165 @@
+//! The conformance suite on Redis (each test under its own key prefix on one
+//! shared `redis-server`), plus what only Redis has: hosts on one Redis
+//! signalling each other, surviving a Redis restart, the URL checks.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::test_server::RedisServer;
+use super::{RedisOptions, RedisStore, StoreTime};
+use crate::clock::{ManualClock, SystemClock};
+use crate::job::{JobStatus, NewJob};
+use crate::store::conformance::{Backend, conformance_suite};
+use crate::store::{LeaseRequest, Store, StoreError};
+
+/// A fresh key prefix on the shared server; time from the test's clock.
+struct RedisBackend {
+    prefix: String,
+}
+
+impl RedisBackend {
+    fn new() -> Self {
+        Self {
+            prefix: format!("test:{}:", uuid::Uuid::now_v7()),
+        }
+    }
+
+    fn options(&self, url: String) -> RedisOptions {
+        RedisOptions {
+            prefix: self.prefix.clone(),
+            time: StoreTime::Clock,
+            ..RedisOptions::new(url)
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for RedisBackend {
+    async fn open(&self, clock: Arc<ManualClock>) -> Arc<dyn Store> {
+        let options = self.options(RedisServer::shared().url());
+        Arc::new(RedisStore::open(options, clock).await.expect("open store"))
+    }
+}
+
+conformance_suite!(RedisBackend::new());
+
+/// A store on `url` under `prefix`, on Redis time.
+async fn open(url: String, prefix: &str) -> RedisStore {
+    let options = RedisOptions {
+        prefix: prefix.to_owned(),
+        ..RedisOptions::new(url)
+    };
+    RedisStore::open(options, Arc::new(SystemClock))
+        .await
+        .expect("open store")
+}
+
+fn request(handlers: &[&str]) -> LeaseRequest {
+    LeaseRequest {
+        queues: vec!["default".into()],
+        handlers: handlers.iter().map(|h| h.to_string()).collect(),
+        worker: "w".into(),
+        lease_for: Duration::from_secs(30),
+        max: 10,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_hosts_enqueue_wakes_this_hosts_workers() {
+    let prefix = format!("signal:{}:", uuid::Uuid::now_v7());
+    let url = RedisServer::shared().url();
+    let (a, b) = (open(url.clone(), &prefix).await, open(url, &prefix).await);
+    let mut changes = a.changes();
+    let mut ends = a.job_ends();
+    changes.borrow_and_update();
+    ends.borrow_and_update();
+    b.enqueue(NewJob::new("x", serde_json::Value::Null))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), changes.changed())
+        .await
+        .expect("woken by the other host's enqueue")
+        .unwrap();
+    let held = b.lease(&request(&["x"])).await.unwrap();
+    b.complete(
+        &held[0].token,
+        serde_json::json!(1),
+        crate::job::RunReport::succeeded(Duration::ZERO),
+    )
+    .await
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), ends.changed())
+        .await
+        .expect("woken by the other host's completion")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_skips_a_deep_backlog_of_handlers_not_served() {
+    let store = open(
+        RedisServer::shared().url(),
+        &format!("deep:{}:", uuid::Uuid::now_v7()),
+    )
+    .await;
+    let other: Vec<_> = (0..3000)
+        .map(|_| NewJob::new("not-here", serde_json::Value::Null))
+        .collect();
+    store.enqueue_batch(other).await.unwrap();
+    let mine = store
+        .enqueue(NewJob::new("here", serde_json::Value::Null))
+        .await
+        .unwrap()
+        .id;
+    let got = store.lease(&request(&["here"])).await.unwrap();
+    assert_eq!(got.iter().map(|l| l.job.id).collect::<Vec<_>>(), [mine]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survives_a_redis_restart() {
+    let mut server = RedisServer::start().unwrap();
+    let port = server.port();
+    let store = open(server.url(), "restart:").await;
+    store
+        .enqueue(NewJob::new("x", serde_json::Value::Null))
+        .await
+        .unwrap();
+    server.kill();
+    drop(server);
+    // Same port again, empty (no persistence): the scripts are gone too.
+    let _server = RedisServer::start_on(port).unwrap();
+    let id = store
+        .enqueue(NewJob::new("y", serde_json::Value::Null))
+        .await
+        .expect("the first command after the restart reconnects")
+        .id;
+    assert_eq!(store.get(id).await.unwrap().status, JobStatus::Pending);
+}
+
+#[tokio::test]
+async fn wrong_password_names_the_url_without_it() {
+    let server = RedisServer::start_with(&["--requirepass", "right"]).unwrap();
+    let options = RedisOptions {
+        password: Some("wrong-secret".into()),
+        ..RedisOptions::new(server.url())
+    };
+    let err = RedisStore::open(options, Arc::new(SystemClock))
+        .await
+        .err()
+        .expect("refused");
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::Backend(_)), "{text}");
+    assert!(
+        text.contains(&server.url()) && !text.contains("wrong-secret"),
+        "{text}"
+    );
+    let options = RedisOptions {
+        password: Some("right".into()),
+        ..RedisOptions::new(server.url())
+    };
+    let store = RedisStore::open(options, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    store.check_writable().await.unwrap();
+}
