@@ -96,6 +96,22 @@ async fn without_the_maintenance_grant_vacuum_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_maintenance_grant_alone_allows_vacuum_and_nothing_else() {
+    let t = Portfolio::with(Setup {
+        maintenance_only: true,
+        ..Default::default()
+    });
+    let s = services_of(&t).await;
+    let _serve = serve(&t);
+    let job = run(&s, "vacuum_database", serde_json::json!({})).await;
+    assert_eq!(succeeded(&job)["statements"], serde_json::json!(["VACUUM", "ANALYZE"]));
+    let cleanup = run(&s, "cleanup_data", serde_json::json!({})).await;
+    assert_eq!(cleanup.status, JobStatus::Dead);
+    let message = cleanup.attempts[0].message.clone().unwrap_or_default();
+    assert!(message.contains("denied") && message.contains("\"app\""), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_postgres_cleanup_data_deletes_old_trades_logs_and_cache_in_batches() {
     let t = Portfolio::with(Setup {
         postgres: true,

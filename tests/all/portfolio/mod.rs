@@ -54,6 +54,8 @@ struct Setup<'a> {
     postgres: bool,
     /// No `maintenance` grant.
     no_maintenance: bool,
+    /// The `maintenance` grant without the `write` grant.
+    maintenance_only: bool,
     /// More `[plugins.portfolio.settings]` lines.
     settings: &'a str,
     /// More config after the plugin's tables (schedules, handlers).
@@ -91,13 +93,18 @@ impl Portfolio {
         } else {
             "maintenance = [\"app\"]"
         };
+        let write = if setup.maintenance_only {
+            ""
+        } else {
+            "databases = { app = \"write\" }"
+        };
         let config = format!(
             r#"
 [databases.app]
 {database}
 
 [plugins.portfolio]
-databases = {{ app = "write" }}
+{write}
 {maintenance}
 http = ["{ex}", "{bots}", "{mail}"]
 jobs = ["recalculate_wallet_balances", "recalculate_all_wallets", "sync_portfolio", "restart_unhealthy_bots"]
