@@ -26,7 +26,10 @@ fn main() {
         &env("EXCHANGE_KEY_1", "demo-key"),
         portfolio_standins::account(
             &env("EXCHANGE_SECRET_1", "demo-secret"),
-            &[("BTC", "0.50000000", "0.00000000"), ("USDT", "1250.00", "0.00")],
+            &[
+                ("BTC", "0.50000000", "0.00000000"),
+                ("USDT", "1250.00", "0.00"),
+            ],
         ),
     );
     bots.script("2", vec![standins::Reply::Fail(503); 3]);

@@ -38,7 +38,9 @@ pub fn check(job: &Job, _: serde_json::Value) -> Result<Checked, JobError> {
     let mut out = Checked::default();
     for row in &bots.rows {
         let (Some(Value::Integer(bot)), Some(Value::Text(url))) = (row.first(), row.get(1)) else {
-            return Err(JobError::permanent("bots.id and bots.url must be an integer and a text"));
+            return Err(JobError::permanent(
+                "bots.id and bots.url must be an integer and a text",
+            ));
         };
         match probe(url) {
             Ok(()) => {
@@ -141,7 +143,9 @@ pub fn restart(job: &Job, r: Restart) -> Result<Vec<i64>, JobError> {
     let mut restarted = Vec::new();
     for row in &rows.rows {
         let (Some(Value::Integer(bot)), Some(Value::Text(url))) = (row.first(), row.get(1)) else {
-            return Err(JobError::permanent("bots.id and bots.url must be an integer and a text"));
+            return Err(JobError::permanent(
+                "bots.id and bots.url must be an integer and a text",
+            ));
         };
         let reply = http::send(&http::Request {
             method: "POST".into(),

@@ -44,7 +44,9 @@ pub fn daily(job: &Job, _: serde_json::Value) -> Result<Sent, JobError> {
     for row in &users.rows {
         let (Some(Value::Integer(user)), Some(Value::Text(email))) = (row.first(), row.get(1))
         else {
-            return Err(JobError::permanent("users.id and users.email must be an integer and a text"));
+            return Err(JobError::permanent(
+                "users.id and users.email must be an integer and a text",
+            ));
         };
         if !matches!(row.get(2), Some(Value::Null) | None) {
             out.already.push(*user);

@@ -17,8 +17,18 @@ use crate::{DB, now_ms, settings};
 pub fn cleanup(job: &Job, _: serde_json::Value) -> Result<Vec<Cleaned>, JobError> {
     let now = now_ms(job);
     let rules = [
-        ("trades", "id", "executed_at", settings::integer("keep_trades_days", 365)? * DAY_MS),
-        ("logs", "id", "created_at", settings::integer("keep_logs_days", 30)? * DAY_MS),
+        (
+            "trades",
+            "id",
+            "executed_at",
+            settings::integer("keep_trades_days", 365)? * DAY_MS,
+        ),
+        (
+            "logs",
+            "id",
+            "created_at",
+            settings::integer("keep_logs_days", 30)? * DAY_MS,
+        ),
         (
             "cache",
             "cache_key",

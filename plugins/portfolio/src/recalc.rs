@@ -42,9 +42,16 @@ pub struct Recalculated {
 pub fn wallet(job: &Job, w: Wallet) -> Result<Recalculated, JobError> {
     let now = now_ms(job);
     let id = Value::Integer(w.wallet_id);
-    let exists = db::query(DB, "SELECT 1 FROM wallets WHERE id = $1", &[id.clone()])?;
+    let exists = db::query(
+        DB,
+        "SELECT 1 FROM wallets WHERE id = $1",
+        std::slice::from_ref(&id),
+    )?;
     if exists.rows.is_empty() {
-        return Err(JobError::permanent(format!("wallet {} does not exist", w.wallet_id)));
+        return Err(JobError::permanent(format!(
+            "wallet {} does not exist",
+            w.wallet_id
+        )));
     }
     let mut statements = vec![
         Statement {

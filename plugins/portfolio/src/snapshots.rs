@@ -62,7 +62,11 @@ fn take(job: &Job, period: Period, switch: Option<&str>) -> Result<Snapshot, Job
             return Ok(snapshot);
         }
     }
-    snapshot.written = db::execute(DB, &insert_sql("wallet_balances"), &params(period, slot, taken_at))?;
+    snapshot.written = db::execute(
+        DB,
+        &insert_sql("wallet_balances"),
+        &params(period, slot, taken_at),
+    )?;
     Ok(snapshot)
 }
 

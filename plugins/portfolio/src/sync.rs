@@ -83,7 +83,12 @@ pub fn user(job: &Job, u: User) -> Result<Synced, JobError> {
                 u.user_id
             )));
         }
-        None => return Err(JobError::permanent(format!("user {} does not exist", u.user_id))),
+        None => {
+            return Err(JobError::permanent(format!(
+                "user {} does not exist",
+                u.user_id
+            )));
+        }
     };
     let base = settings::base_url("exchange_url")?;
     let window = settings::integer("exchange_recv_window_ms", 5000)?;
@@ -107,8 +112,9 @@ pub fn user(job: &Job, u: User) -> Result<Synced, JobError> {
         e => JobError::retry(format!("exchange unreachable: {}", host_error(&e))),
     })?;
     check(&reply)?;
-    let account: Account = serde_json::from_slice(&reply.body)
-        .map_err(|e| JobError::retry(format!("the exchange answered what is not an account: {e}")))?;
+    let account: Account = serde_json::from_slice(&reply.body).map_err(|e| {
+        JobError::retry(format!("the exchange answered what is not an account: {e}"))
+    })?;
     let held: Vec<&Balance> = account
         .balances
         .iter()

@@ -17,7 +17,10 @@ fn the_shipped_config_has_both_seeds_schedules() {
             .env("TASKHOST_HOST__CACHE", crate::support::shared_cache_dir())
             .env("TASKHOST_HOST__DATA", data.path())
             .env("TASKHOST_API__LISTEN", "127.0.0.1:0")
-            .env("TASKHOST_DATABASES__APP__SQLITE", data.path().join("app.db"))
+            .env(
+                "TASKHOST_DATABASES__APP__SQLITE",
+                data.path().join("app.db"),
+            )
             .env("EXCHANGE_KEY_1", "k")
             .env("EXCHANGE_SECRET_1", "s")
             .env("MAIL_API_KEY", "m");
@@ -25,16 +28,51 @@ fn the_shipped_config_has_both_seeds_schedules() {
     };
     // (name, expression, handler, priority): seed 003's crons, seed 001's table.
     let seeds = [
-        ("hourly-snapshots", "5 * * * *", "create_hourly_snapshots", "normal"),
-        ("daily-snapshots", "15 0 * * *", "create_daily_snapshots", "normal"),
-        ("weekly-snapshots", "0 1 * * 0", "create_weekly_snapshots", "normal"),
-        ("monthly-snapshots", "0 2 1 * *", "create_monthly_snapshots", "normal"),
-        ("cleanup-old-snapshots", "0 3 * * *", "cleanup_old_snapshots", "normal"),
-        ("portfolio-sync", "every 5m", "sync_all_portfolios", "normal"),
+        (
+            "hourly-snapshots",
+            "5 * * * *",
+            "create_hourly_snapshots",
+            "normal",
+        ),
+        (
+            "daily-snapshots",
+            "15 0 * * *",
+            "create_daily_snapshots",
+            "normal",
+        ),
+        (
+            "weekly-snapshots",
+            "0 1 * * 0",
+            "create_weekly_snapshots",
+            "normal",
+        ),
+        (
+            "monthly-snapshots",
+            "0 2 1 * *",
+            "create_monthly_snapshots",
+            "normal",
+        ),
+        (
+            "cleanup-old-snapshots",
+            "0 3 * * *",
+            "cleanup_old_snapshots",
+            "normal",
+        ),
+        (
+            "portfolio-sync",
+            "every 5m",
+            "sync_all_portfolios",
+            "normal",
+        ),
         ("bot-health-check", "every 2m", "bot_health_check", "high"),
         ("data-cleanup", "0 3 * * *", "cleanup_data", "low"),
         ("database-vacuum", "0 4 * * 0", "vacuum_database", "low"),
-        ("daily-summary", "0 8 * * *", "send_daily_summary_emails", "normal"),
+        (
+            "daily-summary",
+            "0 8 * * *",
+            "send_daily_summary_emails",
+            "normal",
+        ),
     ];
     // `serve` refuses a schedule whose handler no plugin provides, and
     // syncs the config's schedules into the store at start.

@@ -40,12 +40,16 @@ async fn a_bot_failing_three_checks_is_marked_unhealthy_and_restarted_once() {
     assert_eq!(done.len(), 1, "one restart request: {done:?}");
     assert_eq!(done[0].0, "1");
     assert_eq!(done[0].1["requested_by"], restart.id.to_string());
-    let row = t.db.rows("SELECT status, failures, restart_job FROM bots WHERE id = 1");
+    let row =
+        t.db.rows("SELECT status, failures, restart_job FROM bots WHERE id = 1");
     assert_eq!(row[0][0], "running");
     assert_eq!(row[0][1], "0");
     assert_eq!(row[0][2], restart.id.to_string());
     assert!(t.bots.calls_for("2").iter().all(|c| c.status == 200));
-    assert_eq!(t.db.value("SELECT status FROM bots WHERE id = 2"), "running");
+    assert_eq!(
+        t.db.value("SELECT status FROM bots WHERE id = 2"),
+        "running"
+    );
     assert_eq!(t.db.value("SELECT restart_job FROM bots WHERE id = 2"), "");
 }
 
@@ -56,8 +60,14 @@ async fn vacuum_runs_under_the_maintenance_grant() {
     let s = services_of(&t).await;
     let _serve = serve(&t);
     let job = run(&s, "vacuum_database", serde_json::json!({})).await;
-    assert_eq!(succeeded(&job)["statements"], serde_json::json!(["VACUUM", "ANALYZE"]));
-    assert!(t.db.count("SELECT count(*) FROM sqlite_stat1") >= 1, "ANALYZE ran");
+    assert_eq!(
+        succeeded(&job)["statements"],
+        serde_json::json!(["VACUUM", "ANALYZE"])
+    );
+    assert!(
+        t.db.count("SELECT count(*) FROM sqlite_stat1") >= 1,
+        "ANALYZE ran"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -67,9 +77,13 @@ async fn on_postgres_vacuum_runs_under_the_maintenance_grant() {
     let s = services_of(&t).await;
     let _serve = serve(&t);
     let job = run(&s, "vacuum_database", serde_json::json!({})).await;
-    assert_eq!(succeeded(&job)["statements"], serde_json::json!(["VACUUM", "ANALYZE"]));
+    assert_eq!(
+        succeeded(&job)["statements"],
+        serde_json::json!(["VACUUM", "ANALYZE"])
+    );
     wait_until(LIMIT, "the vacuum in the statistics", || {
-        let sql = "SELECT last_vacuum IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'trades'";
+        let sql =
+            "SELECT last_vacuum IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'trades'";
         (t.db.value(sql) == "t").then_some(())
     });
 }
@@ -104,11 +118,17 @@ async fn the_maintenance_grant_alone_allows_vacuum_and_nothing_else() {
     let s = services_of(&t).await;
     let _serve = serve(&t);
     let job = run(&s, "vacuum_database", serde_json::json!({})).await;
-    assert_eq!(succeeded(&job)["statements"], serde_json::json!(["VACUUM", "ANALYZE"]));
+    assert_eq!(
+        succeeded(&job)["statements"],
+        serde_json::json!(["VACUUM", "ANALYZE"])
+    );
     let cleanup = run(&s, "cleanup_data", serde_json::json!({})).await;
     assert_eq!(cleanup.status, JobStatus::Dead);
     let message = cleanup.attempts[0].message.clone().unwrap_or_default();
-    assert!(message.contains("denied") && message.contains("\"app\""), "{message}");
+    assert!(
+        message.contains("denied") && message.contains("\"app\""),
+        "{message}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -140,14 +160,18 @@ async fn on_postgres_cleanup_data_deletes_old_trades_logs_and_cache_in_batches()
     assert_eq!(result[0]["batches"], 2, "cleanup_batch = 2");
     assert_eq!(result[1]["deleted"], 1);
     assert_eq!(result[2]["deleted"], 1);
-    assert_eq!(t.db.value("SELECT string_agg(id::text, ',') FROM trades"), "4");
+    assert_eq!(
+        t.db.value("SELECT string_agg(id::text, ',') FROM trades"),
+        "4"
+    );
     assert_eq!(t.db.value("SELECT message FROM logs"), "new");
     assert_eq!(t.db.value("SELECT cache_key FROM cache"), "fresh");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daily_summary_reaches_each_subscriber_once_after_the_providers_back_off() {
-    let t = Portfolio::new("[handlers.send_daily_summary_emails]\nretry = { delays = [\"30s\"] }\n");
+    let t =
+        Portfolio::new("[handlers.send_daily_summary_emails]\nretry = { delays = [\"30s\"] }\n");
     t.db.exec(
         "INSERT INTO users (id, email, daily_summary) VALUES
            (1, 'ada@example.com', 1), (2, 'bob@example.com', 0), (3, 'cy@example.com', 1);
@@ -160,13 +184,26 @@ async fn the_daily_summary_reaches_each_subscriber_once_after_the_providers_back
     let serve = crate::support::spawn_serve_logged(&t.host, &log);
     let job = run(&s, "send_daily_summary_emails", serde_json::json!({})).await;
     let result = succeeded(&job);
-    assert_eq!(job.attempts.len(), 2, "the 429 retried, after the provider's second");
-    assert_eq!(result["sent"], serde_json::json!([3]), "ada's went out on the first attempt");
+    assert_eq!(
+        job.attempts.len(),
+        2,
+        "the 429 retried, after the provider's second"
+    );
+    assert_eq!(
+        result["sent"],
+        serde_json::json!([3]),
+        "ada's went out on the first attempt"
+    );
     assert_eq!(result["already"], serde_json::json!([1]));
     let sent = t.mail.done();
     assert_eq!(sent.len(), 2, "{sent:?}");
     assert_eq!(sent[0].1["to"], "ada@example.com");
-    assert!(sent[0].1["text"].as_str().unwrap().contains("Main: BTC 150000000"));
+    assert!(
+        sent[0].1["text"]
+            .as_str()
+            .unwrap()
+            .contains("Main: BTC 150000000")
+    );
     assert_eq!(sent[1].1["to"], "cy@example.com");
     assert_eq!(t.db.count("SELECT count(*) FROM summary_emails"), 2);
     // Run again the same day: nobody gets a second mail.

@@ -180,11 +180,7 @@ async fn jobs_of(store: &dyn Store, handler: &str) -> Vec<Job> {
 }
 
 /// Runs one job of `handler` on a serving host and returns it finished.
-async fn run(
-    s: &taskhost::services::Services,
-    handler: &str,
-    payload: serde_json::Value,
-) -> Job {
+async fn run(s: &taskhost::services::Services, handler: &str, payload: serde_json::Value) -> Job {
     let e = s
         .enqueuer
         .enqueue(crate::support::request(handler, payload))

@@ -159,7 +159,10 @@ async fn retention(t: Portfolio, want: [(&str, i64); 4], hourly_batches: i64) {
         let oldest_kept = t.db.count(&format!(
             "SELECT min(taken_at) FROM balance_snapshots WHERE period = '{period}'"
         ));
-        assert!(oldest_kept >= job.run_at.timestamp_millis() - 90 * DAY_MS, "{period}");
+        assert!(
+            oldest_kept >= job.run_at.timestamp_millis() - 90 * DAY_MS,
+            "{period}"
+        );
         assert_eq!(result[i]["more"], false);
     }
     assert_eq!(result[0]["batches"], hourly_batches, "{result}");
@@ -174,7 +177,12 @@ async fn retention_keeps_seven_days_of_hourly_and_ninety_of_the_rest_in_batches(
     // 2,880 hourly rows, 168 kept: 2,712 deleted in 6 batches of at most 500.
     retention(
         t,
-        [("hourly", 168), ("daily", 90), ("weekly", 13), ("monthly", 3)],
+        [
+            ("hourly", 168),
+            ("daily", 90),
+            ("weekly", 13),
+            ("monthly", 3),
+        ],
         6,
     )
     .await;

@@ -60,7 +60,9 @@ async fn corrupted(t: Portfolio) {
     assert_eq!(balances_of(&t, 1), want(), "restored, the stray asset gone");
     assert_eq!(balances_of(&t, 2), want(), "another wallet untouched");
     assert_eq!(
-        t.db.count("SELECT count(*) FROM balance_snapshots WHERE wallet_id = 1 AND period = 'recalculated'"),
+        t.db.count(
+            "SELECT count(*) FROM balance_snapshots WHERE wallet_id = 1 AND period = 'recalculated'"
+        ),
         2
     );
     // A wallet that does not exist is a permanent error, and changes nothing.
@@ -88,13 +90,19 @@ async fn recalculating_all_wallets_runs_one_job_per_wallet_and_the_caller_sees_t
     });
     wallets(&t, N);
     // Every balance wrong before.
-    t.db.exec("INSERT INTO wallet_balances (wallet_id, asset, amount) SELECT id, 'BTC', 1 FROM wallets");
+    t.db.exec(
+        "INSERT INTO wallet_balances (wallet_id, asset, amount) SELECT id, 'BTC', 1 FROM wallets",
+    );
     let s = services_of(&t).await;
     let _serve = serve(&t);
     let first = run(&s, "recalculate_all_wallets", serde_json::json!({})).await;
     let page = succeeded(&first);
     let run_id = page["run"].as_str().unwrap().to_string();
-    assert_eq!(run_id, first.id.to_string(), "the run is named by its first job");
+    assert_eq!(
+        run_id,
+        first.id.to_string(),
+        "the run is named by its first job"
+    );
     assert_eq!(page["enqueued"], 400);
 
     // What the caller polls: the run's size, and how many wallets are done.
@@ -103,12 +111,16 @@ async fn recalculating_all_wallets_runs_one_job_per_wallet_and_the_caller_sees_t
          FROM recalculation_runs r WHERE r.id = '{run_id}'"
     );
     assert_eq!(
-        t.db.count(&format!("SELECT wallets FROM recalculation_runs WHERE id = '{run_id}'")),
+        t.db.count(&format!(
+            "SELECT wallets FROM recalculation_runs WHERE id = '{run_id}'"
+        )),
         N
     );
-    wait_until(Duration::from_secs(300), "every wallet to be recalculated", || {
-        (t.db.count(&progress) == 0).then_some(())
-    });
+    wait_until(
+        Duration::from_secs(300),
+        "every wallet to be recalculated",
+        || (t.db.count(&progress) == 0).then_some(()),
+    );
     assert_eq!(
         t.db.count("SELECT count(*) FROM wallet_balances WHERE asset = 'BTC' AND amount = 70"),
         N

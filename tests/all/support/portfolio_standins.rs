@@ -70,7 +70,11 @@ async fn account_info(
     let held = s.state(&key);
     let Some(secret) = held.get("secret").and_then(Value::as_str) else {
         s.record("", &body, 401);
-        return binance_error(401, -2015, "Invalid API-key, IP, or permissions for action.");
+        return binance_error(
+            401,
+            -2015,
+            "Invalid API-key, IP, or permissions for action.",
+        );
     };
     let expected = ring::hmac::sign(
         &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes()),
@@ -99,11 +103,19 @@ async fn account_info(
         }
         Reply::Fail(code) => {
             s.record(&key, &body, code);
-            binance_error(code, -1001, "Internal error; unable to process your request.")
+            binance_error(
+                code,
+                -1001,
+                "Internal error; unable to process your request.",
+            )
         }
         Reply::Refuse(code) => {
             s.record(&key, &body, code);
-            binance_error(code, -2015, "Invalid API-key, IP, or permissions for action.")
+            binance_error(
+                code,
+                -2015,
+                "Invalid API-key, IP, or permissions for action.",
+            )
         }
         _ => {
             s.record(&key, &body, 200);
@@ -184,7 +196,10 @@ async fn send_mail(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> 
     let to = body["to"].as_str().unwrap_or_default().to_string();
     let Some(key) = headers.get("idempotency-key").and_then(|v| v.to_str().ok()) else {
         s.record(&to, &body, 400);
-        return json_reply(400, json!({"errors": [{"message": "Idempotency-Key required"}]}));
+        return json_reply(
+            400,
+            json!({"errors": [{"message": "Idempotency-Key required"}]}),
+        );
     };
     match s.next(&to) {
         Reply::RateLimit(secs) => {

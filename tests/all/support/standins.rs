@@ -99,13 +99,21 @@ impl Shared {
 
     /// Records that the remote did something for `key` (sent, restarted).
     pub(crate) fn did(&self, key: &str, what: Value) {
-        self.inner.lock().unwrap().done.push((key.to_string(), what));
+        self.inner
+            .lock()
+            .unwrap()
+            .done
+            .push((key.to_string(), what));
     }
 
     /// What was done for `key` before, if anything (an idempotent replay).
     pub(crate) fn done_for(&self, key: &str) -> Option<Value> {
         let inner = self.inner.lock().unwrap();
-        inner.done.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+        inner
+            .done
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
     }
 
     pub(crate) fn record(&self, key: &str, body: &Value, status: u16) {
