@@ -102,6 +102,53 @@ async fn snapshots(t: Portfolio) {
         )),
         4
     );
+
+    // Each tick belongs to its period's slot (UTC; weeks from Sunday), so
+    // a late or retried run of it still lands on the same rows.
+    let at = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    for (handler, tick, slot) in [
+        (
+            "create_hourly_snapshots",
+            "2026-01-07T13:05:00Z",
+            "2026-01-07T13:00:00Z",
+        ),
+        (
+            "create_daily_snapshots",
+            "2026-01-07T00:15:00Z",
+            "2026-01-07T00:00:00Z",
+        ),
+        (
+            "create_weekly_snapshots",
+            "2026-01-10T23:00:00Z",
+            "2026-01-04T00:00:00Z",
+        ),
+        (
+            "create_monthly_snapshots",
+            "2024-02-29T02:00:00Z",
+            "2024-02-01T00:00:00Z",
+        ),
+    ] {
+        let e = s
+            .enqueuer
+            .enqueue(taskhost::enqueue::EnqueueRequest {
+                run_at: Some(at(tick)),
+                ..crate::support::request(handler, serde_json::json!({}))
+            })
+            .await
+            .unwrap();
+        let job = crate::support::finished(s.store.as_ref(), e.id).await;
+        let result = succeeded(&job);
+        assert_eq!(
+            result["slot"],
+            at(slot).timestamp_millis(),
+            "{handler}: {result}"
+        );
+        assert_eq!(result["taken_at"], at(tick).timestamp_millis(), "{handler}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
