@@ -90,7 +90,8 @@ fn mark_unhealthy(bot: i64, tick: i64, after: i64) -> Result<Option<String>, Job
         handler: "restart_unhealthy_bots".into(),
         payload: json!({ "bot_id": bot }).to_string(),
         queue: None,
-        priority: None,
+        // The seed runs bot health at high priority; its restarts too.
+        priority: Some(jobs::Priority::High),
         delay_ms: None,
         idempotency_key: Some(format!("restart:{bot}:{tick}")),
         max_attempts: None,

@@ -34,6 +34,7 @@ async fn a_bot_failing_three_checks_is_marked_unhealthy_and_restarted_once() {
     assert!(health[3..].iter().all(|&s| s == 200), "{health:?}");
     let restarts = jobs_of(s.store.as_ref(), "restart_unhealthy_bots").await;
     assert_eq!(restarts.len(), 1, "one restart job");
+    assert_eq!(restarts[0].priority, taskhost::job::Priority::High);
     let restart = crate::support::finished(s.store.as_ref(), restarts[0].id).await;
     assert_eq!(succeeded(&restart), serde_json::json!([1]));
     let done = t.bots.done();

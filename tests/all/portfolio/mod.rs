@@ -109,6 +109,7 @@ impl Portfolio {
 http = ["{ex}", "{bots}", "{mail}"]
 jobs = ["recalculate_wallet_balances", "recalculate_all_wallets", "sync_portfolio", "restart_unhealthy_bots"]
 jobs_per_run = 1000
+jobs_max_priority = "high"
 
 [plugins.portfolio.secrets]
 exchange_key_1 = "{EXCHANGE_KEY}"
