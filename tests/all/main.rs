@@ -11,6 +11,7 @@ mod clock;
 mod dashboard;
 mod db;
 mod db_isolation;
+mod db_maintenance;
 mod hostile;
 mod hostile_api;
 mod http;
