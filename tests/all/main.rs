@@ -16,6 +16,7 @@ mod hostile;
 mod hostile_api;
 mod http;
 mod http_client;
+mod http_signing;
 mod invest;
 mod logs;
 mod portfolio;
