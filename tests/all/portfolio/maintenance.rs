@@ -7,7 +7,25 @@ use crate::support::standins::Reply;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bot_failing_three_checks_is_marked_unhealthy_and_restarted_once() {
-    let t = Portfolio::new(&schedule("bot-health-check", "1s", "bot_health_check"));
+    bot_health(Portfolio::new(&schedule(
+        "bot-health-check",
+        "1s",
+        "bot_health_check",
+    )))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_bot_failing_three_checks_is_marked_unhealthy_and_restarted_once() {
+    bot_health(Portfolio::on_postgres(&schedule(
+        "bot-health-check",
+        "1s",
+        "bot_health_check",
+    )))
+    .await;
+}
+
+async fn bot_health(t: Portfolio) {
     t.db.exec(&format!(
         "INSERT INTO bots (id, name, url) VALUES (1, 'grid-btc', '{u}/bots/1'), (2, 'dca-eth', '{u}/bots/2')",
         u = t.bots.url
