@@ -17,6 +17,7 @@ mod http;
 mod http_client;
 mod invest;
 mod logs;
+mod polyglot;
 mod registry;
 mod sandbox;
 mod scheduler;

@@ -29,7 +29,9 @@ fn main() -> ExitCode {
             }
         };
     }
-    if let Err(e) = xtask::build_plugins(&root) {
+    if let Err(e) =
+        xtask::build_plugins(&root).and_then(|_| xtask::polyglot::build_polyglot(&root, true))
+    {
         eprintln!("xtask: {e}");
         return ExitCode::FAILURE;
     }
