@@ -205,7 +205,9 @@ impl Tools {
         let mut cmd = match lang {
             Lang::Python => {
                 let mut cmd = Command::new(self.componentize_py()?);
-                cmd.arg("--wit-path").arg(root.join("wit")).args([
+                // No `__pycache__` in the source folders.
+                cmd.env("PYTHONDONTWRITEBYTECODE", "1")
+                    .arg("--wit-path").arg(root.join("wit")).args([
                     "--world",
                     "plugin",
                     "componentize",
