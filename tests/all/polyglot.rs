@@ -153,3 +153,155 @@ async fn python_uncaught_exception_is_a_trap_carrying_the_traceback() {
 async fn javascript_uncaught_exception_is_a_trap_carrying_the_stack() {
     an_uncaught_exception_is_a_trap_with_the_languages_trace(JS).await;
 }
+
+/// A local HTTP server answering every request `200 pong`; its address.
+async fn pong_server() -> std::net::SocketAddr {
+    let app = axum::Router::new().fallback(|| async { "pong" });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    addr
+}
+
+async fn every_capability_works_through_its_grant_and_is_denied_without(lang: Lang) {
+    // Without grants: each one refused, naming the plugin.
+    let (_host, runtime) = polyglot::runtime("").await;
+    let report = run_job(&runtime, &lang.probe("capabilities"), json!({})).await;
+    let Outcome::Success { result } = report.outcome else {
+        panic!("{:?}", report.outcome)
+    };
+    for cap in ["db", "http", "chain", "config", "jobs"] {
+        let err = result[cap]["err"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{cap} was not refused: {result}"));
+        assert!(
+            err.to_lowercase().starts_with("denied")
+                && err.contains(&format!("plugin \"{}\"", lang.plugin())),
+            "{cap}: {err}"
+        );
+    }
+
+    // With each granted: each one answers.
+    let node = crate::support::anvil::Anvil::start();
+    let pong = pong_server().await;
+    let host = polyglot::host(&format!(
+        "[databases.app]\nsqlite = \"app.db\"\n\
+         [chains.local]\nrpc = {rpc:?}\n\
+         [plugins.{plugin}]\ndatabases = {{ app = \"write\" }}\nhttp = [\"http://{pong}\"]\n\
+         chains = [\"local\"]\nsettings = {{ token = \"t-42\" }}\njobs = [\"{hello}\"]\n",
+        rpc = node.url(),
+        plugin = lang.plugin(),
+        hello = lang.hello(),
+    ))
+    .await;
+    let s = crate::support::services(&host).await;
+    let url = format!("http://{pong}/ping");
+    let report = run_job(
+        &s.runtime,
+        &lang.probe("capabilities"),
+        json!({ "url": url }),
+    )
+    .await;
+    let Outcome::Success { result } = report.outcome else {
+        panic!("{:?}", report.outcome)
+    };
+    assert_eq!(result["db"], json!({"ok": "1 rows"}), "{result}");
+    assert_eq!(result["http"], json!({"ok": "200"}), "{result}");
+    assert_eq!(
+        result["chain"],
+        json!({"ok": node.block_number().to_string()}),
+        "{result}"
+    );
+    assert_eq!(result["config"], json!({"ok": "t-42"}), "{result}");
+    let id = result["jobs"]["ok"].as_str().expect("jobs enqueued");
+    let job = s.store.get(id.parse().unwrap()).await.unwrap();
+    assert_eq!(job.handler, lang.hello());
+}
+
+#[tokio::test]
+async fn python_every_capability_works_through_its_grant_and_is_denied_without() {
+    every_capability_works_through_its_grant_and_is_denied_without(PY).await;
+}
+
+#[tokio::test]
+async fn javascript_every_capability_works_through_its_grant_and_is_denied_without() {
+    every_capability_works_through_its_grant_and_is_denied_without(JS).await;
+}
+
+async fn a_loop_stops_by_fuel_and_by_the_deadline(lang: Lang) {
+    let spin = lang.probe("spin");
+    let (_host, runtime) = polyglot::runtime(&format!(
+        "[handlers.\"{spin}\"]\nfuel = 200_000_000\ntimeout = \"60s\"\n"
+    ))
+    .await;
+    let report = run_job(&runtime, &spin, json!({})).await;
+    let Outcome::OutOfFuel { fuel_used } = report.outcome else {
+        panic!("{:?}", report.outcome)
+    };
+    assert!(fuel_used <= 200_000_000, "used {fuel_used}");
+    assert!(fuel_used > 150_000_000, "stopped too early: {fuel_used}");
+    let report = run_job(&runtime, &lang.hello(), json!({"name": "after fuel"})).await;
+    assert!(report.outcome.is_success(), "{:?}", report.outcome);
+
+    let (_host, runtime) = polyglot::runtime(&format!(
+        "[handlers.\"{spin}\"]\nfuel = 0\ntimeout = \"500ms\"\n"
+    ))
+    .await;
+    let report = run_job(&runtime, &spin, json!({})).await;
+    assert_eq!(
+        report.outcome,
+        Outcome::DeadlineExceeded {
+            timeout: Duration::from_millis(500)
+        }
+    );
+    assert!(
+        report.duration >= Duration::from_millis(500) && report.duration < Duration::from_secs(5),
+        "{:?}",
+        report.duration
+    );
+    let report = run_job(&runtime, &lang.hello(), json!({"name": "after deadline"})).await;
+    assert!(report.outcome.is_success(), "{:?}", report.outcome);
+}
+
+#[tokio::test]
+async fn python_a_loop_stops_by_fuel_and_by_the_deadline() {
+    a_loop_stops_by_fuel_and_by_the_deadline(PY).await;
+}
+
+#[tokio::test]
+async fn javascript_a_loop_stops_by_fuel_and_by_the_deadline() {
+    a_loop_stops_by_fuel_and_by_the_deadline(JS).await;
+}
+
+async fn runaway_memory_hits_the_cap(lang: Lang) {
+    let grow = lang.probe("grow");
+    let (_host, runtime) =
+        polyglot::runtime(&format!("[handlers.\"{grow}\"]\nmemory = \"96MiB\"\n")).await;
+    let report = run_job(&runtime, &grow, json!({"mib": 512})).await;
+    assert_eq!(
+        report.outcome,
+        Outcome::MemoryLimit {
+            limit_bytes: 96 << 20
+        }
+    );
+    // Under the cap the same handler is fine, and so is the next job.
+    let report = run_job(&runtime, &grow, json!({"mib": 8})).await;
+    assert_eq!(
+        report.outcome,
+        Outcome::Success {
+            result: json!(8 << 20)
+        }
+    );
+    let report = run_job(&runtime, &lang.hello(), json!({"name": "after growth"})).await;
+    assert!(report.outcome.is_success(), "{:?}", report.outcome);
+}
+
+#[tokio::test]
+async fn python_runaway_memory_hits_the_cap() {
+    runaway_memory_hits_the_cap(PY).await;
+}
+
+#[tokio::test]
+async fn javascript_runaway_memory_hits_the_cap() {
+    runaway_memory_hits_the_cap(JS).await;
+}

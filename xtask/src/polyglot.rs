@@ -207,11 +207,9 @@ impl Tools {
                 let mut cmd = Command::new(self.componentize_py()?);
                 // No `__pycache__` in the source folders.
                 cmd.env("PYTHONDONTWRITEBYTECODE", "1")
-                    .arg("--wit-path").arg(root.join("wit")).args([
-                    "--world",
-                    "plugin",
-                    "componentize",
-                ]);
+                    .arg("--wit-path")
+                    .arg(root.join("wit"))
+                    .args(["--world", "plugin", "componentize"]);
                 for dir in source_dirs(&plugins, name, lang) {
                     cmd.arg("--python-path").arg(dir);
                 }
