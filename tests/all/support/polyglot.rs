@@ -23,11 +23,10 @@ pub fn polyglot_dir() -> PathBuf {
 }
 
 /// The `[host]` table of a polyglot test host: its plugins, the shared
-/// cache, unoptimised compilation and a pool small enough for the big
-/// components' memories.
+/// cache and unoptimised compilation.
 pub fn host_table() -> String {
     format!(
-        "plugins = {:?}\ncache = {:?}\nopt_level = \"none\"\npool_size = 16\n",
+        "plugins = {:?}\ncache = {:?}\nopt_level = \"none\"\n",
         polyglot_dir().display().to_string(),
         super::shared_cache_dir().display().to_string()
     )
