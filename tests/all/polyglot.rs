@@ -305,3 +305,37 @@ async fn python_runaway_memory_hits_the_cap() {
 async fn javascript_runaway_memory_hits_the_cap() {
     runaway_memory_hits_the_cap(JS).await;
 }
+
+async fn a_full_pool_of_instances_fits(lang: Lang) {
+    // A Python component instantiates 14 core modules, a JavaScript one 4
+    // (a Rust one 3): the pool must hold `pool_size` instances of the
+    // largest, or jobs beyond some count trap on instantiation instead of
+    // running. Each spinning job holds its instance until its deadline.
+    const POOL: usize = 16;
+    let spin = lang.probe("spin");
+    polyglot::warm().await;
+    let host = crate::support::TestHost::with_host_table(
+        &format!("{}pool_size = {POOL}\n", polyglot::host_table()),
+        &format!("[handlers.\"{spin}\"]\nfuel = 0\ntimeout = \"1s\"\n"),
+    );
+    let runtime = host.runtime().await;
+    let jobs = (0..POOL).map(|_| run_job(&runtime, &spin, json!({})));
+    for report in futures_util::future::join_all(jobs).await {
+        assert_eq!(
+            report.outcome,
+            Outcome::DeadlineExceeded {
+                timeout: Duration::from_secs(1)
+            }
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_a_full_pool_of_instances_fits() {
+    a_full_pool_of_instances_fits(PY).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn javascript_a_full_pool_of_instances_fits() {
+    a_full_pool_of_instances_fits(JS).await;
+}
