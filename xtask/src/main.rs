@@ -37,7 +37,12 @@ fn main() -> ExitCode {
     }
     let host_args: Vec<String> = match args.first().map(String::as_str) {
         Some("plugins") => {
-            println!("plugins built into {}", xtask::plugin_dir(&root).display());
+            println!(
+                "plugins built into {} (Python and JavaScript: {}; examples: {})",
+                xtask::plugin_dir(&root).display(),
+                xtask::polyglot::polyglot_plugin_dir(&root).display(),
+                xtask::example_plugin_dir(&root).display()
+            );
             return ExitCode::SUCCESS;
         }
         Some("serve") => xtask::with_example_config(
