@@ -325,3 +325,65 @@ impl Tools {
         Ok(script)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_folders_are_found_by_entry_file_and_probes_carry_their_hello() {
+        let root = tempfile::tempdir().unwrap();
+        let plugins = root.path();
+        for (dir, file) in [
+            ("py-hello", "app.py"),
+            ("py-probe", "app.py"),
+            ("js-hello", "app.js"),
+            ("sdk-python", "__init__.py"),
+            ("hello", "Cargo.toml"),
+        ] {
+            std::fs::create_dir_all(plugins.join(dir)).unwrap();
+            std::fs::write(plugins.join(dir).join(file), "").unwrap();
+        }
+        assert_eq!(
+            polyglot_plugins(plugins).unwrap(),
+            vec![
+                ("js-hello".to_string(), Lang::JavaScript),
+                ("py-hello".to_string(), Lang::Python),
+                ("py-probe".to_string(), Lang::Python),
+            ]
+        );
+        assert_eq!(
+            source_dirs(plugins, "py-probe", Lang::Python),
+            vec![
+                plugins.join("py-probe"),
+                plugins.join("sdk-python"),
+                plugins.join("py-hello")
+            ]
+        );
+        assert_eq!(
+            source_dirs(plugins, "js-hello", Lang::JavaScript),
+            vec![plugins.join("js-hello"), plugins.join("sdk-js")]
+        );
+    }
+
+    #[test]
+    fn the_inputs_key_changes_with_a_source_file_and_ignores_caches() {
+        let root = tempfile::tempdir().unwrap();
+        let (wit, app) = (root.path().join("wit"), root.path().join("app"));
+        std::fs::create_dir_all(&wit).unwrap();
+        std::fs::create_dir_all(app.join("__pycache__")).unwrap();
+        std::fs::write(wit.join("plugin.wit"), "package a:b;").unwrap();
+        std::fs::write(app.join("app.py"), "x = 1").unwrap();
+        let key = || inputs_key(root.path(), std::slice::from_ref(&app), Lang::Python).unwrap();
+        let first = key();
+        std::fs::write(app.join("__pycache__").join("app.pyc"), "cache").unwrap();
+        assert_eq!(key(), first, "a bytecode cache is not a source");
+        std::fs::write(app.join("app.py"), "x = 2").unwrap();
+        assert_ne!(key(), first);
+        assert_ne!(
+            inputs_key(root.path(), std::slice::from_ref(&app), Lang::JavaScript).unwrap(),
+            key(),
+            "the tool's version is part of the key"
+        );
+    }
+}
