@@ -44,6 +44,8 @@ pub struct Figures {
     pub cache_bytes: u64,
     pub p50: Duration,
     pub p99: Duration,
+    /// Means of the phases: store, instantiate, call `run`, drop (memory reset).
+    pub phases: [Duration; 4],
     pub resident_per_instance: Option<u64>,
     pub jobs_per_second: f64,
 }
@@ -81,6 +83,18 @@ impl fmt::Display for Report {
                 m.resident_per_instance
                     .map_or("n/a".to_string(), |b| format!("{:.2}MB", mib(b))),
                 m.jobs_per_second
+            )?;
+        }
+        writeln!(
+            f,
+            "  where a job's time goes (means): store, instantiate, call run, drop (memory reset)"
+        )?;
+        for m in &self.measured {
+            let [store, instantiate, call, drop] = m.phases.map(|d| d.as_secs_f64() * 1e6);
+            writeln!(
+                f,
+                "  {:<11} {store:>8.0} µs {instantiate:>8.0} µs {call:>8.0} µs {drop:>8.0} µs",
+                m.language
             )?;
         }
         for language in &self.missing {
@@ -131,6 +145,7 @@ pub async fn run(config: &Config, scratch: &Path) -> anyhow::Result<Report> {
             );
         }
         times.sort();
+        let phases = super::runtime::phases(&runtime, &input, JOBS).await?;
         let resident_per_instance = resident_per_instance(&runtime, handler, &input).await?;
         let jobs_per_second = drain(&s, handler, (measured.len() + 1) * DRAIN).await?;
         measured.push(Figures {
@@ -140,6 +155,7 @@ pub async fn run(config: &Config, scratch: &Path) -> anyhow::Result<Report> {
             cache_bytes,
             p50: times[JOBS / 2],
             p99: times[JOBS * 99 / 100],
+            phases,
             resident_per_instance,
             jobs_per_second,
         });
