@@ -294,6 +294,20 @@ async fn runaway_memory_hits_the_cap(lang: Lang) {
     );
     let report = run_job(&runtime, &lang.hello(), json!({"name": "after growth"})).await;
     assert!(report.outcome.is_success(), "{:?}", report.outcome);
+
+    // A cap below the component's memory image (Python 13.25 MiB,
+    // JavaScript 9 MiB; see the README's floors) stops every job before it
+    // starts, as a memory-limit outcome, not a bare trap.
+    let hello = lang.hello();
+    let (_host, runtime) =
+        polyglot::runtime(&format!("[handlers.\"{hello}\"]\nmemory = \"8MiB\"\n")).await;
+    let report = run_job(&runtime, &hello, json!({"name": "cramped"})).await;
+    assert_eq!(
+        report.outcome,
+        Outcome::MemoryLimit {
+            limit_bytes: 8 << 20
+        }
+    );
 }
 
 #[tokio::test]
