@@ -19,6 +19,7 @@ mod http_client;
 mod http_signing;
 mod invest;
 mod logs;
+mod polyglot;
 mod portfolio;
 mod redis;
 mod registry;

@@ -11,6 +11,7 @@ use taskhost::runtime::{JobInput, JobReport, Runtime};
 pub mod anvil;
 pub mod appdb;
 pub mod browser;
+pub mod polyglot;
 pub mod portfolio_standins;
 pub mod postgres;
 pub mod python;

@@ -2,6 +2,8 @@
 //! runs a manual step: the test crate's build script and the `cargo xtask`
 //! commands both call [`build_plugins`].
 
+pub mod polyglot;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,7 +13,7 @@ pub const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// Why the plugins could not be built; the message says which command failed.
 #[derive(Debug)]
-pub struct BuildError(String);
+pub struct BuildError(pub(crate) String);
 
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -239,7 +241,7 @@ pub fn plugin_sources(root: &Path) -> Vec<PathBuf> {
 /// Copies only when the bytes differ, so an unchanged plugin keeps its
 /// modification time; goes through a temporary file so that a running host
 /// never reads half a file.
-fn copy_if_changed(from: &Path, to: &Path) -> Result<(), BuildError> {
+pub(crate) fn copy_if_changed(from: &Path, to: &Path) -> Result<(), BuildError> {
     let bytes = std::fs::read(from)
         .map_err(|e| BuildError(format!("built plugin {} is missing: {e}", from.display())))?;
     if std::fs::read(to).ok().as_deref() == Some(&bytes[..]) {
@@ -263,7 +265,7 @@ fn ensure_target() -> Result<(), BuildError> {
     run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
 }
 
-fn run(cmd: &mut Command) -> Result<(), BuildError> {
+pub(crate) fn run(cmd: &mut Command) -> Result<(), BuildError> {
     let status = cmd
         .status()
         .map_err(|e| BuildError(format!("cannot start {cmd:?}: {e}")))?;

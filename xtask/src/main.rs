@@ -29,13 +29,20 @@ fn main() -> ExitCode {
             }
         };
     }
-    if let Err(e) = xtask::build_plugins(&root) {
+    if let Err(e) =
+        xtask::build_plugins(&root).and_then(|_| xtask::polyglot::build_polyglot(&root, true))
+    {
         eprintln!("xtask: {e}");
         return ExitCode::FAILURE;
     }
     let host_args: Vec<String> = match args.first().map(String::as_str) {
         Some("plugins") => {
-            println!("plugins built into {}", xtask::plugin_dir(&root).display());
+            println!(
+                "plugins built into {} (Python and JavaScript: {}; examples: {})",
+                xtask::plugin_dir(&root).display(),
+                xtask::polyglot::polyglot_plugin_dir(&root).display(),
+                xtask::example_plugin_dir(&root).display()
+            );
             return ExitCode::SUCCESS;
         }
         Some("serve") => xtask::with_example_config(

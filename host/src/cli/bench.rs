@@ -11,6 +11,9 @@ use crate::config::Config;
 pub enum BenchCommand {
     /// Per-job sandbox cost of `hello`, and cold vs cached plugin loading.
     Runtime,
+    /// `hello` in Rust, Python and JavaScript: per-job time, compiled size,
+    /// memory per instance, jobs/s through the workers.
+    Languages,
     /// Store operations per second (enqueue, lease+complete).
     Store,
     /// End to end: enqueue rates, processed jobs/s, idle start latency.
@@ -25,6 +28,10 @@ pub async fn execute(config: Arc<Config>, cmd: BenchCommand) -> anyhow::Result<E
         BenchCommand::Runtime => print!(
             "{}",
             crate::bench::runtime::run(&config, scratch.path()).await?
+        ),
+        BenchCommand::Languages => print!(
+            "{}",
+            crate::bench::languages::run(&config, scratch.path()).await?
         ),
         BenchCommand::Store => print!("{}", crate::bench::store::run(scratch.path()).await?),
         BenchCommand::Scheduler => {
