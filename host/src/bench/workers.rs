@@ -192,7 +192,7 @@ pub async fn run(config: &Config, scratch: &Path, size: Size) -> anyhow::Result<
     pool.await?;
     s.store.close().await?;
     Ok(Report {
-        latency_jobs: latency_jobs,
+        latency_jobs,
         enqueue_single,
         enqueue_batch,
         jobs,
