@@ -212,15 +212,25 @@ impl Store for RedisStore {
                 token.job, report.outcome
             )));
         }
-        let rest = vec![
+        let args = [
+            token.job.to_string(),
+            token.fence.to_string(),
             codec::attempt_tail(&report)?,
             serde_json::to_string(&result)?,
             if report.log.is_some() { "1" } else { "0" }.to_owned(),
             report.log.clone().unwrap_or_default(),
         ];
-        self.holder(token, "complete", rest).await?;
-        self.signals.apply(b"e");
-        Ok(())
+        // Gathered with the completions that arrive meanwhile into one call.
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.runner.check_open()?;
+        self.completions
+            .send(super::completer::Completion {
+                job: token.job,
+                args,
+                reply,
+            })
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn fail(
@@ -520,7 +530,7 @@ impl Store for RedisStore {
 
     async fn check_writable(&self) -> StoreResult<()> {
         self.misc(&["probe".into()]).await?;
-        let last = self.last_failure.lock().ok().and_then(|l| l.clone());
+        let last = self.runner.last_failure.lock().ok().and_then(|l| l.clone());
         match last {
             Some((at, why)) if at.elapsed() < super::FAILURE_WINDOW => Err(StoreError::backend(
                 format!("{}s ago: {why}", at.elapsed().as_secs()),
@@ -641,7 +651,7 @@ impl Store for RedisStore {
     }
 
     async fn close(&self) -> StoreResult<()> {
-        self.closed.store(true, Ordering::Release);
+        self.runner.closed.store(true, Ordering::Release);
         let _ = self.stop.send(true);
         Ok(())
     }

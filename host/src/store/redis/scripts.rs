@@ -27,8 +27,10 @@ scripts! {
     ENQUEUE = "enqueue.lua";
     /// Reap, then lease.
     LEASE = "lease.lua";
-    /// Renew, complete, fail, release.
+    /// Renew, fail, release.
     HOLDER = "holder.lua";
+    /// Complete a batch of runs.
+    COMPLETE = "complete.lua";
     /// Reap expired leases.
     REAP = "reap.lua";
     /// Reads that need the store's time.
