@@ -128,7 +128,25 @@ async fn survives_a_redis_restart() {
     server.kill();
     drop(server);
     // Same port again, empty (no persistence): the scripts are gone too.
-    let _server = RedisServer::start_on(port).unwrap();
+    let server = RedisServer::start_on(port).unwrap();
+    // The signal connection comes back by itself (and ticks, since
+    // messages may have been missed), then carries other hosts' writes.
+    let mut changes = store.changes();
+    changes.borrow_and_update();
+    tokio::time::timeout(Duration::from_secs(30), changes.changed())
+        .await
+        .expect("the signal connection is re-made")
+        .unwrap();
+    let other = open(server.url(), "restart:").await;
+    changes.borrow_and_update();
+    other
+        .enqueue(NewJob::new("z", serde_json::Value::Null))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), changes.changed())
+        .await
+        .expect("woken by another host after the restart")
+        .unwrap();
     let id = store
         .enqueue(NewJob::new("y", serde_json::Value::Null))
         .await
