@@ -12,7 +12,7 @@ pub enum BenchCommand {
     /// Per-job sandbox cost of `hello`, and cold vs cached plugin loading.
     Runtime,
     /// Store operations per second (enqueue, lease+complete).
-    Store,
+    Store(StoreArgs),
     /// End to end: enqueue rates, processed jobs/s, idle start latency.
     Workers(WorkersArgs),
     /// 10,000 schedules: idle CPU and fire lateness.
@@ -26,6 +26,33 @@ pub enum BenchStore {
     Sqlite,
     /// The Redis store, printed next to the embedded store's figures.
     Redis,
+}
+
+#[derive(clap::Args)]
+pub struct StoreArgs {
+    /// The store to measure (`redis` also measures the embedded one).
+    #[arg(long, value_enum, default_value = "sqlite")]
+    store: BenchStore,
+    /// The Redis to use; without it a throwaway `redis-server` is started.
+    #[arg(long)]
+    redis_url: Option<String>,
+}
+
+/// A Redis for a bench: `url`, or a throwaway server kept while the guard lives.
+fn bench_redis(
+    url: Option<String>,
+) -> anyhow::Result<(
+    String,
+    Option<crate::store::redis::test_server::RedisServer>,
+)> {
+    match url {
+        Some(url) => Ok((url, None)),
+        None => {
+            let server = crate::store::redis::test_server::RedisServer::start()
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok((server.url(), Some(server)))
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -56,17 +83,7 @@ async fn workers(
     println!("embedded store (SQLite):");
     print!("{}", run(&embedded, scratch, size).await?);
     if args.store == BenchStore::Redis {
-        let mut server = None;
-        let url = match args.redis_url {
-            Some(url) => url,
-            None => {
-                let started = crate::store::redis::test_server::RedisServer::start()
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-                let url = started.url();
-                server = Some(started);
-                url
-            }
-        };
+        let (url, server) = bench_redis(args.redis_url)?;
         let mut redis = config.clone();
         redis.store.backend = crate::config::StoreBackend::Redis;
         redis.store.url = Some(url.clone());
@@ -84,7 +101,15 @@ pub async fn execute(config: Arc<Config>, cmd: BenchCommand) -> anyhow::Result<E
             "{}",
             crate::bench::runtime::run(&config, scratch.path()).await?
         ),
-        BenchCommand::Store => print!("{}", crate::bench::store::run(scratch.path()).await?),
+        BenchCommand::Store(args) => {
+            use crate::bench::store::{Target, run_on};
+            print!("{}", run_on(scratch.path(), Target::Sqlite).await?);
+            if args.store == BenchStore::Redis {
+                let (url, server) = bench_redis(args.redis_url)?;
+                print!("{}", run_on(scratch.path(), Target::Redis(url)).await?);
+                drop(server);
+            }
+        }
         BenchCommand::Scheduler => {
             print!("{}", crate::bench::scheduler::run(scratch.path()).await?)
         }
