@@ -11,18 +11,35 @@ local done = 0
 for i = 0, n - 1 do
   local b = 4 + i * 6
   local id = ARGV[b]
-  local refused = refuse_holder(id, ARGV[b + 1])
-  if refused then
-    out[#out + 1] = refused
+  local key = k_job(id)
+  -- One read and one write of the hash per run: this is the hot path.
+  local j = redis.call('HMGET', key, 'status', 'fence', 'queue', 'prio', 'attempt', 'started',
+    'worker', 'hist')
+  if not j[1] then
+    out[#out + 1] = 'nf'
+  elseif j[1] ~= 'running' or j[2] ~= ARGV[b + 1] then
+    out[#out + 1] = 'lost'
   else
-    local key = k_job(id)
-    local j = redis.call('HMGET', key, 'queue', 'prio', 'attempt', 'started', 'worker')
-    push_attempt(id, '{"attempt":' .. j[3] .. ',"at":' .. j[4] .. ',"host":' .. cjson.encode(j[5])
-      .. ',' .. ARGV[b + 2] .. '}')
-    clear_lease(id)
-    set_status(id, j[1], j[2], 'running', 'succeeded')
-    redis.call('HSET', key, 'finished', s(now), 'result', ARGV[b + 3])
-    if ARGV[b + 4] == '1' then redis.call('HSET', key, 'log', ARGV[b + 5]) end
+    local entry = '{"attempt":' .. j[5] .. ',"at":' .. j[6] .. ',"host":' .. cjson.encode(j[7])
+      .. ',' .. ARGV[b + 2] .. '}'
+    local hist = j[8]
+    if hist == '[]' then
+      hist = '[' .. entry .. ']'
+    else
+      hist = string.sub(hist, 1, -2) .. ',' .. entry .. ']'
+    end
+    redis.call('ZREM', K_LEASES, id)
+    redis.call('ZREM', k_idx('s', 'running'), id)
+    redis.call('ZADD', k_idx('s', 'succeeded'), 0, id)
+    count(j[3], j[4], 'running', -1)
+    count(j[3], j[4], 'succeeded', 1)
+    if ARGV[b + 4] == '1' then
+      redis.call('HSET', key, 'status', 'succeeded', 'fence', '', 'worker', '', 'expires', '',
+        'finished', s(now), 'result', ARGV[b + 3], 'hist', hist, 'log', ARGV[b + 5])
+    else
+      redis.call('HSET', key, 'status', 'succeeded', 'fence', '', 'worker', '', 'expires', '',
+        'finished', s(now), 'result', ARGV[b + 3], 'hist', hist)
+    end
     redis.call('ZADD', K_FINISHED, s(now), id)
     out[#out + 1] = 'ok'
     done = done + 1
