@@ -22,7 +22,7 @@ use crate::store::{
 const MAX_LEASE_BATCH: u32 = 1000;
 
 /// Ids one list call may look at before answering with a cursor.
-const LIST_BUDGET: u32 = 20_000;
+pub(super) const LIST_BUDGET: u32 = 20_000;
 
 /// Jobs (or keys, or ticks) one sweep or bulk step touches: small enough
 /// that no call holds Redis for long.
