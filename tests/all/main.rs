@@ -13,6 +13,7 @@ mod db;
 mod db_isolation;
 mod hostile;
 mod hostile_api;
+mod hot_reload;
 mod http;
 mod http_client;
 mod invest;

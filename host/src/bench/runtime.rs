@@ -158,8 +158,9 @@ async fn phases(runtime: &Runtime, input: &JobInput) -> anyhow::Result<[Duration
     let entry = runtime
         .registry()
         .handler("hello")
+        .cloned()
         .context("hello is not loaded")?;
-    let limits = runtime.limits(entry);
+    let limits = runtime.limits(&entry);
     let ctx = crate::capabilities::bindings::taskhost::plugin::types::JobContext {
         id: input.id.clone(),
         handler: input.handler.clone(),

@@ -52,10 +52,13 @@ pub async fn execute(config: Arc<Config>, cmd: PluginCommand) -> anyhow::Result<
     let stats = runtime.registry().stats();
     for plugin in runtime.registry().plugins() {
         println!(
-            "{}  {}  sha256:{}",
+            "{}  {}  sha256:{}  loaded {}",
             plugin.name,
             as_given(plugin.path.display().to_string()),
-            &plugin.digest[..16]
+            &plugin.digest[..16],
+            plugin
+                .loaded_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         );
         for h in runtime
             .registry()
