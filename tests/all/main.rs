@@ -18,6 +18,7 @@ mod http;
 mod http_client;
 mod invest;
 mod logs;
+mod plugin_deploy;
 mod registry;
 mod sandbox;
 mod scheduler;

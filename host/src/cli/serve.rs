@@ -67,6 +67,11 @@ pub async fn execute(config: Arc<Config>) -> anyhow::Result<ExitCode> {
         stopped.clone(),
     ));
     let follow_task = services.follow_plugins(scheduler.clone(), stopped.clone());
+    let deployed_task = crate::deploy::follow(
+        services.runtime.clone(),
+        services.store.clone(),
+        stopped.clone(),
+    );
     let watch_task = match config.host.watch {
         true => Some(
             crate::runtime::watcher::spawn(
@@ -160,6 +165,7 @@ pub async fn execute(config: Arc<Config>) -> anyhow::Result<ExitCode> {
     )
     .await;
     let _ = follow_task.await;
+    let _ = deployed_task.await;
     if let Some(task) = watch_task {
         let _ = task.await;
     }

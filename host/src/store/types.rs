@@ -287,7 +287,7 @@ mod tests {
 }
 
 /// One plugin version deployed through the store.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PluginRelease {
     /// The plugin's name (its file stem, `hello`).
     pub name: String,
