@@ -184,3 +184,51 @@ fn bytes_replaced(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     assert!(found > 0, "the component names its WIT version");
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploying_needs_the_admin_scope_and_a_body_under_the_cap() {
+    use crate::api::{ADMIN, ENQ, READ, config};
+    let host = TestHost::new(&config("max_plugin = \"64KiB\"", ""));
+    let server = Server::start(&host);
+    let next = std::fs::read(plugin_variant("hello")).unwrap();
+    assert!(next.len() > 64 << 10, "the component is over the test's cap");
+    let post = |token: Option<&str>, body: &[u8]| {
+        raw(
+            &server.addr,
+            "POST",
+            "/api/v1/plugins?name=hello",
+            token,
+            Some(body),
+            "application/wasm",
+        )
+    };
+    assert_eq!(post(None, &next[..100]).status, 401);
+    for token in [READ, ENQ] {
+        let r = post(Some(token), &next[..100]);
+        assert_eq!((r.status, r.code()), (403, "forbidden".into()), "{}", r.text());
+    }
+    let r = post(Some(ADMIN), &next);
+    assert_eq!(r.status, 413, "{}", r.text());
+    let r = raw(
+        &server.addr,
+        "POST",
+        "/api/v1/plugins/hello/rollback",
+        Some(READ),
+        None,
+        "application/json",
+    );
+    assert_eq!(r.status, 403, "{}", r.text());
+    // Nothing changed: the folder's version serves, the store holds none.
+    let plugins = server.get("/api/v1/plugins", Some(READ)).json();
+    let hello = plugins
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "hello")
+        .unwrap();
+    let old = component_digest(&std::fs::read(plugin_dir().join("hello.wasm")).unwrap());
+    assert_eq!(hello["digest"], json!(old));
+    let s = services(&host).await;
+    assert_eq!(s.store.plugin_generation().await.unwrap(), 0);
+    server.stop();
+}
