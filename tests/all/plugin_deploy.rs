@@ -191,7 +191,10 @@ async fn deploying_needs_the_admin_scope_and_a_body_under_the_cap() {
     let host = TestHost::new(&config("max_plugin = \"64KiB\"", ""));
     let server = Server::start(&host);
     let next = std::fs::read(plugin_variant("hello")).unwrap();
-    assert!(next.len() > 64 << 10, "the component is over the test's cap");
+    assert!(
+        next.len() > 64 << 10,
+        "the component is over the test's cap"
+    );
     let post = |token: Option<&str>, body: &[u8]| {
         raw(
             &server.addr,
@@ -205,7 +208,12 @@ async fn deploying_needs_the_admin_scope_and_a_body_under_the_cap() {
     assert_eq!(post(None, &next[..100]).status, 401);
     for token in [READ, ENQ] {
         let r = post(Some(token), &next[..100]);
-        assert_eq!((r.status, r.code()), (403, "forbidden".into()), "{}", r.text());
+        assert_eq!(
+            (r.status, r.code()),
+            (403, "forbidden".into()),
+            "{}",
+            r.text()
+        );
     }
     let r = post(Some(ADMIN), &next);
     assert_eq!(r.status, 413, "{}", r.text());

@@ -348,7 +348,11 @@ async fn schedules_follow_the_loaded_handler_set() {
     scheduler.set_known_handlers(all).await.unwrap();
     let info = &scheduler.list().await.unwrap()[0];
     assert_eq!(info.problem, None);
-    assert_eq!(info.next_fire, Some(t0() + secs(120)), "after the last claimed tick");
+    assert_eq!(
+        info.next_fire,
+        Some(t0() + secs(120)),
+        "after the last claimed tick"
+    );
     scheduler.fire_due(env.now()).await;
     assert_eq!(ticks(&*store).await, [t0() + secs(60), t0() + secs(120)]);
 }
