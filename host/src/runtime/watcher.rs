@@ -208,7 +208,11 @@ async fn look(
 /// length, that many bytes) end exactly at its end: a cut-short copy ends
 /// inside one. Says nothing of what the sections hold (the load checks that).
 pub fn sections_complete(bytes: &[u8]) -> bool {
-    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+    if bytes.len() < 8 {
+        // Empty or a few bytes: a copy that has just begun.
+        return false;
+    }
+    if &bytes[..4] != b"\0asm" {
         // Not wasm at all: let the load say so rather than wait.
         return true;
     }
@@ -250,7 +254,10 @@ mod tests {
         // Header, then a custom section (id 0) of 3 bytes.
         let whole = b"\0asm\x0d\0\x01\0\x00\x03abc".to_vec();
         assert!(sections_complete(&whole));
-        for cut in 9..whole.len() {
+        for cut in 0..whole.len() {
+            if cut == 8 {
+                continue; // a bare header has no section to be inside
+            }
             assert!(!sections_complete(&whole[..cut]), "cut at {cut}");
         }
         assert!(sections_complete(b"not wasm at all"));
