@@ -363,13 +363,14 @@ impl Runtime {
     /// The job runs on the plugin version in service when it starts, to
     /// its end, whatever reloads happen meanwhile.
     pub async fn run(&self, input: JobInput) -> Result<JobReport, RunError> {
-        let entry = self
-            .registry()
+        // The snapshot lives as long as the job: one reference count, and
+        // the plugin it ran on cannot go away under it.
+        let registry = self.registry();
+        let entry = registry
             .handler(&input.handler)
-            .cloned()
             .ok_or_else(|| RunError::UnknownHandler(input.handler.clone()))?;
         let span = tracing::info_span!("job", id = %input.id, handler = %input.handler, attempt = input.attempt);
-        Ok(self.run_entry(&entry, input).instrument(span).await)
+        Ok(self.run_entry(entry, input).instrument(span).await)
     }
 
     async fn run_entry(&self, entry: &HandlerEntry, input: JobInput) -> JobReport {
