@@ -141,6 +141,14 @@ async fn a_deploy_reaches_every_host_and_a_rollback_returns_them_all() {
         "the OpenAPI document describes the attempt's digest"
     );
 
+    // A host that starts later on the store (its folder holds the old
+    // file) converges on the deployed release too.
+    let late = host_on(data.path());
+    let started = Instant::now();
+    let late_server = Server::start(&late);
+    all_serve(std::slice::from_ref(&late_server), &new, started).await;
+    late_server.stop();
+
     // Roll back through another host: all three return to the old version.
     let url = format!("http://{}", servers[1].addr);
     let rolled_at = Instant::now();
