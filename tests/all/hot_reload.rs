@@ -240,3 +240,36 @@ async fn a_deleted_plugins_jobs_wait_and_resume_when_it_returns() {
     assert_eq!(stats["waiting_for_plugins"], json!([]));
     server.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_plugin_file_takes_over_its_handlers_after_the_grace() {
+    let (host, dir) = host_with(&["hello"], "");
+    let s = services(&host).await;
+    let server = Server::start(&host);
+    // The new name clashes with the old one (both provide `hello`) until
+    // the old one's grace ends; then it takes over.
+    std::fs::rename(dir.join("hello.wasm"), dir.join("greet.wasm")).unwrap();
+    eventually(LIMIT, "greet in service instead of hello", || async {
+        let plugins = server.get("/api/v1/plugins", None).json();
+        let names: Vec<&str> = plugins
+            .as_array()?
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        (names == ["greet"]).then_some(())
+    })
+    .await;
+    let stats = server.get("/api/v1/stats", None).json();
+    assert_eq!(stats["waiting_for_plugins"], json!([]), "nothing waits");
+    let id = s
+        .enqueuer
+        .enqueue(request("hello", json!({"name": "renamed"})))
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(
+        finished(s.store.as_ref(), id).await.status,
+        JobStatus::Succeeded
+    );
+    server.stop();
+}

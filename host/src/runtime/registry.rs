@@ -233,6 +233,11 @@ impl Registry {
         let mut next = self.without(&plugin.name);
         next.gone.remove(&*plugin.name);
         next.insert(plugin, handlers)?;
+        // A gone plugin whose handlers are all served again (its file came
+        // back under another name) no longer holds jobs up.
+        let served = &next.handlers;
+        next.gone
+            .retain(|_, g| g.handlers.iter().any(|h| !served.contains_key(h)));
         Ok(next)
     }
 

@@ -11,7 +11,7 @@
 //! only after `host.unload_grace`, and not at all if it comes back (a
 //! delete-then-copy deploy never drops a job).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -19,8 +19,8 @@ use std::time::{Duration, Instant, SystemTime};
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 
-use super::Runtime;
 use super::reload::plugin_name;
+use super::{PluginError, Runtime};
 
 /// How long a file must stand still before it is loaded.
 pub const QUIET: Duration = Duration::from_millis(400);
@@ -35,6 +35,19 @@ const TICK: Duration = Duration::from_millis(100);
 pub struct WatchError {
     path: PathBuf,
     source: notify::Error,
+}
+
+/// What the watcher tracks between looks.
+#[derive(Default)]
+struct Folder {
+    /// Files seen changing, not yet loaded.
+    settling: HashMap<PathBuf, Settling>,
+    /// Plugins whose file is gone, and when their grace ends.
+    leaving: HashMap<String, (PathBuf, Instant)>,
+    /// Files refused because another plugin provides one of their
+    /// handlers: tried again after the next change of the table (the other
+    /// plugin renamed, deleted or changed).
+    clashing: HashSet<PathBuf>,
 }
 
 /// A file seen changing, not yet loaded.
@@ -82,29 +95,27 @@ pub fn spawn(
     tracing::info!(folder = %dir.display(), "watching the plugin folder for changes");
     Ok(tokio::spawn(async move {
         let _watcher = watcher;
-        let mut settling: HashMap<PathBuf, Settling> = HashMap::new();
+        let mut folder = Folder::default();
         // A change between the start's load and the watch would be missed:
         // look at every file once (an unchanged one is a no-op).
         if let Ok(files) = super::registry::wasm_files(&dir) {
             for f in files {
-                settling.insert(f, Settling::new());
+                folder.settling.insert(f, Settling::new());
             }
         }
-        // Plugins whose file is gone, and when their grace ends.
-        let mut leaving: HashMap<String, (PathBuf, Instant)> = HashMap::new();
         loop {
-            let busy = !settling.is_empty() || !leaving.is_empty();
+            let busy = !folder.settling.is_empty() || !folder.leaving.is_empty();
             tokio::select! {
                 path = rx.recv() => match path {
                     Some(path) if is_plugin_file(&path) => {
                         tracing::debug!(file = %path.display(), "plugin file changed");
-                        settling.insert(path, Settling::new());
+                        folder.settling.insert(path, Settling::new());
                     }
                     Some(_) => {}
                     None => break,
                 },
                 _ = tokio::time::sleep(TICK), if busy => {
-                    look(&runtime, grace, &mut settling, &mut leaving).await;
+                    look(&runtime, grace, &mut folder).await;
                 }
                 _ = shutdown.changed() => break,
             }
@@ -135,13 +146,14 @@ fn is_plugin_file(path: &Path) -> bool {
 
 /// Loads the files that stood still long enough, notes deleted ones, and
 /// takes out of service the plugins whose grace is over.
-async fn look(
-    runtime: &Runtime,
-    grace: Duration,
-    settling: &mut HashMap<PathBuf, Settling>,
-    leaving: &mut HashMap<String, (PathBuf, Instant)>,
-) {
+async fn look(runtime: &Runtime, grace: Duration, folder: &mut Folder) {
+    let Folder {
+        settling,
+        leaving,
+        clashing,
+    } = folder;
     let now = Instant::now();
+    let mut changed = false;
     let mut ready = Vec::new();
     settling.retain(|path, s| {
         let meta = match std::fs::metadata(path) {
@@ -181,11 +193,17 @@ async fn look(
     for (path, bytes) in ready {
         leaving.remove(&plugin_name(&path));
         match runtime.load_bytes(&path, bytes).await {
-            Ok(_) => {}
-            Err(e) => tracing::error!(
-                file = %path.display(),
-                "plugin refused, the version in service (if any) stays: {e}"
-            ),
+            Ok(super::Loaded::Replaced { .. }) => changed = true,
+            Ok(super::Loaded::Unchanged { .. }) => {}
+            Err(e) => {
+                if matches!(e, PluginError::DuplicateHandler { .. }) {
+                    clashing.insert(path.clone());
+                }
+                tracing::error!(
+                    file = %path.display(),
+                    "plugin refused, the version in service (if any) stays: {e}"
+                )
+            }
         }
     }
     let due: Vec<String> = leaving
@@ -200,7 +218,12 @@ async fn look(
         if path.is_file() {
             continue;
         }
-        runtime.unload(&name).await;
+        changed |= runtime.unload(&name).await;
+    }
+    if changed {
+        for path in clashing.drain() {
+            settling.entry(path).or_insert_with(Settling::new);
+        }
     }
 }
 
