@@ -8,7 +8,13 @@ fn main() {
         println!("cargo:rerun-if-changed={}", path.display());
     }
     match xtask::build_plugins(&root) {
-        Ok(dir) => println!("cargo:rustc-env=TASKHOST_PLUGIN_DIR={}", dir.display()),
+        Ok(dir) => {
+            println!("cargo:rustc-env=TASKHOST_PLUGIN_DIR={}", dir.display());
+            println!(
+                "cargo:rustc-env=TASKHOST_PLUGIN_VARIANT_DIR={}",
+                xtask::plugin_variant_dir(&root).display()
+            );
+        }
         Err(e) => panic!("building the test plugins failed: {e}"),
     }
     // The Python and JavaScript plugins (componentize-py, componentize-js,

@@ -23,6 +23,12 @@ pub fn plugin_dir() -> PathBuf {
     PathBuf::from(env!("TASKHOST_PLUGIN_DIR"))
 }
 
+/// The next version of plugin `name` (`hello`: `target/plugin-variants/hello.wasm`,
+/// built from `plugins/hello-next`), for the reload and deploy tests.
+pub fn plugin_variant(name: &str) -> PathBuf {
+    PathBuf::from(env!("TASKHOST_PLUGIN_VARIANT_DIR")).join(format!("{name}.wasm"))
+}
+
 /// The compiled-plugin cache the tests share (each test that checks the
 /// cache itself uses its own).
 pub fn shared_cache_dir() -> PathBuf {

@@ -56,6 +56,19 @@ pub fn with_example_config(args: Vec<String>, env_names_config: bool) -> Vec<Str
     with
 }
 
+/// The folder of next versions of plugins, for the reload tests:
+/// `<root>/target/plugin-variants`, each file named as the plugin it
+/// replaces (`hello.wasm`), so no host loads them unless a test copies one.
+pub fn plugin_variant_dir(root: &Path) -> PathBuf {
+    root.join("target").join("plugin-variants")
+}
+
+/// The plugin a variant crate is the next version of: `hello` for
+/// `hello-next`; `None` for a regular plugin.
+pub fn variant_of(name: &str) -> Option<&str> {
+    name.strip_suffix("-next")
+}
+
 /// Whether a plugin crate exists only for the tests: by convention its
 /// name ends in `probe` (`probe`, `db-probe`, …), and it misbehaves on
 /// purpose, so no example host should load it.
@@ -109,7 +122,8 @@ pub fn build_plugins(root: &Path) -> Result<PathBuf, BuildError> {
 
     let built = target_dir.join(WASM_TARGET).join("release");
     let (out, examples) = (plugin_dir(root), example_plugin_dir(root));
-    for dir in [&out, &examples] {
+    let variants = plugin_variant_dir(root);
+    for dir in [&out, &examples, &variants] {
         std::fs::create_dir_all(dir)
             .map_err(|e| BuildError(format!("cannot create {}: {e}", dir.display())))?;
     }
@@ -122,6 +136,11 @@ pub fn build_plugins(root: &Path) -> Result<PathBuf, BuildError> {
                  `[lib] crate-type = [\"cdylib\"]`?",
                 from.display()
             )));
+        }
+        if let Some(base) = variant_of(&name) {
+            let as_base = format!("{}.wasm", base.replace('-', "_"));
+            copy_if_changed(&from, &variants.join(as_base))?;
+            continue;
         }
         copy_if_changed(&from, &out.join(&file))?;
         if !is_test_plugin(&name) {

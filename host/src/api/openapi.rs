@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, jobs, stats};
+use super::{admin, jobs, plugins, stats};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,6 +15,7 @@ use super::{admin, jobs, stats};
         admin::pause_queue, admin::resume_queue, admin::purge_queue,
         admin::list_schedules, admin::add_schedule, admin::remove_schedule, admin::enable_schedule, admin::disable_schedule, admin::run_schedule,
         stats::queues, stats::queue, stats::workers, stats::scheduler, stats::all, stats::handlers, stats::plugins, stats::health, stats::metrics,
+        plugins::deploy, plugins::rollback,
     ),
     modifiers(&Bearer),
     security(("bearer" = []))

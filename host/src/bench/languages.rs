@@ -123,7 +123,7 @@ pub async fn run(config: &Config, scratch: &Path) -> anyhow::Result<Report> {
     let mut measured = Vec::new();
     let mut missing = Vec::new();
     for (language, handler) in LANGUAGES {
-        let Some(entry) = runtime.registry().handler(handler) else {
+        let Some(entry) = runtime.registry().handler(handler).cloned() else {
             missing.push(language);
             continue;
         };
@@ -188,8 +188,12 @@ async fn resident_per_instance(
     handler: &str,
     input: &JobInput,
 ) -> anyhow::Result<Option<u64>> {
-    let entry = runtime.registry().handler(handler).context("handler")?;
-    let limits = runtime.limits(entry);
+    let entry = runtime
+        .registry()
+        .handler(handler)
+        .cloned()
+        .context("handler")?;
+    let limits = runtime.limits(&entry);
     let ctx = crate::capabilities::bindings::taskhost::plugin::types::JobContext {
         id: input.id.clone(),
         handler: input.handler.clone(),

@@ -163,8 +163,9 @@ pub(crate) async fn phases(
     let entry = runtime
         .registry()
         .handler(&input.handler)
+        .cloned()
         .with_context(|| format!("{} is not loaded", input.handler))?;
-    let limits = runtime.limits(entry);
+    let limits = runtime.limits(&entry);
     let ctx = crate::capabilities::bindings::taskhost::plugin::types::JobContext {
         id: input.id.clone(),
         handler: input.handler.clone(),

@@ -25,11 +25,13 @@ use crate::store::{Lease, LeaseRequest, Store};
 mod admin;
 mod leasing;
 mod listing;
+mod plugins;
 mod schedules;
 
 pub use admin::*;
 pub use leasing::*;
 pub use listing::*;
+pub use plugins::*;
 pub use schedules::*;
 
 /// Opens stores for the suite.
@@ -56,7 +58,8 @@ macro_rules! conformance_suite {
             pause_and_resume, purge_queue_removes_waiting_only, retention_removes_only_expired,
             pagination_stable_under_inserts, list_filters, counts_by_queue_priority_status,
             batch_enqueue_is_atomic, changes_signal_ticks, job_ends_signal_wakes_waiters, hosts_are_seen_and_forgotten, schedule_tick_claimed_once,
-            schedules_crud, active_schedule_job_follows_latest_tick);
+            schedules_crud, active_schedule_job_follows_latest_tick,
+            attempt_records_plugin_digest, plugin_releases_deploy_and_roll_back);
         $crate::store::conformance::conformance_suite!(@backend $backend; survives_reopen);
     };
     (@store $backend:expr; $($name:ident),+) => {$(

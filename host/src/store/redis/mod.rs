@@ -29,6 +29,7 @@ mod codec;
 mod completer;
 mod connect;
 mod ops;
+mod plugins;
 mod reads;
 mod scripts;
 mod signals;

@@ -15,7 +15,8 @@ use super::{REAP_STEP, RedisStore, refusal};
 use crate::job::{Job, JobId, JobStatus, NewJob, OutcomeKind, RunReport, check_queue_name};
 use crate::store::{
     Counts, Enqueued, FailAction, HostRecord, Lease, LeaseRequest, LeaseToken, ListQuery, Page,
-    QueueInfo, Schedule, Store, StoreError, StoreResult, SweepReport,
+    PluginRelease, PluginReleases, QueueInfo, Schedule, Store, StoreError, StoreResult,
+    SweepReport,
 };
 
 /// The most jobs one lease call may take (as the embedded store).
@@ -547,6 +548,31 @@ impl Store for RedisStore {
             "ok" => Ok(()),
             _ => Err(StoreError::ScheduleNotFound(name.to_owned())),
         }
+    }
+
+    async fn put_plugin(
+        &self,
+        name: &str,
+        digest: &str,
+        bytes: Vec<u8>,
+    ) -> StoreResult<PluginRelease> {
+        self.deploy_plugin(name, digest, bytes).await
+    }
+
+    async fn plugin_blob(&self, digest: &str) -> StoreResult<Option<Vec<u8>>> {
+        self.stored_plugin(digest).await
+    }
+
+    async fn plugin_generation(&self) -> StoreResult<u64> {
+        self.stored_plugin_generation().await
+    }
+
+    async fn plugin_releases(&self) -> StoreResult<PluginReleases> {
+        self.stored_plugin_releases().await
+    }
+
+    async fn rollback_plugin(&self, name: &str) -> StoreResult<PluginRelease> {
+        self.roll_back_plugin(name).await
     }
 
     async fn close(&self) -> StoreResult<()> {

@@ -49,4 +49,6 @@ scripts! {
     TICK = "tick.lua";
     /// Schedules, hosts, the sweep claim, the health probe.
     MISC = "misc.lua";
+    /// Plugin releases: deploy and roll back.
+    PLUGINS = "plugins.lua";
 }
