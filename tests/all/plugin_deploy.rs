@@ -22,13 +22,19 @@ const FOLLOW: Duration = Duration::from_secs(5);
 
 /// A host on the store in `data`, with `hello` in its own plugin folder.
 fn host_on(data: &Path) -> TestHost {
+    host_with(data, "")
+}
+
+/// A host whose config adds `extra` (another store), with `hello` in its
+/// own plugin folder.
+fn host_with(data: &Path, extra: &str) -> TestHost {
     let host = TestHost::with_host_table(
         &format!(
             "plugins = \"plugins\"\ncache = {:?}\ndata = {:?}\n",
             shared_cache_dir().display().to_string(),
             data.display().to_string()
         ),
-        "",
+        extra,
     );
     let dir = host.path().join("plugins");
     std::fs::create_dir_all(&dir).unwrap();
@@ -174,6 +180,36 @@ async fn a_deploy_reaches_every_host_and_a_rollback_returns_them_all() {
         "{}",
         stderr(&out)
     );
+    for server in servers {
+        server.stop();
+    }
+}
+
+/// The same on three hosts sharing a Redis store: a deploy through one
+/// reaches all three, a rollback through another returns them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_redis_a_deploy_reaches_every_host_and_a_rollback_returns_them_all() {
+    let redis = crate::support::redis::start();
+    let store = crate::support::redis::store_table(&redis.url(), "deploy:");
+    let data: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let hosts: Vec<TestHost> = data.iter().map(|d| host_with(d.path(), &store)).collect();
+    let servers: Vec<Server> = hosts.iter().map(Server::start).collect();
+    let old = component_digest(&std::fs::read(plugin_dir().join("hello.wasm")).unwrap());
+    let next = std::fs::read(plugin_variant("hello")).unwrap();
+    let new = component_digest(&next);
+    all_serve(&servers, &old, Instant::now()).await;
+
+    let deployed_at = Instant::now();
+    let answer = upload(&servers[2], &next);
+    assert_eq!(answer.status, 201, "{}", answer.text());
+    let took = all_serve(&servers, &new, deployed_at).await;
+    println!("deploy on Redis: all three hosts serve the new digest {took:?} after the upload");
+
+    let url = format!("http://{}", servers[0].addr);
+    let rolled_at = Instant::now();
+    let out = hosts[0].run_cli(&["--url", &url, "plugin", "rollback", "hello"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    all_serve(&servers, &old, rolled_at).await;
     for server in servers {
         server.stop();
     }
