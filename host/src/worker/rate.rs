@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error as _};
@@ -107,8 +106,9 @@ pub struct RateLimits {
 #[derive(Debug)]
 struct Limiter {
     interval: Duration,
-    /// The earliest start of the next job.
-    next: Mutex<Option<Instant>>,
+    /// The earliest start of the next job. Held (a fair, FIFO lock) by the
+    /// caller waiting for it, so callers start in the order they asked.
+    next: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl RateLimits {
@@ -123,7 +123,7 @@ impl RateLimits {
                         name.clone(),
                         Limiter {
                             interval: rate.interval(),
-                            next: Mutex::new(None),
+                            next: tokio::sync::Mutex::new(None),
                         },
                     )
                 })
@@ -133,20 +133,22 @@ impl RateLimits {
     }
 
     /// Waits until a job of `handler` may start (at once for a handler
-    /// without a rate). Each call takes the next free slot, so callers
-    /// start in the order they asked.
+    /// without a rate); callers start in the order they asked.
+    ///
+    /// The next start is one interval after this one actually woke, not
+    /// after the slot it was due: slots booked ahead would all fire at once
+    /// when a busy machine wakes their waiters late, a burst above the rate
+    /// that the remote service then refuses. A late wake loses its slot
+    /// instead; the rate is a ceiling, never a quota to catch up on.
     pub async fn acquire(&self, handler: &str) {
         let Some(limiter) = self.limiters.get(handler) else {
             return;
         };
-        let slot = {
-            let mut next = limiter.next.lock().unwrap_or_else(|p| p.into_inner());
-            let now = Instant::now();
-            let slot = next.map_or(now, |n| n.max(now));
-            *next = Some(slot + limiter.interval);
-            slot
-        };
-        tokio::time::sleep_until(slot).await;
+        let mut next = limiter.next.lock().await;
+        if let Some(at) = *next {
+            tokio::time::sleep_until(at).await;
+        }
+        *next = Some(Instant::now() + limiter.interval);
     }
 }
 
@@ -214,5 +216,48 @@ mod tests {
         let before = Instant::now();
         limits.acquire("other").await;
         assert!(Instant::now() - before < Duration::from_millis(50));
+    }
+
+    /// A stalled runtime (a busy machine) wakes its waiters late: they
+    /// still start one interval apart, not in a burst that catches up the
+    /// slots they missed.
+    #[tokio::test]
+    async fn waiters_woken_late_do_not_start_in_a_burst() {
+        let mut config = Config::default();
+        config.handlers.insert(
+            "send".into(),
+            crate::config::HandlerSettings {
+                rate: Some("10/s".parse().unwrap()),
+                ..Default::default()
+            },
+        );
+        let limits = std::sync::Arc::new(RateLimits::from_config(&config));
+        let tasks: Vec<_> = (0..5)
+            .map(|_| {
+                let limits = limits.clone();
+                tokio::spawn(async move {
+                    limits.acquire("send").await;
+                    Instant::now()
+                })
+            })
+            .collect();
+        // Let every waiter ask, then stall this (only) runtime thread past
+        // the slots of the next four.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        std::thread::sleep(Duration::from_millis(450));
+        let mut starts = Vec::new();
+        for t in tasks {
+            starts.push(t.await.unwrap());
+        }
+        starts.sort();
+        for pair in starts.windows(2) {
+            let gap = pair[1] - pair[0];
+            assert!(
+                gap >= Duration::from_millis(99),
+                "two starts {gap:?} apart at 10/s (all: {starts:?})"
+            );
+        }
     }
 }
