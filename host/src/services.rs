@@ -147,7 +147,7 @@ async fn open_redis(
     config: &Config,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<dyn Store>, ServicesError> {
-    use crate::store::redis::{RedisOptions, RedisStore, redact};
+    use crate::store::redis::{RedisOptions, RedisStore, read_tls_ca, redact};
     let settings = &config.store;
     let url = settings.url.clone().ok_or_else(|| {
         ServicesError::RedisConfig("set url = \"redis://host:port/db\" in [store]".into())
@@ -158,7 +158,14 @@ async fn open_redis(
         .map(|p| p.resolve("store.password"))
         .transpose()
         .map_err(ServicesError::RedisConfig)?;
+    let tls_ca = settings
+        .tls_ca
+        .as_ref()
+        .map(|path| read_tls_ca(&config.resolve(path)))
+        .transpose()
+        .map_err(ServicesError::RedisConfig)?;
     let options = RedisOptions {
+        tls_ca,
         username: settings.username.clone(),
         password,
         prefix: settings.prefix.clone(),

@@ -35,7 +35,7 @@ pub fn redact(url: &str) -> String {
 }
 
 /// The URL to connect with: `url` plus the configured username and
-/// password. `rediss://` is refused: this build has no TLS for Redis.
+/// password. `rediss://` connects through rustls.
 pub(super) fn connection_url(
     url: &str,
     username: Option<&str>,
@@ -45,13 +45,7 @@ pub(super) fn connection_url(
     let mut u = url::Url::parse(url)
         .map_err(|e| StoreError::Invalid(format!("Redis URL {shown} is not a URL: {e}")))?;
     match u.scheme() {
-        "redis" | "redis+unix" | "unix" => {}
-        "rediss" => {
-            return Err(StoreError::Invalid(format!(
-                "Redis URL {shown} asks for TLS (rediss://), which this build of taskhost does not support; \
-                 use redis:// on a trusted network or through a TLS tunnel (stunnel, spiped)"
-            )));
-        }
+        "redis" | "rediss" | "redis+unix" | "unix" => {}
         other => {
             return Err(StoreError::Invalid(format!(
                 "Redis URL {shown} has scheme {other:?}; expected redis://host:port/db"
@@ -71,16 +65,72 @@ pub(super) fn connection_url(
     Ok(u.to_string())
 }
 
-/// Opens the client and its command connection. Connects once plainly
-/// first, so a wrong address or password fails at once with Redis's own
-/// answer instead of after the manager's reconnect attempts.
-pub(super) async fn connect(url: &str) -> StoreResult<(redis::Client, ConnectionManager)> {
+/// Reads a PEM file of CA certificates (`[store] tls_ca`), checking that
+/// it holds at least one, so a wrong file fails at start by its name
+/// instead of as an untrusted server later. The error names the file.
+pub fn read_tls_ca(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    use tokio_rustls::rustls::pki_types::{CertificateDer, pem::PemObject};
+    let shown = path.display();
+    let pem = std::fs::read(path).map_err(|e| format!("tls_ca: cannot read {shown}: {e}"))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("tls_ca: {shown} is not a PEM certificate file: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "tls_ca: {shown} holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)"
+        ));
+    }
+    Ok(pem)
+}
+
+/// The client for `url`: over TLS with `tls_ca` as its only trust anchors
+/// when given, else (for `rediss://`) the webpki roots built in, so a
+/// host trusts the same public CAs on every machine.
+fn client(url: &str, tls_ca: Option<&[u8]>) -> StoreResult<redis::Client> {
     let shown = redact(url);
-    let fail = |e: redis::RedisError| {
-        // The error text never holds the URL; name the redacted one.
-        StoreError::backend(format!("cannot connect to Redis at {shown}: {e}"))
+    let tls = url.starts_with("rediss://");
+    let made = match tls_ca {
+        Some(_) if !tls => {
+            return Err(StoreError::Invalid(format!(
+                "a TLS CA is set but Redis URL {shown} is not rediss://"
+            )));
+        }
+        Some(ca) => redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca.to_vec()),
+            },
+        ),
+        None => redis::Client::open(url),
     };
-    let client = redis::Client::open(url).map_err(fail)?;
+    made.map_err(|e| StoreError::backend(format!("cannot connect to Redis at {shown}: {e}")))
+}
+
+/// `e` as a message naming the redacted URL; an untrusted TLS certificate
+/// says so in words, with what to do about it.
+fn connect_error(shown: &str, e: &redis::RedisError) -> StoreError {
+    let text = e.to_string();
+    if text.contains("invalid peer certificate") {
+        return StoreError::backend(format!(
+            "cannot connect to Redis at {shown}: the server's TLS certificate was not trusted \
+             ({text}); give the CA that signed it as tls_ca"
+        ));
+    }
+    // The error text never holds the URL; name the redacted one.
+    StoreError::backend(format!("cannot connect to Redis at {shown}: {text}"))
+}
+
+/// Opens the client and its command connection. Connects once plainly
+/// first, so a wrong address, password or certificate fails at once with
+/// the real reason instead of after the manager's reconnect attempts.
+pub(super) async fn connect(
+    url: &str,
+    tls_ca: Option<&[u8]>,
+) -> StoreResult<(redis::Client, ConnectionManager)> {
+    let shown = redact(url);
+    let fail = |e: redis::RedisError| connect_error(&shown, &e);
+    let client = client(url, tls_ca)?;
     let probe = tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection())
         .await
         .map_err(|_| {
@@ -125,14 +175,14 @@ mod tests {
     }
 
     #[test]
-    fn tls_and_other_schemes_are_refused_by_name() {
-        let err = connection_url("rediss://u:pw@h:6379", None, None).unwrap_err();
+    fn other_schemes_are_refused_by_name() {
+        let err = connection_url("http://u:pw@h:6379", None, None).unwrap_err();
         let text = err.to_string();
         assert!(
-            text.contains("rediss://u@h:6379") && !text.contains("pw"),
+            text.contains("http://u@h:6379") && !text.contains("pw"),
             "{text}"
         );
-        assert!(connection_url("http://h", None, None).is_err());
+        assert!(connection_url("rediss://h:1/0", None, None).is_ok());
         let url = connection_url("redis://h:1/0", Some("app"), Some("p w")).unwrap();
         assert_eq!(url, "redis://app:p%20w@h:1/0");
     }

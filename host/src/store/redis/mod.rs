@@ -37,7 +37,7 @@ pub mod test_server;
 #[cfg(test)]
 mod tests;
 
-pub use connect::redact;
+pub use connect::{read_tls_ca, redact};
 
 use signals::Signals;
 
@@ -56,8 +56,12 @@ pub enum StoreTime {
 /// How to open the Redis store.
 #[derive(Debug, Clone)]
 pub struct RedisOptions {
-    /// `redis://host:port/db` (credentials may be given here or below).
+    /// `redis://host:port/db` or `rediss://` for TLS (credentials may be
+    /// given here or below).
     pub url: String,
+    /// PEM CA certificates a `rediss://` server's certificate must chain to
+    /// (a private CA), instead of the built-in webpki roots.
+    pub tls_ca: Option<Vec<u8>>,
     /// The ACL user, if not in the URL.
     pub username: Option<String>,
     /// The password (already resolved from its secret reference).
@@ -75,6 +79,7 @@ impl RedisOptions {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            tls_ca: None,
             username: None,
             password: None,
             prefix: "taskhost:".into(),
@@ -122,7 +127,7 @@ impl RedisStore {
             options.password.as_deref(),
         )?;
         let shown_url = redact(&options.url);
-        let (client, conn) = connect::connect(&url).await?;
+        let (client, conn) = connect::connect(&url, options.tls_ca.as_deref()).await?;
         let signals = Arc::new(Signals::default());
         let (stop, stopped) = watch::channel(false);
         signals::listen(

@@ -1,9 +1,12 @@
 //! A throwaway `redis-server` for tests (the host's unit tests and the
 //! end-to-end suite): a free port on 127.0.0.1, no persistence, its files
 //! in a temporary folder, stopped when dropped. Not used by `serve`.
+//! [`RedisServer::start_tls`] serves TLS only, with a CA and server
+//! certificate made for it by the `openssl` command.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -14,6 +17,8 @@ use tempfile::TempDir;
 pub struct RedisServer {
     child: Child,
     port: u16,
+    /// The CA file when the server speaks TLS only.
+    tls_ca: Option<PathBuf>,
     _dir: TempDir,
 }
 
@@ -33,10 +38,25 @@ impl RedisServer {
         Self::start_inner(extra, false)
     }
 
+    /// Starts a server that speaks only TLS (`rediss://`), its certificate
+    /// (for 127.0.0.1 and localhost) signed by a CA made for it alone:
+    /// [`RedisServer::tls_ca`] is that CA's file. Clients need no
+    /// certificate of their own.
+    pub fn start_tls() -> std::io::Result<RedisServer> {
+        let mut last = None;
+        for _ in 0..5 {
+            match Self::try_start(&[], false, None, true) {
+                Ok(server) => return Ok(server),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("tried at least once"))
+    }
+
     fn start_inner(extra: &[&str], die_with_thread: bool) -> std::io::Result<RedisServer> {
         let mut last = None;
         for _ in 0..5 {
-            match Self::try_start(extra, die_with_thread, None) {
+            match Self::try_start(extra, die_with_thread, None, false) {
                 Ok(server) => return Ok(server),
                 Err(e) => last = Some(e),
             }
@@ -47,13 +67,14 @@ impl RedisServer {
     /// Starts a server on a given port (say, the port of one just killed,
     /// to play a restart).
     pub fn start_on(port: u16) -> std::io::Result<RedisServer> {
-        Self::try_start(&[], false, Some(port))
+        Self::try_start(&[], false, Some(port), false)
     }
 
     fn try_start(
         extra: &[&str],
         die_with_thread: bool,
         port: Option<u16>,
+        tls: bool,
     ) -> std::io::Result<RedisServer> {
         let port = match port {
             Some(port) => port,
@@ -71,8 +92,24 @@ impl RedisServer {
                 });
             }
         }
+        let tls_ca = if tls {
+            let files = make_certificates(dir.path())?;
+            command
+                .args(["--port", "0", "--tls-port", &port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(&files.cert)
+                .arg("--tls-key-file")
+                .arg(&files.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&files.ca)
+                .args(["--tls-auth-clients", "no"]);
+            Some(files.ca)
+        } else {
+            command.args(["--port", &port.to_string()]);
+            None
+        };
         let mut child = command
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
             .arg(dir.path())
@@ -109,6 +146,7 @@ impl RedisServer {
             Ok(Ok(())) => Ok(RedisServer {
                 child,
                 port,
+                tls_ca,
                 _dir: dir,
             }),
             outcome => {
@@ -151,9 +189,19 @@ impl RedisServer {
         self.port
     }
 
-    /// `redis://127.0.0.1:<port>/0`.
+    /// `redis://127.0.0.1:<port>/0`, or `rediss://` for a TLS server.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls_ca.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
+    }
+
+    /// The PEM file of the CA that signed a TLS server's certificate.
+    pub fn tls_ca(&self) -> Option<&Path> {
+        self.tls_ca.as_deref()
     }
 
     /// Stops the server at once (a crash, as far as clients can tell).
@@ -167,4 +215,80 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The files of a TLS server.
+struct Certificates {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+/// Makes a throwaway CA and a server certificate it signs (P-256 keys,
+/// valid two days, for 127.0.0.1 and localhost) in `dir`.
+fn make_certificates(dir: &Path) -> std::io::Result<Certificates> {
+    let files = Certificates {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("server.pem"),
+        key: dir.join("server.key"),
+    };
+    let (ca_key, csr, ext) = (
+        dir.join("ca.key"),
+        dir.join("server.csr"),
+        dir.join("server.ext"),
+    );
+    std::fs::write(
+        &ext,
+        "subjectAltName = IP:127.0.0.1, DNS:localhost\n\
+         extendedKeyUsage = serverAuth\n\
+         basicConstraints = critical, CA:FALSE\n",
+    )?;
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+    openssl(|c| {
+        c.args(["req", "-x509", "-nodes", "-days", "2"])
+            .args(ec)
+            .args(["-subj", "/CN=taskhost test CA", "-keyout"])
+            .arg(&ca_key)
+            .arg("-out")
+            .arg(&files.ca)
+    })?;
+    openssl(|c| {
+        c.args(["req", "-nodes"])
+            .args(ec)
+            .args(["-subj", "/CN=127.0.0.1", "-keyout"])
+            .arg(&files.key)
+            .arg("-out")
+            .arg(&csr)
+    })?;
+    openssl(|c| {
+        c.args(["x509", "-req", "-days", "2", "-set_serial", "2", "-in"])
+            .arg(&csr)
+            .arg("-CA")
+            .arg(&files.ca)
+            .arg("-CAkey")
+            .arg(&ca_key)
+            .arg("-extfile")
+            .arg(&ext)
+            .arg("-out")
+            .arg(&files.cert)
+    })?;
+    Ok(files)
+}
+
+/// Runs `openssl` with the arguments `args` adds; its output on failure.
+fn openssl(args: impl FnOnce(&mut Command) -> &mut Command) -> std::io::Result<()> {
+    let mut command = Command::new("openssl");
+    let out = args(&mut command).output().map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot run openssl (install Debian's openssl package): {e}"),
+        )
+    })?;
+    if !out.status.success() {
+        return Err(std::io::Error::other(format!(
+            "openssl failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )));
+    }
+    Ok(())
 }
