@@ -114,7 +114,7 @@ fn connect_error(shown: &str, e: &redis::RedisError) -> StoreError {
     if text.contains("invalid peer certificate") {
         return StoreError::backend(format!(
             "cannot connect to Redis at {shown}: the server's TLS certificate was not trusted \
-             ({text}); give the CA that signed it as tls_ca"
+             ({text}); trust the CA that signed it with [store] tls_ca = \"ca.pem\""
         ));
     }
     // The error text never holds the URL; name the redacted one.
