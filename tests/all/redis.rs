@@ -264,12 +264,16 @@ fn a_bad_redis_url_or_password_stops_serve_naming_the_url_without_the_password()
 }
 
 #[test]
-fn serve_over_rediss_with_a_private_ca_runs_a_job() {
-    let server = RedisServer::start_tls().expect("a TLS redis-server starts");
+fn serve_over_rediss_with_a_private_ca_and_a_client_certificate_runs_a_job() {
+    // The server checks clients too: the host sends tls_cert and tls_key.
+    let server = RedisServer::start_tls(true).expect("a TLS redis-server starts");
     let ca = server.tls_ca().unwrap().display().to_string();
+    let (cert, key) = server.tls_client().unwrap();
     let extra = format!(
-        "{}tls_ca = \"{ca}\"\n",
-        redis::store_table(&server.url(), "tls-e2e:")
+        "{}tls_ca = \"{ca}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        redis::store_table(&server.url(), "tls-e2e:"),
+        cert.display(),
+        key.display()
     );
     let host = TestHost::new(&config("", &extra));
     let api = Server::start(&host);
@@ -288,8 +292,8 @@ fn serve_over_rediss_with_a_private_ca_runs_a_job() {
 }
 
 #[test]
-fn rediss_without_its_ca_or_with_a_missing_ca_file_stops_serve_by_name() {
-    let server = RedisServer::start_tls().expect("a TLS redis-server starts");
+fn rediss_without_its_ca_or_with_bad_tls_files_stops_serve_by_name() {
+    let server = RedisServer::start_tls(false).expect("a TLS redis-server starts");
     let url = server.url();
     let untrusted = TestHost::new(&format!(
         "{}password = \"hunter2\"\n",
@@ -319,4 +323,16 @@ fn rediss_without_its_ca_or_with_a_missing_ca_file_stops_serve_by_name() {
         err.contains("tls_ca") && err.contains("no-such-ca.pem"),
         "{err}"
     );
+
+    let half = TestHost::new(&format!(
+        "{}tls_cert = \"client.pem\"\n",
+        redis::store_table(&url, "tls-refused:")
+    ));
+    let out = half.run_cli(&["serve"]);
+    assert!(
+        !out.status.success(),
+        "a client certificate without its key is refused"
+    );
+    let err = stderr(&out);
+    assert!(err.contains("tls_cert and tls_key go together"), "{err}");
 }

@@ -30,6 +30,13 @@ pub struct StoreSettings {
     /// config file's folder.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_ca: Option<std::path::PathBuf>,
+    /// Redis over TLS: a PEM client certificate (chain) sent to servers
+    /// that check clients (`tls-auth-clients yes`); with `tls_key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// Redis over TLS: the PEM private key of `tls_cert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Redis: the ACL user, when not in the URL.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
@@ -70,6 +77,8 @@ impl Default for StoreSettings {
             path: "taskhost.db".into(),
             url: None,
             tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
             username: None,
             password: None,
             prefix: "taskhost:".into(),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use super::tls::RedisTls;
 use crate::store::{StoreError, StoreResult};
 
 /// How long one command may take before it fails. No command here blocks
@@ -65,56 +66,20 @@ pub(super) fn connection_url(
     Ok(u.to_string())
 }
 
-/// Reads a PEM file of CA certificates (`[store] tls_ca`), checking that
-/// it holds at least one, so a wrong file fails at start by its name
-/// instead of as an untrusted server later. The error names the file.
-pub fn read_tls_ca(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    use tokio_rustls::rustls::pki_types::{CertificateDer, pem::PemObject};
-    let shown = path.display();
-    let pem = std::fs::read(path).map_err(|e| format!("tls_ca: cannot read {shown}: {e}"))?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("tls_ca: {shown} is not a PEM certificate file: {e}"))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "tls_ca: {shown} holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)"
-        ));
-    }
-    Ok(pem)
-}
-
-/// The client for `url`: over TLS with `tls_ca` as its only trust anchors
-/// when given, else (for `rediss://`) the webpki roots built in, so a
-/// host trusts the same public CAs on every machine.
-fn client(url: &str, tls_ca: Option<&[u8]>) -> StoreResult<redis::Client> {
-    let shown = redact(url);
-    let tls = url.starts_with("rediss://");
-    let made = match tls_ca {
-        Some(_) if !tls => {
-            return Err(StoreError::Invalid(format!(
-                "a TLS CA is set but Redis URL {shown} is not rediss://"
-            )));
-        }
-        Some(ca) => redis::Client::build_with_tls(
-            url,
-            redis::TlsCertificates {
-                client_tls: None,
-                root_cert: Some(ca.to_vec()),
-            },
-        ),
-        None => redis::Client::open(url),
-    };
-    made.map_err(|e| StoreError::backend(format!("cannot connect to Redis at {shown}: {e}")))
-}
-
 /// `e` as a message naming the redacted URL; an untrusted TLS certificate
-/// says so in words, with what to do about it.
+/// or a missing client certificate says so in words, with what to do.
 fn connect_error(shown: &str, e: &redis::RedisError) -> StoreError {
     let text = e.to_string();
     if text.contains("invalid peer certificate") {
         return StoreError::backend(format!(
             "cannot connect to Redis at {shown}: the server's TLS certificate was not trusted \
              ({text}); trust the CA that signed it with [store] tls_ca = \"ca.pem\""
+        ));
+    }
+    if text.contains("CertificateRequired") {
+        return StoreError::backend(format!(
+            "cannot connect to Redis at {shown}: the server wants a client certificate \
+             ({text}); give one with [store] tls_cert and tls_key"
         ));
     }
     // The error text never holds the URL; name the redacted one.
@@ -126,11 +91,11 @@ fn connect_error(shown: &str, e: &redis::RedisError) -> StoreError {
 /// the real reason instead of after the manager's reconnect attempts.
 pub(super) async fn connect(
     url: &str,
-    tls_ca: Option<&[u8]>,
+    tls: &RedisTls,
 ) -> StoreResult<(redis::Client, ConnectionManager)> {
     let shown = redact(url);
     let fail = |e: redis::RedisError| connect_error(&shown, &e);
-    let client = client(url, tls_ca)?;
+    let client = super::tls::client(url, tls)?;
     let probe = tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection())
         .await
         .map_err(|_| {

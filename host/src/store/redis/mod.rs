@@ -36,8 +36,10 @@ mod signals;
 pub mod test_server;
 #[cfg(test)]
 mod tests;
+mod tls;
 
-pub use connect::{read_tls_ca, redact};
+pub use connect::redact;
+pub use tls::{RedisTls, read_tls_ca, read_tls_client};
 
 use signals::Signals;
 
@@ -59,9 +61,8 @@ pub struct RedisOptions {
     /// `redis://host:port/db` or `rediss://` for TLS (credentials may be
     /// given here or below).
     pub url: String,
-    /// PEM CA certificates a `rediss://` server's certificate must chain to
-    /// (a private CA), instead of the built-in webpki roots.
-    pub tls_ca: Option<Vec<u8>>,
+    /// For `rediss://`: a private CA and a client certificate.
+    pub tls: RedisTls,
     /// The ACL user, if not in the URL.
     pub username: Option<String>,
     /// The password (already resolved from its secret reference).
@@ -79,7 +80,7 @@ impl RedisOptions {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
-            tls_ca: None,
+            tls: RedisTls::default(),
             username: None,
             password: None,
             prefix: "taskhost:".into(),
@@ -127,7 +128,7 @@ impl RedisStore {
             options.password.as_deref(),
         )?;
         let shown_url = redact(&options.url);
-        let (client, conn) = connect::connect(&url, options.tls_ca.as_deref()).await?;
+        let (client, conn) = connect::connect(&url, &options.tls).await?;
         let signals = Arc::new(Signals::default());
         let (stop, stopped) = watch::channel(false);
         signals::listen(

@@ -17,8 +17,8 @@ use tempfile::TempDir;
 pub struct RedisServer {
     child: Child,
     port: u16,
-    /// The CA file when the server speaks TLS only.
-    tls_ca: Option<PathBuf>,
+    /// The certificate files when the server speaks TLS only.
+    tls: Option<Certificates>,
     _dir: TempDir,
 }
 
@@ -40,12 +40,18 @@ impl RedisServer {
 
     /// Starts a server that speaks only TLS (`rediss://`), its certificate
     /// (for 127.0.0.1 and localhost) signed by a CA made for it alone:
-    /// [`RedisServer::tls_ca`] is that CA's file. Clients need no
-    /// certificate of their own.
-    pub fn start_tls() -> std::io::Result<RedisServer> {
+    /// [`RedisServer::tls_ca`] is that CA's file. Clients need a
+    /// certificate of their own ([`RedisServer::tls_client`], from the
+    /// same CA) when `check_clients`.
+    pub fn start_tls(check_clients: bool) -> std::io::Result<RedisServer> {
+        let tls = if check_clients {
+            Tls::CheckClients
+        } else {
+            Tls::Server
+        };
         let mut last = None;
         for _ in 0..5 {
-            match Self::try_start(&[], false, None, true) {
+            match Self::try_start(&[], false, None, tls) {
                 Ok(server) => return Ok(server),
                 Err(e) => last = Some(e),
             }
@@ -56,7 +62,7 @@ impl RedisServer {
     fn start_inner(extra: &[&str], die_with_thread: bool) -> std::io::Result<RedisServer> {
         let mut last = None;
         for _ in 0..5 {
-            match Self::try_start(extra, die_with_thread, None, false) {
+            match Self::try_start(extra, die_with_thread, None, Tls::No) {
                 Ok(server) => return Ok(server),
                 Err(e) => last = Some(e),
             }
@@ -67,14 +73,14 @@ impl RedisServer {
     /// Starts a server on a given port (say, the port of one just killed,
     /// to play a restart).
     pub fn start_on(port: u16) -> std::io::Result<RedisServer> {
-        Self::try_start(&[], false, Some(port), false)
+        Self::try_start(&[], false, Some(port), Tls::No)
     }
 
     fn try_start(
         extra: &[&str],
         die_with_thread: bool,
         port: Option<u16>,
-        tls: bool,
+        tls: Tls,
     ) -> std::io::Result<RedisServer> {
         let port = match port {
             Some(port) => port,
@@ -92,8 +98,16 @@ impl RedisServer {
                 });
             }
         }
-        let tls_ca = if tls {
+        let tls = if tls == Tls::No {
+            command.args(["--port", &port.to_string()]);
+            None
+        } else {
             let files = make_certificates(dir.path())?;
+            let check = if tls == Tls::CheckClients {
+                "yes"
+            } else {
+                "no"
+            };
             command
                 .args(["--port", "0", "--tls-port", &port.to_string()])
                 .arg("--tls-cert-file")
@@ -102,11 +116,8 @@ impl RedisServer {
                 .arg(&files.key)
                 .arg("--tls-ca-cert-file")
                 .arg(&files.ca)
-                .args(["--tls-auth-clients", "no"]);
-            Some(files.ca)
-        } else {
-            command.args(["--port", &port.to_string()]);
-            None
+                .args(["--tls-auth-clients", check]);
+            Some(files)
         };
         let mut child = command
             .args(["--bind", "127.0.0.1"])
@@ -146,7 +157,7 @@ impl RedisServer {
             Ok(Ok(())) => Ok(RedisServer {
                 child,
                 port,
-                tls_ca,
+                tls,
                 _dir: dir,
             }),
             outcome => {
@@ -191,7 +202,7 @@ impl RedisServer {
 
     /// `redis://127.0.0.1:<port>/0`, or `rediss://` for a TLS server.
     pub fn url(&self) -> String {
-        let scheme = if self.tls_ca.is_some() {
+        let scheme = if self.tls.is_some() {
             "rediss"
         } else {
             "redis"
@@ -201,7 +212,15 @@ impl RedisServer {
 
     /// The PEM file of the CA that signed a TLS server's certificate.
     pub fn tls_ca(&self) -> Option<&Path> {
-        self.tls_ca.as_deref()
+        self.tls.as_ref().map(|t| t.ca.as_path())
+    }
+
+    /// A client certificate and its key, signed by the same CA, for a TLS
+    /// server that checks clients.
+    pub fn tls_client(&self) -> Option<(&Path, &Path)> {
+        self.tls
+            .as_ref()
+            .map(|t| (t.client_cert.as_path(), t.client_key.as_path()))
     }
 
     /// Stops the server at once (a crash, as far as clients can tell).
@@ -217,61 +236,89 @@ impl Drop for RedisServer {
     }
 }
 
-/// The files of a TLS server.
+/// Whether a server speaks TLS, and checks its clients' certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tls {
+    No,
+    Server,
+    CheckClients,
+}
+
+/// The files of a TLS server, and of a client it accepts.
 struct Certificates {
     ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
+    client_cert: PathBuf,
+    client_key: PathBuf,
 }
 
-/// Makes a throwaway CA and a server certificate it signs (P-256 keys,
-/// valid two days, for 127.0.0.1 and localhost) in `dir`.
+const P256: [&str; 4] = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+
+/// Makes a throwaway CA and a server and a client certificate it signs
+/// (P-256 keys, valid two days; the server's for 127.0.0.1 and localhost)
+/// in `dir`.
 fn make_certificates(dir: &Path) -> std::io::Result<Certificates> {
     let files = Certificates {
         ca: dir.join("ca.pem"),
         cert: dir.join("server.pem"),
         key: dir.join("server.key"),
+        client_cert: dir.join("client.pem"),
+        client_key: dir.join("client.key"),
     };
-    let (ca_key, csr, ext) = (
-        dir.join("ca.key"),
-        dir.join("server.csr"),
-        dir.join("server.ext"),
-    );
-    std::fs::write(
-        &ext,
-        "subjectAltName = IP:127.0.0.1, DNS:localhost\n\
-         extendedKeyUsage = serverAuth\n\
-         basicConstraints = critical, CA:FALSE\n",
-    )?;
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+    let ca_key = dir.join("ca.key");
     openssl(|c| {
         c.args(["req", "-x509", "-nodes", "-days", "2"])
-            .args(ec)
+            .args(P256)
             .args(["-subj", "/CN=taskhost test CA", "-keyout"])
             .arg(&ca_key)
             .arg("-out")
             .arg(&files.ca)
     })?;
-    openssl(|c| {
-        c.args(["req", "-nodes"])
-            .args(ec)
-            .args(["-subj", "/CN=127.0.0.1", "-keyout"])
-            .arg(&files.key)
-            .arg("-out")
-            .arg(&csr)
-    })?;
-    openssl(|c| {
-        c.args(["x509", "-req", "-days", "2", "-set_serial", "2", "-in"])
-            .arg(&csr)
-            .arg("-CA")
-            .arg(&files.ca)
-            .arg("-CAkey")
-            .arg(&ca_key)
-            .arg("-extfile")
-            .arg(&ext)
-            .arg("-out")
-            .arg(&files.cert)
-    })?;
+    let sign = |name: &str, ext: &str, serial: &str, cert: &Path, key: &Path| {
+        let (csr, ext_file) = (
+            dir.join(format!("{name}.csr")),
+            dir.join(format!("{name}.ext")),
+        );
+        std::fs::write(
+            &ext_file,
+            format!("{ext}\nbasicConstraints = critical, CA:FALSE\n"),
+        )?;
+        openssl(|c| {
+            c.args(["req", "-nodes"])
+                .args(P256)
+                .args(["-subj", &format!("/CN={name}"), "-keyout"])
+                .arg(key)
+                .arg("-out")
+                .arg(&csr)
+        })?;
+        openssl(|c| {
+            c.args(["x509", "-req", "-days", "2", "-set_serial", serial, "-in"])
+                .arg(&csr)
+                .arg("-CA")
+                .arg(&files.ca)
+                .arg("-CAkey")
+                .arg(&ca_key)
+                .arg("-extfile")
+                .arg(&ext_file)
+                .arg("-out")
+                .arg(cert)
+        })
+    };
+    sign(
+        "server",
+        "subjectAltName = IP:127.0.0.1, DNS:localhost\nextendedKeyUsage = serverAuth",
+        "2",
+        &files.cert,
+        &files.key,
+    )?;
+    sign(
+        "client",
+        "extendedKeyUsage = clientAuth",
+        "3",
+        &files.client_cert,
+        &files.client_key,
+    )?;
     Ok(files)
 }
 

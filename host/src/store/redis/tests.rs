@@ -224,14 +224,17 @@ fn tls_options(server: &RedisServer, prefix: &str, trust: bool) -> RedisOptions 
     let ca = server.tls_ca().expect("a TLS server");
     RedisOptions {
         prefix: prefix.to_owned(),
-        tls_ca: trust.then(|| super::read_tls_ca(ca).expect("the test CA reads")),
+        tls: super::RedisTls {
+            ca: trust.then(|| super::read_tls_ca(ca).expect("the test CA reads")),
+            client: None,
+        },
         ..RedisOptions::new(server.url())
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rediss_with_a_private_ca_runs_a_job_and_carries_signals() {
-    let server = RedisServer::start_tls().unwrap();
+    let server = RedisServer::start_tls(false).unwrap();
     assert!(server.url().starts_with("rediss://"), "{}", server.url());
     let prefix = format!("tls:{}:", uuid::Uuid::now_v7());
     let open_tls = || async {
@@ -266,7 +269,7 @@ async fn rediss_with_a_private_ca_runs_a_job_and_carries_signals() {
 
 #[tokio::test]
 async fn rediss_without_its_ca_is_refused_as_untrusted_naming_the_url_only() {
-    let server = RedisServer::start_tls().unwrap();
+    let server = RedisServer::start_tls(false).unwrap();
     let options = RedisOptions {
         password: Some("tls-secret".into()),
         ..tls_options(&server, "untrusted:", false)
@@ -300,7 +303,10 @@ async fn a_tls_ca_that_is_no_certificate_or_on_plain_redis_is_refused_by_name() 
         "{err}"
     );
     let options = RedisOptions {
-        tls_ca: Some(b"-----BEGIN CERTIFICATE-----".to_vec()),
+        tls: super::RedisTls {
+            ca: Some(b"-----BEGIN CERTIFICATE-----".to_vec()),
+            client: None,
+        },
         ..RedisOptions::new(RedisServer::shared().url())
     };
     let err = RedisStore::open(options, Arc::new(SystemClock))
@@ -308,4 +314,36 @@ async fn a_tls_ca_that_is_no_certificate_or_on_plain_redis_is_refused_by_name() 
         .err()
         .expect("a CA without TLS is a mistake");
     assert!(err.to_string().contains("not rediss://"), "{err}");
+}
+
+#[tokio::test]
+async fn a_server_that_checks_clients_takes_the_client_certificate_given() {
+    let server = RedisServer::start_tls(true).unwrap();
+    let without = RedisStore::open(tls_options(&server, "mtls:", true), Arc::new(SystemClock))
+        .await
+        .err()
+        .expect("no client certificate, no connection");
+    let text = without.to_string();
+    assert!(
+        text.contains(&server.url()) && text.contains("wants a client certificate"),
+        "{text}"
+    );
+    let (cert, key) = server.tls_client().unwrap();
+    let mut options = tls_options(&server, "mtls:", true);
+    options.tls.client = Some(super::read_tls_client(cert, key).expect("the test pair reads"));
+    let store = RedisStore::open(options, Arc::new(SystemClock))
+        .await
+        .expect("the client certificate is accepted");
+    let id = store
+        .enqueue(NewJob::new("x", serde_json::Value::Null))
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(store.get(id).await.unwrap().status, JobStatus::Pending);
+    // A key file that holds no key is refused by its name.
+    let err = super::read_tls_client(cert, cert).unwrap_err();
+    assert!(
+        err.contains("tls_key") && err.contains(&cert.display().to_string()),
+        "{err}"
+    );
 }
