@@ -172,6 +172,26 @@ pub async fn open_store(
     Ok(Arc::new(store))
 }
 
+/// The TLS files of `[store]`, read and checked (errors name the file).
+fn redis_tls(config: &Config) -> Result<crate::store::redis::RedisTls, String> {
+    use crate::store::redis::{RedisTls, read_tls_ca, read_tls_client};
+    let settings = &config.store;
+    let ca = settings
+        .tls_ca
+        .as_ref()
+        .map(|path| read_tls_ca(&config.resolve(path)))
+        .transpose()?;
+    let client = match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) => Some(read_tls_client(
+            &config.resolve(cert),
+            &config.resolve(key),
+        )?),
+        (None, None) => None,
+        _ => return Err("tls_cert and tls_key go together: set both or neither".into()),
+    };
+    Ok(RedisTls { ca, client })
+}
+
 /// Opens the Redis store of `[store] backend = "redis"`. Times come from
 /// Redis; `clock` only turns due times into this host's frame.
 async fn open_redis(
@@ -190,6 +210,7 @@ async fn open_redis(
         .transpose()
         .map_err(ServicesError::RedisConfig)?;
     let options = RedisOptions {
+        tls: redis_tls(config).map_err(ServicesError::RedisConfig)?,
         username: settings.username.clone(),
         password,
         prefix: settings.prefix.clone(),

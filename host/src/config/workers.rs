@@ -17,12 +17,26 @@ pub struct StoreSettings {
     pub backend: StoreBackend,
     /// The embedded store's file, relative to `host.data`.
     pub path: String,
-    /// Redis: `redis://host:port/db`. Shown without its password.
+    /// Redis: `redis://host:port/db`, or `rediss://` for TLS. Shown
+    /// without its password.
     #[serde(
         skip_serializing_if = "Option::is_none",
         serialize_with = "serialize_redacted_url"
     )]
     pub url: Option<String>,
+    /// Redis over TLS: a PEM file of the CA (a private one, as managed
+    /// Redis services and self-hosted TLS use) the server's certificate
+    /// must chain to, instead of the built-in webpki roots. Relative to the
+    /// config file's folder.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Redis over TLS: a PEM client certificate (chain) sent to servers
+    /// that check clients (`tls-auth-clients yes`); with `tls_key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// Redis over TLS: the PEM private key of `tls_cert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Redis: the ACL user, when not in the URL.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
@@ -62,6 +76,9 @@ impl Default for StoreSettings {
             backend: StoreBackend::Sqlite,
             path: "taskhost.db".into(),
             url: None,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
             username: None,
             password: None,
             prefix: "taskhost:".into(),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+use super::tls::RedisTls;
 use crate::store::{StoreError, StoreResult};
 
 /// How long one command may take before it fails. No command here blocks
@@ -35,7 +36,7 @@ pub fn redact(url: &str) -> String {
 }
 
 /// The URL to connect with: `url` plus the configured username and
-/// password. `rediss://` is refused: this build has no TLS for Redis.
+/// password. `rediss://` connects through rustls.
 pub(super) fn connection_url(
     url: &str,
     username: Option<&str>,
@@ -45,13 +46,7 @@ pub(super) fn connection_url(
     let mut u = url::Url::parse(url)
         .map_err(|e| StoreError::Invalid(format!("Redis URL {shown} is not a URL: {e}")))?;
     match u.scheme() {
-        "redis" | "redis+unix" | "unix" => {}
-        "rediss" => {
-            return Err(StoreError::Invalid(format!(
-                "Redis URL {shown} asks for TLS (rediss://), which this build of taskhost does not support; \
-                 use redis:// on a trusted network or through a TLS tunnel (stunnel, spiped)"
-            )));
-        }
+        "redis" | "rediss" | "redis+unix" | "unix" => {}
         other => {
             return Err(StoreError::Invalid(format!(
                 "Redis URL {shown} has scheme {other:?}; expected redis://host:port/db"
@@ -71,16 +66,36 @@ pub(super) fn connection_url(
     Ok(u.to_string())
 }
 
+/// `e` as a message naming the redacted URL; an untrusted TLS certificate
+/// or a missing client certificate says so in words, with what to do.
+fn connect_error(shown: &str, e: &redis::RedisError) -> StoreError {
+    let text = e.to_string();
+    if text.contains("invalid peer certificate") {
+        return StoreError::backend(format!(
+            "cannot connect to Redis at {shown}: the server's TLS certificate was not trusted \
+             ({text}); trust the CA that signed it with [store] tls_ca = \"ca.pem\""
+        ));
+    }
+    if text.contains("CertificateRequired") {
+        return StoreError::backend(format!(
+            "cannot connect to Redis at {shown}: the server wants a client certificate \
+             ({text}); give one with [store] tls_cert and tls_key"
+        ));
+    }
+    // The error text never holds the URL; name the redacted one.
+    StoreError::backend(format!("cannot connect to Redis at {shown}: {text}"))
+}
+
 /// Opens the client and its command connection. Connects once plainly
-/// first, so a wrong address or password fails at once with Redis's own
-/// answer instead of after the manager's reconnect attempts.
-pub(super) async fn connect(url: &str) -> StoreResult<(redis::Client, ConnectionManager)> {
+/// first, so a wrong address, password or certificate fails at once with
+/// the real reason instead of after the manager's reconnect attempts.
+pub(super) async fn connect(
+    url: &str,
+    tls: &RedisTls,
+) -> StoreResult<(redis::Client, ConnectionManager)> {
     let shown = redact(url);
-    let fail = |e: redis::RedisError| {
-        // The error text never holds the URL; name the redacted one.
-        StoreError::backend(format!("cannot connect to Redis at {shown}: {e}"))
-    };
-    let client = redis::Client::open(url).map_err(fail)?;
+    let fail = |e: redis::RedisError| connect_error(&shown, &e);
+    let client = super::tls::client(url, tls)?;
     let probe = tokio::time::timeout(CONNECT_TIMEOUT, client.get_multiplexed_async_connection())
         .await
         .map_err(|_| {
@@ -125,14 +140,14 @@ mod tests {
     }
 
     #[test]
-    fn tls_and_other_schemes_are_refused_by_name() {
-        let err = connection_url("rediss://u:pw@h:6379", None, None).unwrap_err();
+    fn other_schemes_are_refused_by_name() {
+        let err = connection_url("http://u:pw@h:6379", None, None).unwrap_err();
         let text = err.to_string();
         assert!(
-            text.contains("rediss://u@h:6379") && !text.contains("pw"),
+            text.contains("http://u@h:6379") && !text.contains("pw"),
             "{text}"
         );
-        assert!(connection_url("http://h", None, None).is_err());
+        assert!(connection_url("rediss://h:1/0", None, None).is_ok());
         let url = connection_url("redis://h:1/0", Some("app"), Some("p w")).unwrap();
         assert_eq!(url, "redis://app:p%20w@h:1/0");
     }

@@ -37,8 +37,10 @@ mod signals;
 pub mod test_server;
 #[cfg(test)]
 mod tests;
+mod tls;
 
 pub use connect::redact;
+pub use tls::{RedisTls, read_tls_ca, read_tls_client};
 
 use signals::Signals;
 
@@ -57,8 +59,11 @@ pub enum StoreTime {
 /// How to open the Redis store.
 #[derive(Debug, Clone)]
 pub struct RedisOptions {
-    /// `redis://host:port/db` (credentials may be given here or below).
+    /// `redis://host:port/db` or `rediss://` for TLS (credentials may be
+    /// given here or below).
     pub url: String,
+    /// For `rediss://`: a private CA and a client certificate.
+    pub tls: RedisTls,
     /// The ACL user, if not in the URL.
     pub username: Option<String>,
     /// The password (already resolved from its secret reference).
@@ -76,6 +81,7 @@ impl RedisOptions {
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            tls: RedisTls::default(),
             username: None,
             password: None,
             prefix: "taskhost:".into(),
@@ -123,7 +129,7 @@ impl RedisStore {
             options.password.as_deref(),
         )?;
         let shown_url = redact(&options.url);
-        let (client, conn) = connect::connect(&url).await?;
+        let (client, conn) = connect::connect(&url, &options.tls).await?;
         let signals = Arc::new(Signals::default());
         let (stop, stopped) = watch::channel(false);
         signals::listen(

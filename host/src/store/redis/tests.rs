@@ -218,3 +218,132 @@ async fn a_sparse_filter_pages_with_a_cursor_instead_of_scanning_everything() {
     assert_eq!(found, [wanted]);
     assert!(calls > 1, "one call scanned past its budget");
 }
+
+/// Options for the TLS server `server`, trusting its CA when `trust`.
+fn tls_options(server: &RedisServer, prefix: &str, trust: bool) -> RedisOptions {
+    let ca = server.tls_ca().expect("a TLS server");
+    RedisOptions {
+        prefix: prefix.to_owned(),
+        tls: super::RedisTls {
+            ca: trust.then(|| super::read_tls_ca(ca).expect("the test CA reads")),
+            client: None,
+        },
+        ..RedisOptions::new(server.url())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_with_a_private_ca_runs_a_job_and_carries_signals() {
+    let server = RedisServer::start_tls(false).unwrap();
+    assert!(server.url().starts_with("rediss://"), "{}", server.url());
+    let prefix = format!("tls:{}:", uuid::Uuid::now_v7());
+    let open_tls = || async {
+        RedisStore::open(tls_options(&server, &prefix, true), Arc::new(SystemClock))
+            .await
+            .expect("open over TLS")
+    };
+    let (a, b) = (open_tls().await, open_tls().await);
+    // The signal connection is TLS too: b's enqueue wakes a.
+    let mut changes = a.changes();
+    changes.borrow_and_update();
+    let id = b
+        .enqueue(NewJob::new("x", serde_json::Value::Null))
+        .await
+        .unwrap()
+        .id;
+    tokio::time::timeout(Duration::from_secs(30), changes.changed())
+        .await
+        .expect("woken through the TLS signal connection")
+        .unwrap();
+    let held = a.lease(&request(&["x"])).await.unwrap();
+    assert_eq!(held.len(), 1);
+    a.complete(
+        &held[0].token,
+        serde_json::json!("done"),
+        crate::job::RunReport::succeeded(Duration::ZERO),
+    )
+    .await
+    .unwrap();
+    assert_eq!(b.get(id).await.unwrap().status, JobStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn rediss_without_its_ca_is_refused_as_untrusted_naming_the_url_only() {
+    let server = RedisServer::start_tls(false).unwrap();
+    let options = RedisOptions {
+        password: Some("tls-secret".into()),
+        ..tls_options(&server, "untrusted:", false)
+    };
+    let err = RedisStore::open(options, Arc::new(SystemClock))
+        .await
+        .err()
+        .expect("an unknown CA is refused");
+    let text = err.to_string();
+    assert!(matches!(err, StoreError::Backend(_)), "{text}");
+    assert!(
+        text.contains(&server.url())
+            && text.contains("certificate was not trusted")
+            && text.contains("tls_ca")
+            && !text.contains("tls-secret"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_tls_ca_that_is_no_certificate_or_on_plain_redis_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let err = super::read_tls_ca(&missing).unwrap_err();
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    let err = super::read_tls_ca(&junk).unwrap_err();
+    assert!(
+        err.contains(&junk.display().to_string()) && err.contains("no PEM certificate"),
+        "{err}"
+    );
+    let options = RedisOptions {
+        tls: super::RedisTls {
+            ca: Some(b"-----BEGIN CERTIFICATE-----".to_vec()),
+            client: None,
+        },
+        ..RedisOptions::new(RedisServer::shared().url())
+    };
+    let err = RedisStore::open(options, Arc::new(SystemClock))
+        .await
+        .err()
+        .expect("a CA without TLS is a mistake");
+    assert!(err.to_string().contains("not rediss://"), "{err}");
+}
+
+#[tokio::test]
+async fn a_server_that_checks_clients_takes_the_client_certificate_given() {
+    let server = RedisServer::start_tls(true).unwrap();
+    let without = RedisStore::open(tls_options(&server, "mtls:", true), Arc::new(SystemClock))
+        .await
+        .err()
+        .expect("no client certificate, no connection");
+    let text = without.to_string();
+    assert!(
+        text.contains(&server.url()) && text.contains("wants a client certificate"),
+        "{text}"
+    );
+    let (cert, key) = server.tls_client().unwrap();
+    let mut options = tls_options(&server, "mtls:", true);
+    options.tls.client = Some(super::read_tls_client(cert, key).expect("the test pair reads"));
+    let store = RedisStore::open(options, Arc::new(SystemClock))
+        .await
+        .expect("the client certificate is accepted");
+    let id = store
+        .enqueue(NewJob::new("x", serde_json::Value::Null))
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(store.get(id).await.unwrap().status, JobStatus::Pending);
+    // A key file that holds no key is refused by its name.
+    let err = super::read_tls_client(cert, cert).unwrap_err();
+    assert!(
+        err.contains("tls_key") && err.contains(&cert.display().to_string()),
+        "{err}"
+    );
+}
