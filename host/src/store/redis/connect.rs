@@ -137,6 +137,17 @@ mod tests {
         assert!(!shown.contains("s3cret"), "{shown}");
         assert!(shown.contains("db.internal:6380"), "{shown}");
         assert!(!redact("not a url:s3cret@x").contains("s3cret"));
+        let options = super::super::RedisOptions {
+            password: Some("hunter2".into()),
+            ..super::super::RedisOptions::new("redis://app:s3cret@db.internal:6380/2")
+        };
+        let shown = format!("{options:?}");
+        assert!(
+            !shown.contains("s3cret")
+                && !shown.contains("hunter2")
+                && shown.contains("db.internal"),
+            "{shown}"
+        );
     }
 
     #[test]

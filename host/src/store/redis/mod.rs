@@ -56,8 +56,9 @@ pub enum StoreTime {
     Clock,
 }
 
-/// How to open the Redis store.
-#[derive(Debug, Clone)]
+/// How to open the Redis store. Its `Debug` shows the URL without its
+/// password and never the password field, so a logged config leaks nothing.
+#[derive(Clone)]
 pub struct RedisOptions {
     /// `redis://host:port/db` or `rediss://` for TLS (credentials may be
     /// given here or below).
@@ -74,6 +75,20 @@ pub struct RedisOptions {
     pub store: StoreConfig,
     /// Where times come from.
     pub time: StoreTime,
+}
+
+impl std::fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("url", &connect::redact(&self.url))
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("prefix", &self.prefix)
+            .field("store", &self.store)
+            .field("time", &self.time)
+            .finish()
+    }
 }
 
 impl RedisOptions {
