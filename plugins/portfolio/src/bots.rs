@@ -3,12 +3,17 @@
 //! `GET <url>/health` answering 2xx is healthy.
 //!
 //! A failed check counts once per check job (`checked_at` < the job's
-//! enqueue time, which its retries keep), so a retry counts nothing twice. The check that brings a running
-//! bot's failures in a row to `unhealthy_after` (3) enqueues one
-//! `restart_unhealthy_bots` for it (idempotency key: bot and tick) and then
-//! marks it `unhealthy`, recording the restart job; a healthy answer resets
-//! the count. The restart job `POST`s `<url>/restart` and marks the bot
-//! `running` again.
+//! enqueue time, which its retries keep), so a retry counts nothing twice.
+//! The check that brings a running bot's failures in a row to
+//! `unhealthy_after` (3) first marks it `unhealthy`, then enqueues one
+//! `restart_unhealthy_bots` for it and records that job on the row; a
+//! healthy answer resets the count. Marking before enqueueing matters: the
+//! restart runs at high priority and may start before the check returns,
+//! and it only restarts bots it finds unhealthy. An unhealthy bot without
+//! a recorded restart (a host died between the two writes) gets its
+//! restart from the next check; the idempotency key (bot and the tick that
+//! marked it) keeps that to one job. The restart job `POST`s
+//! `<url>/restart` and marks the bot `running` again.
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -65,43 +70,63 @@ pub fn check(job: &Job, _: serde_json::Value) -> Result<Checked, JobError> {
                         Value::Integer(tick),
                     ],
                 )?;
-                if let Some(restart) = mark_unhealthy(*bot, tick, after)? {
-                    out.restarts.push((*bot, restart));
-                }
+                mark_unhealthy(*bot, after)?;
             }
         }
     }
+    out.restarts = enqueue_restarts()?;
     Ok(out)
 }
 
-/// When the bot has failed `after` checks in a row and is still
-/// `running`: enqueues its restart, then marks it unhealthy.
-fn mark_unhealthy(bot: i64, tick: i64, after: i64) -> Result<Option<String>, JobError> {
-    let rows = db::query(
-        DB,
-        "SELECT failures FROM bots WHERE id = $1 AND status = 'running'",
-        &[Value::Integer(bot)],
-    )?;
-    match rows.rows.first().and_then(|r| r.first()) {
-        Some(Value::Integer(failures)) if *failures >= after => {}
-        _ => return Ok(None),
-    }
-    let restart = jobs::enqueue(&EnqueueRequest {
-        handler: "restart_unhealthy_bots".into(),
-        payload: json!({ "bot_id": bot }).to_string(),
-        queue: None,
-        // The seed runs bot health at high priority; its restarts too.
-        priority: Some(jobs::Priority::High),
-        delay_ms: None,
-        idempotency_key: Some(format!("restart:{bot}:{tick}")),
-        max_attempts: None,
-    })?;
+/// When the bot has failed `after` checks in a row and is still `running`,
+/// marks it unhealthy (its restart is enqueued by [`enqueue_restarts`]).
+fn mark_unhealthy(bot: i64, after: i64) -> Result<(), JobError> {
     db::execute(
         DB,
-        "UPDATE bots SET status = 'unhealthy', restart_job = $1 WHERE id = $2 AND status = 'running'",
-        &[Value::Text(restart.clone()), Value::Integer(bot)],
+        "UPDATE bots SET status = 'unhealthy', restart_job = NULL \
+         WHERE id = $1 AND status = 'running' AND failures >= $2",
+        &[Value::Integer(bot), Value::Integer(after)],
     )?;
-    Ok(Some(restart))
+    Ok(())
+}
+
+/// One restart job for every unhealthy bot without one, keyed by the bot
+/// and the tick that marked it (`checked_at`), so a check retried or run
+/// again after a crash enqueues nothing twice.
+fn enqueue_restarts() -> Result<Vec<(i64, String)>, JobError> {
+    let waiting = db::query(
+        DB,
+        "SELECT id, checked_at FROM bots WHERE status = 'unhealthy' AND restart_job IS NULL ORDER BY id",
+        &[],
+    )?;
+    let mut restarts = Vec::new();
+    for row in &waiting.rows {
+        let Some(Value::Integer(bot)) = row.first() else {
+            return Err(JobError::permanent("bots.id must be an integer"));
+        };
+        let marked = match row.get(1) {
+            Some(Value::Integer(at)) => *at,
+            _ => 0,
+        };
+        let restart = jobs::enqueue(&EnqueueRequest {
+            handler: "restart_unhealthy_bots".into(),
+            payload: json!({ "bot_id": bot }).to_string(),
+            queue: None,
+            // The seed runs bot health at high priority; its restarts too.
+            priority: Some(jobs::Priority::High),
+            delay_ms: None,
+            idempotency_key: Some(format!("restart:{bot}:{marked}")),
+            max_attempts: None,
+        })?;
+        // The restart may already have run and recorded itself.
+        db::execute(
+            DB,
+            "UPDATE bots SET restart_job = $1 WHERE id = $2 AND restart_job IS NULL",
+            &[Value::Text(restart.clone()), Value::Integer(*bot)],
+        )?;
+        restarts.push((*bot, restart));
+    }
+    Ok(restarts)
 }
 
 /// `GET <url>/health`: 2xx is healthy, anything else says what went wrong.
@@ -163,9 +188,13 @@ pub fn restart(job: &Job, r: Restart) -> Result<Vec<i64>, JobError> {
         }
         db::execute(
             DB,
-            "UPDATE bots SET status = 'running', failures = 0, restarted_at = $1 \
-             WHERE id = $2 AND status = 'unhealthy'",
-            &[Value::Integer(now_ms(job)), Value::Integer(*bot)],
+            "UPDATE bots SET status = 'running', failures = 0, restarted_at = $1, restart_job = $2 \
+             WHERE id = $3 AND status = 'unhealthy'",
+            &[
+                Value::Integer(now_ms(job)),
+                Value::Text(job.id.clone()),
+                Value::Integer(*bot),
+            ],
         )?;
         restarted.push(*bot);
     }
