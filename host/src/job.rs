@@ -169,7 +169,7 @@ named_enum!(
         Retrying = "retrying",
         /// Out of attempts (or failed for good); kept in the DLQ until retried or purged.
         Dead = "dead",
-        /// Cancelled before it ran.
+        /// Cancelled before it ran, or terminated while running.
         Cancelled = "cancelled",
     }
 );
@@ -198,6 +198,8 @@ named_enum!(
         Trap = "trap",
         /// The worker stopped renewing its lease (killed, hung, machine gone).
         LeaseExpired = "lease-expired",
+        /// The run was stopped by a request to terminate the job.
+        Cancelled = "cancelled",
     }
 );
 

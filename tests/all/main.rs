@@ -24,4 +24,5 @@ mod scheduler;
 mod serve;
 mod store;
 mod telegram_bot;
+mod terminate;
 mod workers;

@@ -281,16 +281,33 @@ pub async fn wait(
     }))
 }
 
-/// Cancel a job that has not started (pending, scheduled or retrying).
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = String, Path)),
-    responses((status = 200, body = Job), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "already running or finished")))]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct CancelQuery {
+    /// Also stop the job if it is running: the host running it (this or
+    /// another process sharing the store) drops the run within a second and
+    /// records it `cancelled`, not retried. The answer is the job as it
+    /// stands, still `running` until then; `wait` reports the end.
+    pub terminate: Option<bool>,
+}
+
+/// Cancel a job that has not started (pending, scheduled or retrying), or,
+/// with `terminate=true`, also one that is running.
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = String, Path), CancelQuery),
+    responses((status = 200, body = Job), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "already finished, or running and `terminate` not set")))]
 pub async fn cancel(
     _: Authorized<Admin>,
     State(state): State<ApiState>,
     Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<CancelQuery>,
 ) -> Result<Json<Job>, ApiError> {
     let id = parse_id(&id)?;
-    state.services.store.cancel(id).await?;
+    if q.terminate == Some(true) {
+        state.services.store.terminate(id).await?;
+    } else {
+        state.services.store.cancel(id).await?;
+    }
     Ok(Json(state.services.store.get(id).await?))
 }
 

@@ -154,18 +154,37 @@ pub fn page_limit() -> clap::builder::RangedI64ValueParser<u32> {
     clap::value_parser!(u32).range(1..=i64::from(ListQuery::MAX_LIMIT))
 }
 
-/// `cancel`: a job that has not started (pending, scheduled, retrying).
-pub async fn cancel(config: Arc<Config>, id: String, json: bool) -> anyhow::Result<ExitCode> {
+/// `cancel`: a job that has not started (pending, scheduled, retrying);
+/// with `terminate`, also a running one (its host stops it).
+pub async fn cancel(
+    config: Arc<Config>,
+    id: String,
+    terminate: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let id = parse_id(&id)?;
     let store = open_store(&config, Arc::new(crate::clock::SystemClock)).await?;
-    store.cancel(id).await?;
+    if terminate {
+        store.terminate(id).await?;
+    } else {
+        store.cancel(id).await?;
+    }
     print_job(&store.get(id).await?, json)
 }
 
-pub async fn cancel_remote(remote: &Remote, id: String, json: bool) -> anyhow::Result<ExitCode> {
+pub async fn cancel_remote(
+    remote: &Remote,
+    id: String,
+    terminate: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let id = parse_id(&id)?;
+    let query = if terminate { "?terminate=true" } else { "" };
     let job: Job = remote
-        .post(&format!("/api/v1/jobs/{id}/cancel"), &serde_json::json!({}))
+        .post(
+            &format!("/api/v1/jobs/{id}/cancel{query}"),
+            &serde_json::json!({}),
+        )
         .await?;
     print_job(&job, json)
 }

@@ -64,6 +64,10 @@ enum Command {
     /// Cancel a job that has not started (pending, scheduled or retrying).
     Cancel {
         id: String,
+        /// Also stop it if it is running (on any host sharing the store):
+        /// the run is dropped within a second and the job ends cancelled.
+        #[arg(long)]
+        terminate: bool,
         #[arg(long)]
         json: bool,
     },
@@ -152,7 +156,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         return match cli.command {
             Command::Enqueue(args) => jobs::enqueue_remote(&remote, args).await,
             Command::Job { id, json } => jobs::show_remote(&remote, id, json).await,
-            Command::Cancel { id, json } => jobs::cancel_remote(&remote, id, json).await,
+            Command::Cancel {
+                id,
+                terminate,
+                json,
+            } => jobs::cancel_remote(&remote, id, terminate, json).await,
             Command::Jobs(args) => jobs::list_remote(&remote, args).await,
             Command::Wait { id, timeout } => jobs::wait_remote(&remote, id, timeout).await,
             Command::Dlq(cmd) => admin::dlq_remote(&remote, cmd).await,
@@ -185,7 +193,11 @@ async fn run_local(config_path: Option<&Path>, command: Command) -> anyhow::Resu
         Command::Init { dir } => init::execute(&dir),
         Command::Enqueue(args) => jobs::enqueue(config()?, args).await,
         Command::Job { id, json } => jobs::show(config()?, id, json).await,
-        Command::Cancel { id, json } => jobs::cancel(config()?, id, json).await,
+        Command::Cancel {
+            id,
+            terminate,
+            json,
+        } => jobs::cancel(config()?, id, terminate, json).await,
         Command::Jobs(args) => jobs::list(config()?, args).await,
         Command::Wait { id, timeout } => jobs::wait(config()?, id, timeout).await,
         Command::Dlq(cmd) => admin::dlq(config()?, cmd).await,

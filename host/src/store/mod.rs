@@ -26,7 +26,7 @@ mod types;
 pub use schedule::{MissedPolicy, OverlapPolicy, Schedule};
 pub use types::{
     CountRow, Counts, Enqueued, FailAction, HostRecord, Lease, LeaseRequest, LeaseToken, ListQuery,
-    Page, QueueInfo, StoreConfig, SummaryPage, SweepReport,
+    Page, QueueInfo, StoreConfig, SummaryPage, SweepReport, Termination,
 };
 
 /// Why a store operation failed. Callers branch on the variant; the message
@@ -190,6 +190,19 @@ pub trait Store: Send + Sync {
 
     /// Cancels a job that has not started (scheduled, pending or retrying).
     async fn cancel(&self, id: JobId) -> StoreResult<()>;
+
+    /// Cancels a job whatever it is doing: one that has not started is
+    /// cancelled at once (as [`Store::cancel`]); for a running one the
+    /// request is recorded, ticks [`Store::changes`] on every process, and
+    /// the host holding the lease stops the run and ends it with
+    /// [`FailAction::Cancel`]. A lease of a job with a request that expires
+    /// (its host died) ends the job `cancelled` too. A finished job is
+    /// [`StoreError::WrongState`].
+    async fn terminate(&self, id: JobId) -> StoreResult<Termination>;
+
+    /// Which of `jobs` are running with a termination requested: what a
+    /// host asks, on each change tick, about the jobs it runs. One read.
+    async fn termination_requested(&self, jobs: &[JobId]) -> StoreResult<Vec<JobId>>;
 
     /// One job.
     async fn get(&self, id: JobId) -> StoreResult<Job>;

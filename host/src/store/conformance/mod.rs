@@ -26,11 +26,13 @@ mod admin;
 mod leasing;
 mod listing;
 mod schedules;
+mod terminate;
 
 pub use admin::*;
 pub use leasing::*;
 pub use listing::*;
 pub use schedules::*;
+pub use terminate::*;
 
 /// Opens stores for the suite.
 #[async_trait]
@@ -56,7 +58,9 @@ macro_rules! conformance_suite {
             pause_and_resume, purge_queue_removes_waiting_only, retention_removes_only_expired,
             pagination_stable_under_inserts, list_filters, counts_by_queue_priority_status,
             batch_enqueue_is_atomic, changes_signal_ticks, job_ends_signal_wakes_waiters, hosts_are_seen_and_forgotten, schedule_tick_claimed_once,
-            schedules_crud, active_schedule_job_follows_latest_tick);
+            schedules_crud, active_schedule_job_follows_latest_tick,
+            terminate_cancels_a_waiting_job, terminate_requests_a_running_job_to_stop,
+            terminated_jobs_are_never_retried, cancel_action_needs_cancelled_outcome);
         $crate::store::conformance::conformance_suite!(@backend $backend; survives_reopen);
     };
     (@store $backend:expr; $($name:ident),+) => {$(

@@ -30,6 +30,7 @@ mod connect;
 mod ops;
 mod scripts;
 mod signals;
+mod terminate;
 #[doc(hidden)]
 pub mod test_server;
 #[cfg(test)]

@@ -16,7 +16,7 @@ use super::{REAP_STEP, RedisStore, refusal};
 use crate::job::{Job, JobId, JobStatus, NewJob, OutcomeKind, RunReport, check_queue_name};
 use crate::store::{
     CountRow, Counts, Enqueued, FailAction, HostRecord, Lease, LeaseRequest, LeaseToken, ListQuery,
-    Page, QueueInfo, Schedule, Store, StoreError, StoreResult, SweepReport,
+    Page, QueueInfo, Schedule, Store, StoreError, StoreResult, SweepReport, Termination,
 };
 
 /// The most jobs one lease call may take (as the embedded store).
@@ -238,9 +238,16 @@ impl Store for RedisStore {
                 token.job, report.outcome
             )));
         }
+        if (report.outcome == OutcomeKind::Cancelled) != (action == FailAction::Cancel) {
+            return Err(StoreError::Invalid(format!(
+                "fail of job {}: outcome cancelled goes with the cancel action, and only it",
+                token.job
+            )));
+        }
         let at = match action {
             FailAction::Retry { at } => codec::micros(at).to_string(),
             FailAction::Dead => String::new(),
+            FailAction::Cancel => "cancel".to_owned(),
         };
         let rest = vec![
             codec::attempt_tail(&report)?,
@@ -288,6 +295,14 @@ impl Store for RedisStore {
         refusal(array(&reply)?, id, "cancel it")?;
         self.signals.apply(b"e");
         Ok(())
+    }
+
+    async fn terminate(&self, id: JobId) -> StoreResult<Termination> {
+        self.request_termination(id).await
+    }
+
+    async fn termination_requested(&self, jobs: &[JobId]) -> StoreResult<Vec<JobId>> {
+        self.ask_terminations(jobs).await
     }
 
     async fn get(&self, id: JobId) -> StoreResult<Job> {

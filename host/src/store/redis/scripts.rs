@@ -43,4 +43,6 @@ scripts! {
     TICK = "tick.lua";
     /// Schedules, hosts, the sweep claim, the health probe.
     MISC = "misc.lua";
+    /// Terminate requests and the question which were made.
+    TERMINATE = "terminate.lua";
 }

@@ -20,7 +20,7 @@ use crate::clock::Clock;
 use crate::job::{Job, JobId, JobStatus, NewJob, RunReport};
 use crate::store::{
     Counts, Enqueued, FailAction, HostRecord, Lease, LeaseRequest, LeaseToken, ListQuery, Page,
-    QueueInfo, Schedule, Store, StoreConfig, StoreError, StoreResult, SweepReport,
+    QueueInfo, Schedule, Store, StoreConfig, StoreError, StoreResult, SweepReport, Termination,
 };
 
 mod admin;
@@ -34,6 +34,7 @@ mod readers;
 mod schedules;
 pub(crate) mod schema;
 mod staleness;
+mod terminate;
 #[cfg(test)]
 mod tests;
 mod writer;
@@ -284,6 +285,20 @@ impl Store for SqliteStore {
         self.writer
             .call(move |c, ctx| jobs::cancel(c, ctx, id))
             .await
+    }
+
+    async fn terminate(&self, id: JobId) -> StoreResult<Termination> {
+        self.writer
+            .call(move |c, ctx| terminate::terminate(c, ctx, id))
+            .await
+    }
+
+    async fn termination_requested(&self, jobs: &[JobId]) -> StoreResult<Vec<JobId>> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let jobs = jobs.to_vec();
+        self.read(move |c, _| terminate::requested(c, &jobs)).await
     }
 
     async fn get(&self, id: JobId) -> StoreResult<Job> {

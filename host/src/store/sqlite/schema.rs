@@ -18,7 +18,7 @@ use crate::store::{StoreError, StoreResult};
 /// adds the scheduler's tables. Both ship in the first release. Version 3
 /// adds `store_meta`, version 4 `jobs.lease_ms`, version 5 `hosts`, version
 /// 6 `jobs.attempt_base` and `jobs.schedule`, version 7 the `job_counts`
-/// table its triggers keep.
+/// table its triggers keep, version 8 `jobs.cancel_requested`.
 pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: jobs, idempotency keys, queues.
     "
@@ -162,6 +162,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
             ON CONFLICT (queue, priority, status) DO UPDATE SET n = n + 1;
     END;
     CREATE INDEX jobs_scheduled_due ON jobs (run_at) WHERE status = 'scheduled';
+    ",
+    // 8: a request to terminate a running job, which the host running it
+    // sees (`Store::termination_requested`) and acts on.
+    "
+    ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
     ",
 ];
 

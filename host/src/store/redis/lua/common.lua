@@ -136,7 +136,7 @@ local function reap(now, limit)
   local ids = redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', s(now), 'LIMIT', 0, limit)
   for _, id in ipairs(ids) do
     local j = redis.call('HMGET', k_job(id), 'queue', 'handler', 'prio', 'attempt', 'max',
-      'started', 'worker', 'expires')
+      'started', 'worker', 'expires', 'cancel')
     local q, h, p = j[1], j[2], j[3]
     local attempt, max = tonumber(j[4]), tonumber(j[5])
     local started, expires = tonumber(j[6]), tonumber(j[8])
@@ -146,7 +146,12 @@ local function reap(now, limit)
       .. ',"duration_ms":' .. s(ran) .. '}')
     clear_lease(id)
     redis.call('HSET', k_job(id), 'run_at', s(now))
-    if attempt >= max then
+    if j[9] == '1' then
+      -- Its termination was asked for and its host died first: it ends here.
+      set_status(id, q, p, 'running', 'cancelled')
+      redis.call('HSET', k_job(id), 'finished', s(now))
+      redis.call('ZADD', K_FINISHED, s(now), id)
+    elseif attempt >= max then
       set_status(id, q, p, 'running', 'dead')
       redis.call('HSET', k_job(id), 'finished', s(now))
     else
