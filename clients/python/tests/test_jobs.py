@@ -75,14 +75,25 @@ def test_enqueue_delayed_then_cancel(jobs: SyncJobManager) -> None:
     assert jobs.cancel(job_id) is False, "a job that already ended cannot be cancelled"
 
 
-def test_cancel_with_terminate_is_not_supported_and_leaves_the_job(jobs: SyncJobManager, parked: str) -> None:
+def test_cancel_with_terminate_stops_a_running_job(jobs: SyncJobManager) -> None:
+    # probe.sleep waits in a host call for as long as it is told.
+    job_id = jobs.enqueue("probe.sleep", ms=60_000)
+    deadline = time.monotonic() + 30
+    while jobs.get_status(job_id).status != TaskStatus.RUNNING:
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.02)
+    assert jobs.cancel(job_id) is False, "a plain cancel leaves a running job alone"
+    assert jobs.cancel(job_id, terminate=True) is True
+    result = jobs.wait_for(job_id, timeout=30)
+    assert result.status == TaskStatus.CANCELLED
+    assert len(jobs.get_job(job_id).attempts) == 1, "not retried"
+    assert jobs.cancel(job_id, terminate=True) is False, "a finished job cannot be terminated"
+
+
+def test_cancel_with_terminate_cancels_a_waiting_job(jobs: SyncJobManager, parked: str) -> None:
     job_id = jobs.enqueue("cleanup", queue=parked)
-    version = jobs.host_version()
-    with pytest.raises(NotSupported) as e:
-        jobs.cancel(job_id, terminate=True)
-    assert e.value.host_version == version
-    assert f"taskhost host {version}" in str(e.value)
-    assert jobs.get_status(job_id).status == TaskStatus.PENDING
+    assert jobs.cancel(job_id, terminate=True) is True
+    assert jobs.get_status(job_id).status == TaskStatus.CANCELLED
 
 
 def test_schedules_are_declared_listed_redeclared_and_removed(jobs: SyncJobManager) -> None:

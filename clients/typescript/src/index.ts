@@ -219,11 +219,15 @@ export class JobManager {
     }
   }
 
-  /** Cancels a job that has not started; false if it already had. `terminate` (stop a running job) throws `NotSupported`. */
+  /**
+   * Cancels a job that has not started; false if it already had. With `terminate`, a running job is
+   * stopped too (on whichever host runs it, within a second) and ends cancelled, not retried; false only
+   * if it had already finished.
+   */
   async cancel(jobId: string, options: { terminate?: boolean } = {}): Promise<boolean> {
-    if (options.terminate) return this.notSupported("terminating a running job (cancel with terminate)");
+    const params = options.terminate ? { terminate: "true" } : undefined;
     try {
-      await this.t.send({ method: "POST", path: `/api/v1/jobs/${path(jobId)}/cancel` });
+      await this.t.send({ method: "POST", path: `/api/v1/jobs/${path(jobId)}/cancel`, params });
       return true;
     } catch (e) {
       expect(e, Conflict);

@@ -230,12 +230,12 @@ def wait_for(job_id: str, timeout: float, clock: Callable[[], float]) -> Op[Task
 
 
 def cancel(job_id: str, terminate: bool) -> Op[bool]:
-    """True when the job was cancelled, False when it had already started
-    or finished (the host's 409)."""
-    if terminate:
-        return (yield from not_supported("terminating a running job (cancel(terminate=True))"))
+    """True when the job was cancelled (or, with ``terminate``, is running
+    and its host stops it within a second, ending it cancelled), False
+    when it had already started or finished (the host's 409)."""
+    params = {"terminate": "true"} if terminate else None
     try:
-        yield Call("POST", f"/api/v1/jobs/{_path_part(job_id)}/cancel")
+        yield Call("POST", f"/api/v1/jobs/{_path_part(job_id)}/cancel", params=params)
     except Conflict:
         return False
     return True

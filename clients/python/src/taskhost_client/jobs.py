@@ -172,7 +172,9 @@ class JobManager:
 
     async def cancel(self, job_id: str, terminate: bool = False) -> bool:
         """Cancels a job that has not started; False if it already had.
-        ``terminate=True`` (stop a running job) raises `NotSupported`."""
+        With ``terminate=True`` a running job is stopped too (on whichever
+        host runs it, within a second) and ends cancelled, not retried;
+        False only if it had already finished."""
         return await self._t.run(_ops.cancel(job_id, terminate))
 
     async def queue_length(self, queue: str = "default") -> int:
