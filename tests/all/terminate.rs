@@ -11,6 +11,7 @@ use taskhost::job::{JobId, JobStatus, OutcomeKind};
 use taskhost::store::Store;
 
 use crate::http_client::Server;
+use crate::support::redis;
 use crate::support::{TestHost, eventually, services, spawn_serve, stderr};
 
 /// Both probes may run for minutes and have attempts to spare, so only
@@ -105,40 +106,51 @@ async fn terminating_stops_a_spinning_and_a_waiting_job_within_a_second() {
     api.stop();
 }
 
-/// The request reaches the host through the store: the API that takes it
-/// belongs to a host that runs no workers for the jobs' queue, and the
-/// jobs run on a second process (lease 30 s, so no heartbeat helps).
+/// Two hosts on one store: the API host serves another queue, so the jobs
+/// run on the second process (lease 30 s, so no heartbeat helps), and the
+/// request reaches it through the store; then the CLI, a third process.
+async fn across_hosts(worker: &TestHost, front: &TestHost, store: &dyn Store) {
+    let api = Server::start(front);
+    let _runner = spawn_serve(worker);
+    for (handler, payload) in the_two_jobs() {
+        let id = enqueue(&api, handler, &payload).await;
+        running(store, id).await;
+        let hosts = store.hosts(Utc::now() - chrono::Duration::minutes(5)).await;
+        assert_eq!(hosts.unwrap().len(), 2, "two hosts share the store");
+        terminate_and_check(&api, store, id, handler).await;
+    }
+    let id = enqueue(&api, "probe.spin", &json!({})).await;
+    running(store, id).await;
+    let out = worker.run_cli(&["cancel", &id.to_string(), "--terminate"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let job = crate::support::finished(store, id).await;
+    assert_eq!(job.status, JobStatus::Cancelled);
+    assert_eq!(job.attempts.len(), 1);
+    api.stop();
+}
+
+const WORKER: &str = "[workers]\nlease = \"30s\"\nqueues = { default = 4 }\n";
+const FRONT: &str = "[workers]\nqueues = { elsewhere = 1 }\n";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminating_reaches_a_job_on_another_host_process() {
-    let worker = TestHost::new(&format!(
-        "[workers]\nlease = \"30s\"\nqueues = {{ default = 4 }}\n{HANDLERS}"
-    ));
+    let worker = TestHost::new(&format!("{WORKER}{HANDLERS}"));
     let store_file = worker.config().store_path();
     let front = TestHost::new(&format!(
-        "[store]\npath = {:?}\n[workers]\nqueues = {{ elsewhere = 1 }}\n{HANDLERS}",
+        "[store]\npath = {:?}\n{FRONT}{HANDLERS}",
         store_file.display().to_string()
     ));
     // Opened first: it makes the store file the front host then shares.
     let s = services(&worker).await;
-    let api = Server::start(&front);
-    let _runner = spawn_serve(&worker);
-    for (handler, payload) in the_two_jobs() {
-        let id = enqueue(&api, handler, &payload).await;
-        running(s.store.as_ref(), id).await;
-        let hosts = s
-            .store
-            .hosts(Utc::now() - chrono::Duration::minutes(5))
-            .await;
-        assert_eq!(hosts.unwrap().len(), 2, "two hosts share the store");
-        terminate_and_check(&api, s.store.as_ref(), id, handler).await;
-    }
-    // The CLI (a third process) terminates through the store too.
-    let id = enqueue(&api, "probe.spin", &json!({})).await;
-    running(s.store.as_ref(), id).await;
-    let out = worker.run_cli(&["cancel", &id.to_string(), "--terminate"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let job = crate::support::finished(s.store.as_ref(), id).await;
-    assert_eq!(job.status, JobStatus::Cancelled);
-    assert_eq!(job.attempts.len(), 1);
-    api.stop();
+    across_hosts(&worker, &front, s.store.as_ref()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminating_reaches_a_job_on_another_host_process_on_redis() {
+    let server = redis::start();
+    let table = redis::store_table(&server.url(), "term:");
+    let worker = TestHost::new(&format!("{table}{WORKER}{HANDLERS}"));
+    let front = TestHost::new(&format!("{table}{FRONT}{HANDLERS}"));
+    let store = redis::open(&server.url(), "term:").await;
+    across_hosts(&worker, &front, &store).await;
 }
