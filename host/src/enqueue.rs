@@ -31,6 +31,9 @@ pub struct EnqueueRequest {
     pub idempotency_key: Option<String>,
     /// Overrides the handler's retry policy's attempt budget.
     pub max_attempts: Option<u32>,
+    /// For a handler with `unique = "while-active"`: the key it is unique
+    /// under (default: its payload). Refused for other handlers.
+    pub unique_key: Option<String>,
 }
 
 impl EnqueueRequest {
@@ -75,6 +78,8 @@ pub struct Enqueuer {
     policies: BTreeMap<String, RetryPolicy>,
     handler_names: Vec<String>,
     max_payload: u64,
+    /// Handlers with a uniqueness policy.
+    unique: std::collections::BTreeSet<String>,
 }
 
 impl Enqueuer {
@@ -108,6 +113,12 @@ impl Enqueuer {
             policies,
             handler_names: names,
             max_payload: config.workers.max_payload,
+            unique: config
+                .handlers
+                .iter()
+                .filter(|(_, h)| h.unique.is_some())
+                .map(|(name, _)| name.clone())
+                .collect(),
         })
     }
 
@@ -170,6 +181,19 @@ impl Enqueuer {
             }
             (None, at) => at,
         };
+        let unique_key = if self.unique.contains(&req.handler) {
+            Some(
+                req.unique_key
+                    .unwrap_or_else(|| crate::unique::payload_key(&req.payload)),
+            )
+        } else if req.unique_key.is_some() {
+            return Err(EnqueueError::Invalid(format!(
+                "unique_key given, but handler {:?} is not unique (set [handlers.\"{}\"] unique = \"while-active\")",
+                req.handler, req.handler
+            )));
+        } else {
+            None
+        };
         let mut job = NewJob::new(req.handler, req.payload)
             .priority(req.priority.unwrap_or(Priority::Normal))
             .max_attempts(req.max_attempts.unwrap_or(policy.max_attempts()));
@@ -182,6 +206,7 @@ impl Enqueuer {
         if let Some(k) = req.idempotency_key {
             job = job.idempotency_key(k);
         }
+        job.unique_key = unique_key;
         job.validate().map_err(EnqueueError::Invalid)?;
         Ok(job)
     }

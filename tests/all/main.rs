@@ -25,4 +25,5 @@ mod serve;
 mod store;
 mod telegram_bot;
 mod terminate;
+mod unique;
 mod workers;

@@ -39,6 +39,12 @@ pub struct EnqueueBody {
     /// A repeat within the key's TTL answers 200 with the original id.
     pub idempotency_key: Option<String>,
     pub max_attempts: Option<u32>,
+    /// Only for a handler configured `unique = "while-active"` (400
+    /// otherwise): the key it is unique under, default its payload. While
+    /// a job of the handler with this key is scheduled, pending, running or
+    /// retrying, the enqueue adds nothing and answers 200 with that job's
+    /// id (`created: false`).
+    pub unique_key: Option<String>,
 }
 
 fn empty_object() -> Value {
@@ -78,6 +84,7 @@ impl EnqueueBody {
             run_at,
             idempotency_key: self.idempotency_key,
             max_attempts: self.max_attempts,
+            unique_key: self.unique_key,
         })
     }
 }

@@ -39,6 +39,11 @@ pub struct EnqueueArgs {
     key: Option<String>,
     #[arg(long)]
     max_attempts: Option<u32>,
+    /// For a handler with `unique = "while-active"`: the key it is unique
+    /// under (default: its payload); while a job with it is active, the
+    /// enqueue answers that job's id.
+    #[arg(long)]
+    unique_key: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -75,6 +80,7 @@ fn request(args: &EnqueueArgs) -> Result<EnqueueRequest, BadInput> {
         run_at,
         idempotency_key: args.key.clone(),
         max_attempts: args.max_attempts,
+        unique_key: args.unique_key.clone(),
     })
 }
 
@@ -132,6 +138,7 @@ pub async fn enqueue_remote(remote: &Remote, args: EnqueueArgs) -> anyhow::Resul
         "run_at": req.run_at,
         "idempotency_key": req.idempotency_key,
         "max_attempts": req.max_attempts,
+        "unique_key": req.unique_key,
     });
     let answer: Answer = remote.post("/api/v1/jobs", &body).await?;
     print_enqueued(&answer, args.json);

@@ -27,12 +27,14 @@ mod leasing;
 mod listing;
 mod schedules;
 mod terminate;
+mod unique;
 
 pub use admin::*;
 pub use leasing::*;
 pub use listing::*;
 pub use schedules::*;
 pub use terminate::*;
+pub use unique::*;
 
 /// Opens stores for the suite.
 #[async_trait]
@@ -60,7 +62,8 @@ macro_rules! conformance_suite {
             batch_enqueue_is_atomic, changes_signal_ticks, job_ends_signal_wakes_waiters, hosts_are_seen_and_forgotten, schedule_tick_claimed_once,
             schedules_crud, active_schedule_job_follows_latest_tick,
             terminate_cancels_a_waiting_job, terminate_requests_a_running_job_to_stop,
-            terminated_jobs_are_never_retried, cancel_action_needs_cancelled_outcome);
+            terminated_jobs_are_never_retried, cancel_action_needs_cancelled_outcome,
+            unique_key_refuses_while_active, unique_key_is_free_after_the_job_ends);
         $crate::store::conformance::conformance_suite!(@backend $backend; survives_reopen);
     };
     (@store $backend:expr; $($name:ident),+) => {$(

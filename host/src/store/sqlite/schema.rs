@@ -18,7 +18,8 @@ use crate::store::{StoreError, StoreResult};
 /// adds the scheduler's tables. Both ship in the first release. Version 3
 /// adds `store_meta`, version 4 `jobs.lease_ms`, version 5 `hosts`, version
 /// 6 `jobs.attempt_base` and `jobs.schedule`, version 7 the `job_counts`
-/// table its triggers keep, version 8 `jobs.cancel_requested`.
+/// table its triggers keep, version 8 `jobs.cancel_requested`
+/// and `jobs.unique_key`.
 pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: jobs, idempotency keys, queues.
     "
@@ -164,9 +165,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX jobs_scheduled_due ON jobs (run_at) WHERE status = 'scheduled';
     ",
     // 8: a request to terminate a running job, which the host running it
-    // sees (`Store::termination_requested`) and acts on.
+    // sees (`Store::termination_requested`) and acts on; and the key that
+    // keeps a job unique while it is active, found by its own index.
     "
     ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN unique_key TEXT;
+    CREATE INDEX jobs_unique_active ON jobs (unique_key)
+        WHERE unique_key IS NOT NULL
+          AND status IN ('scheduled', 'pending', 'running', 'retrying');
     ",
 ];
 

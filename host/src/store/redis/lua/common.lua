@@ -37,6 +37,9 @@ local K_PAUSED = P .. 'paused'
 local K_IDEM = P .. 'idem'
 local K_IDEM_EXP = P .. 'idem_exp'
 local K_SIGNAL = P .. 'signal'
+-- Scoped unique key -> the job that last took it (active or not: the
+-- holder's status decides).
+local K_UNIQ = P .. 'uniq'
 
 local function count(q, p, status, n)
   redis.call('HINCRBY', K_COUNTS, part(q) .. p .. ':' .. status, n)
@@ -73,9 +76,12 @@ end
 
 -- Removes a job and every trace of it (not its idempotency key).
 local function remove_job(id)
-  local j = redis.call('HMGET', k_job(id), 'queue', 'handler', 'prio', 'status', 'sched')
+  local j = redis.call('HMGET', k_job(id), 'queue', 'handler', 'prio', 'status', 'sched', 'ukey')
   if not j[1] then return false end
   local q, h, p, st, sch = j[1], j[2], j[3], j[4], j[5]
+  if j[6] and j[6] ~= '' and redis.call('HGET', K_UNIQ, j[6]) == id then
+    redis.call('HDEL', K_UNIQ, j[6])
+  end
   redis.call('ZREM', K_ALL, id)
   redis.call('ZREM', k_idx('q', q), id)
   redis.call('ZREM', k_idx('h', h), id)
@@ -92,16 +98,27 @@ end
 
 -- Adds one job (or answers the job its live idempotency key is bound to).
 -- Fields from `base`: id, queue, handler, payload, priority, run_at ('' =
--- now), max attempts, key, scoped key, schedule. Answers id, created (0/1).
+-- now), max attempts, key, scoped key, schedule, scoped unique key.
+-- Answers id, created (0/1).
 local function enqueue_one(now, ttl, base)
   local id, q, h, payload, p = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
   local run_at, max, ikey, scoped, sch = ARGV[base + 5], ARGV[base + 6], ARGV[base + 7], ARGV[base + 8], ARGV[base + 9]
+  local ukey = ARGV[base + 10]
   if scoped ~= '' then
     local bound = redis.call('HGET', K_IDEM, scoped)
     if bound then
       local sep = string.find(bound, '|', 1, true)
       if tonumber(string.sub(bound, sep + 1)) > now then
         return string.sub(bound, 1, sep - 1), 0
+      end
+    end
+  end
+  if ukey ~= '' then
+    local holder = redis.call('HGET', K_UNIQ, ukey)
+    if holder then
+      local st = redis.call('HGET', k_job(holder), 'status')
+      if st == 'scheduled' or st == 'pending' or st == 'running' or st == 'retrying' then
+        return holder, 0
       end
     end
   end
@@ -122,6 +139,10 @@ local function enqueue_one(now, ttl, base)
   redis.call('ZADD', k_ready(q, h, p), s(run_at), id)
   if status == 'scheduled' then redis.call('ZADD', k_sched(q, p), s(run_at), id) end
   redis.call('SADD', K_QUEUES, q)
+  if ukey ~= '' then
+    redis.call('HSET', K_UNIQ, ukey, id)
+    redis.call('HSET', k_job(id), 'ukey', ukey)
+  end
   if scoped ~= '' then
     local expires = now + ttl
     redis.call('HSET', K_IDEM, scoped, id .. '|' .. s(expires))
