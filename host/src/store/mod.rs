@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use crate::job::{Job, JobId, JobStatus, NewJob, RunReport};
 
+pub mod chain;
 #[cfg(test)]
 pub mod conformance;
 pub mod redis;
@@ -42,6 +43,9 @@ pub enum StoreError {
     /// No job with this id.
     #[error("job {0} not found")]
     NotFound(JobId),
+    /// No chain with this id.
+    #[error("chain {0} not found")]
+    ChainNotFound(JobId),
     /// No schedule with this name.
     #[error("schedule {0:?} not found")]
     ScheduleNotFound(String),
@@ -203,6 +207,14 @@ pub trait Store: Send + Sync {
     /// Which of `jobs` are running with a termination requested: what a
     /// host asks, on each change tick, about the jobs it runs. One read.
     async fn termination_requested(&self, jobs: &[JobId]) -> StoreResult<Vec<JobId>>;
+
+    /// Makes a chain of `steps` and enqueues its first, atomically; each
+    /// next step is enqueued by the commit that records its predecessor's
+    /// success (see [`chain`]). Answers the chain as made.
+    async fn enqueue_chain(&self, steps: Vec<NewJob>) -> StoreResult<chain::Chain>;
+
+    /// One chain with its steps' statuses.
+    async fn get_chain(&self, id: JobId) -> StoreResult<chain::Chain>;
 
     /// One job.
     async fn get(&self, id: JobId) -> StoreResult<Job>;

@@ -23,6 +23,7 @@ use crate::job::{NewJob, RunReport};
 use crate::store::{Lease, LeaseRequest, Store};
 
 mod admin;
+mod chains;
 mod leasing;
 mod listing;
 mod schedules;
@@ -30,6 +31,7 @@ mod terminate;
 mod unique;
 
 pub use admin::*;
+pub use chains::*;
 pub use leasing::*;
 pub use listing::*;
 pub use schedules::*;
@@ -63,7 +65,9 @@ macro_rules! conformance_suite {
             schedules_crud, active_schedule_job_follows_latest_tick,
             terminate_cancels_a_waiting_job, terminate_requests_a_running_job_to_stop,
             terminated_jobs_are_never_retried, cancel_action_needs_cancelled_outcome,
-            unique_key_refuses_while_active, unique_key_is_free_after_the_job_ends);
+            unique_key_refuses_while_active, unique_key_is_free_after_the_job_ends,
+            chain_runs_steps_in_order_with_results, dead_step_fails_chain_and_dlq_retry_resumes,
+            bad_chains_are_refused);
         $crate::store::conformance::conformance_suite!(@backend $backend; survives_reopen);
     };
     (@store $backend:expr; $($name:ident),+) => {$(

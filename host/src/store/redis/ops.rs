@@ -297,6 +297,14 @@ impl Store for RedisStore {
         Ok(())
     }
 
+    async fn enqueue_chain(&self, steps: Vec<NewJob>) -> StoreResult<crate::store::chain::Chain> {
+        self.create_chain(steps).await
+    }
+
+    async fn get_chain(&self, id: JobId) -> StoreResult<crate::store::chain::Chain> {
+        self.read_chain(id).await
+    }
+
     async fn terminate(&self, id: JobId) -> StoreResult<Termination> {
         self.request_termination(id).await
     }

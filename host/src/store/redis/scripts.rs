@@ -45,4 +45,6 @@ scripts! {
     MISC = "misc.lua";
     /// Terminate requests and the question which were made.
     TERMINATE = "terminate.lua";
+    /// Make and read chains.
+    CHAIN = "chain.lua";
 }

@@ -34,12 +34,14 @@ pub(super) fn dlq_retry(conn: &Connection, ctx: &Ctx, id: JobId) -> StoreResult<
     if changed == 0 {
         return Err(refusal(conn, id, "retry it from the DLQ"));
     }
+    super::chains::job_revived(conn, id)?;
     ctx.notify();
     Ok(())
 }
 
 /// Puts every dead job (of `queue`) back; answers how many.
 pub(super) fn dlq_retry_all(conn: &Connection, ctx: &Ctx, queue: Option<&str>) -> StoreResult<u64> {
+    super::chains::dead_steps_revived(conn, queue)?;
     let changed = conn
         .prepare_cached(&format!(
             "UPDATE jobs SET status = 'pending', run_at = ?2, finished_at = NULL, {FRESH_BUDGET}

@@ -229,7 +229,7 @@ pub(super) fn cancel(conn: &Connection, ctx: &Ctx, id: JobId) -> StoreResult<()>
         return Err(refusal(conn, id, "cancel it"));
     }
     ctx.ended();
-    Ok(())
+    super::chains::job_ended(conn, ctx, id, JobStatus::Cancelled, None)
 }
 
 /// When work may next be there for these workers.

@@ -217,6 +217,7 @@ fn end_run(
     };
     let now = micros(ctx.now);
     let finished = end.status.is_final().then_some(now);
+    let result = end.result.map(serde_json::to_string).transpose()?;
     conn.prepare_cached(
         "UPDATE jobs SET status = ?2, run_at = COALESCE(?3, run_at), finished_at = ?4,
                 result = ?5, log = COALESCE(?6, log),
@@ -229,7 +230,7 @@ fn end_run(
         end.status.as_str(),
         end.run_at,
         finished,
-        end.result.map(serde_json::to_string).transpose()?,
+        result,
         end.report.log,
         serde_json::to_string(&attempt)?,
     ])?;
@@ -237,7 +238,7 @@ fn end_run(
         .borrow_mut()
         .forget(token.job, token.fence as i64);
     ctx.ended();
-    Ok(())
+    super::chains::job_ended(conn, ctx, token.job, end.status, result.as_deref())
 }
 
 /// Records success.
@@ -398,6 +399,7 @@ pub(super) fn reap(conn: &Connection, ctx: &Ctx) -> StoreResult<u64> {
             status.is_final().then_some(now),
             serde_json::to_string(&entry)?,
         ])?;
+        super::chains::job_ended(conn, ctx, *id, status, None)?;
         let (id, worker, attempt) = (*id, worker.clone(), *attempt);
         // Logged once committed: a reap rolled back (a full disk) did not happen.
         ctx.after_commit(move || {

@@ -18,12 +18,14 @@ use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::job::{Job, JobId, JobStatus, NewJob, RunReport};
+use crate::store::chain::Chain;
 use crate::store::{
     Counts, Enqueued, FailAction, HostRecord, Lease, LeaseRequest, LeaseToken, ListQuery, Page,
     QueueInfo, Schedule, Store, StoreConfig, StoreError, StoreResult, SweepReport, Termination,
 };
 
 mod admin;
+mod chains;
 mod codec;
 mod hosts;
 pub(crate) mod integrity;
@@ -285,6 +287,19 @@ impl Store for SqliteStore {
         self.writer
             .call(move |c, ctx| jobs::cancel(c, ctx, id))
             .await
+    }
+
+    async fn enqueue_chain(&self, steps: Vec<NewJob>) -> StoreResult<Chain> {
+        let steps = crate::store::chain::stored_steps(&steps).map_err(StoreError::Invalid)?;
+        let id = self
+            .writer
+            .call(move |c, ctx| chains::create(c, ctx, &steps))
+            .await?;
+        self.get_chain(id).await
+    }
+
+    async fn get_chain(&self, id: JobId) -> StoreResult<Chain> {
+        self.read(move |c, _| chains::get(c, id)).await
     }
 
     async fn terminate(&self, id: JobId) -> StoreResult<Termination> {

@@ -166,13 +166,23 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ",
     // 8: a request to terminate a running job, which the host running it
     // sees (`Store::termination_requested`) and acts on; and the key that
-    // keeps a job unique while it is active, found by its own index.
+    // keeps a job unique while it is active, found by its own index; and
+    // chains, whose steps' jobs name them.
     "
     ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE jobs ADD COLUMN unique_key TEXT;
     CREATE INDEX jobs_unique_active ON jobs (unique_key)
         WHERE unique_key IS NOT NULL
           AND status IN ('scheduled', 'pending', 'running', 'retrying');
+    ALTER TABLE jobs ADD COLUMN chain BLOB;
+    ALTER TABLE jobs ADD COLUMN chain_step INTEGER;
+    CREATE TABLE chains (
+        id          BLOB    NOT NULL PRIMARY KEY,
+        status      TEXT    NOT NULL,
+        steps       TEXT    NOT NULL,              -- JSON array of steps
+        created_at  INTEGER NOT NULL,
+        finished_at INTEGER
+    ) WITHOUT ROWID;
     ",
 ];
 

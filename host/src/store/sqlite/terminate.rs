@@ -23,6 +23,7 @@ pub(super) fn terminate(conn: &Connection, ctx: &Ctx, id: JobId) -> StoreResult<
         .execute(params![id.as_bytes(), micros(ctx.now)])?;
     if cancelled == 1 {
         ctx.ended();
+        super::chains::job_ended(conn, ctx, id, JobStatus::Cancelled, None)?;
         return Ok(Termination::Cancelled);
     }
     if stored_status(conn, id)? != JobStatus::Running {

@@ -96,6 +96,24 @@ local function remove_job(id)
   return true
 end
 
+-- Stores a new job with its indexes and counts.
+local function add_job(now, id, q, h, payload, p, run_at, max, ikey, sch)
+  local status = 'pending'
+  if run_at > now then status = 'scheduled' end
+  redis.call('HSET', k_job(id), 'id', id, 'queue', q, 'handler', h, 'payload', payload,
+    'prio', p, 'status', status, 'attempt', 0, 'max', max, 'base', 0, 'run_at', s(run_at),
+    'created', s(now), 'hist', '[]', 'ikey', ikey, 'sched', sch)
+  redis.call('ZADD', K_ALL, 0, id)
+  redis.call('ZADD', k_idx('q', q), 0, id)
+  redis.call('ZADD', k_idx('h', h), 0, id)
+  redis.call('ZADD', k_idx('s', status), 0, id)
+  if sch ~= '' then redis.call('ZADD', k_idx('sch', sch), 0, id) end
+  count(q, p, status, 1)
+  redis.call('ZADD', k_ready(q, h, p), s(run_at), id)
+  if status == 'scheduled' then redis.call('ZADD', k_sched(q, p), s(run_at), id) end
+  redis.call('SADD', K_QUEUES, q)
+end
+
 -- Adds one job (or answers the job its live idempotency key is bound to).
 -- Fields from `base`: id, queue, handler, payload, priority, run_at ('' =
 -- now), max attempts, key, scoped key, schedule, scoped unique key.
@@ -125,20 +143,7 @@ local function enqueue_one(now, ttl, base)
   -- A retried call (its reply lost to a dropped connection) adds nothing.
   if redis.call('EXISTS', k_job(id)) == 1 then return id, 1 end
   if run_at == '' then run_at = now else run_at = tonumber(run_at) end
-  local status = 'pending'
-  if run_at > now then status = 'scheduled' end
-  redis.call('HSET', k_job(id), 'id', id, 'queue', q, 'handler', h, 'payload', payload,
-    'prio', p, 'status', status, 'attempt', 0, 'max', max, 'base', 0, 'run_at', s(run_at),
-    'created', s(now), 'hist', '[]', 'ikey', ikey, 'sched', sch)
-  redis.call('ZADD', K_ALL, 0, id)
-  redis.call('ZADD', k_idx('q', q), 0, id)
-  redis.call('ZADD', k_idx('h', h), 0, id)
-  redis.call('ZADD', k_idx('s', status), 0, id)
-  if sch ~= '' then redis.call('ZADD', k_idx('sch', sch), 0, id) end
-  count(q, p, status, 1)
-  redis.call('ZADD', k_ready(q, h, p), s(run_at), id)
-  if status == 'scheduled' then redis.call('ZADD', k_sched(q, p), s(run_at), id) end
-  redis.call('SADD', K_QUEUES, q)
+  add_job(now, id, q, h, payload, p, run_at, max, ikey, sch)
   if ukey ~= '' then
     redis.call('HSET', K_UNIQ, ukey, id)
     redis.call('HSET', k_job(id), 'ukey', ukey)
@@ -149,6 +154,56 @@ local function enqueue_one(now, ttl, base)
     redis.call('ZADD', K_IDEM_EXP, s(expires), scoped)
   end
   return id, 1
+end
+
+-- Chains: a hash per chain (status, steps JSON, created, finished); each
+-- step's job carries 'chain' and 'cstep' (0-based).
+local function k_chain(id) return P .. 'chain:' .. id end
+
+-- Enqueues step `n` (0-based) of chain `c` with `payload` (JSON text).
+local function add_chain_step(now, c, steps, n, payload)
+  local st = steps[n + 1]
+  add_job(now, st.job, st.queue, st.handler, payload, tostring(st.priority), now,
+    tostring(st.max_attempts), '', '')
+  redis.call('HSET', k_job(st.job), 'chain', c, 'cstep', tostring(n))
+  signal('w')
+end
+
+-- Moves a job's chain on once the job reached `status` ('succeeded' with
+-- `result`, JSON text): its next step, or the chain's own end.
+local function chain_job_ended(now, id, status, result)
+  local j = redis.call('HMGET', k_job(id), 'chain', 'cstep')
+  if not j[1] or j[1] == '' then return end
+  local c, n = j[1], tonumber(j[2])
+  local ended
+  if status == 'succeeded' then
+    local steps = cjson.decode(redis.call('HGET', k_chain(c), 'steps'))
+    local nxt = steps[n + 2]
+    if nxt then
+      local payload
+      if nxt.payload == '{}' then
+        payload = '{"previous":' .. result .. '}'
+      else
+        payload = '{"previous":' .. result .. ',' .. string.sub(nxt.payload, 2)
+      end
+      add_chain_step(now, c, steps, n + 1, payload)
+      return
+    end
+    ended = 'succeeded'
+  elseif status == 'dead' then
+    ended = 'failed'
+  elseif status == 'cancelled' then
+    ended = 'cancelled'
+  else
+    return
+  end
+  redis.call('HSET', k_chain(c), 'status', ended, 'finished', s(now))
+end
+
+-- A chain whose failed step went back to its queue runs again.
+local function chain_job_revived(id)
+  local c = redis.call('HGET', k_job(id), 'chain')
+  if c and c ~= '' then redis.call('HSET', k_chain(c), 'status', 'running', 'finished', '') end
 end
 
 -- Returns jobs whose lease expired (by the store's time) to their queue, or
@@ -172,9 +227,11 @@ local function reap(now, limit)
       set_status(id, q, p, 'running', 'cancelled')
       redis.call('HSET', k_job(id), 'finished', s(now))
       redis.call('ZADD', K_FINISHED, s(now), id)
+      chain_job_ended(now, id, 'cancelled')
     elseif attempt >= max then
       set_status(id, q, p, 'running', 'dead')
       redis.call('HSET', k_job(id), 'finished', s(now))
+      chain_job_ended(now, id, 'dead')
     else
       set_status(id, q, p, 'running', 'retrying')
       redis.call('ZADD', k_ready(q, h, p), s(now), id)

@@ -43,6 +43,7 @@ if mode == 'complete' then
   redis.call('HSET', key, 'finished', s(now), 'result', ARGV[7])
   if ARGV[8] == '1' then redis.call('HSET', key, 'log', ARGV[9]) end
   redis.call('ZADD', K_FINISHED, s(now), id)
+  chain_job_ended(now, id, 'succeeded', ARGV[7])
   signal('e')
   return { 'ok', 'succeeded' }
 end
@@ -55,6 +56,7 @@ if at == 'cancel' or (at ~= '' and j[8] == '1') then
   set_status(id, q, p, 'running', 'cancelled')
   redis.call('HSET', key, 'finished', s(now))
   redis.call('ZADD', K_FINISHED, s(now), id)
+  chain_job_ended(now, id, 'cancelled')
   signal('e')
   return { 'ok', 'cancelled' }
 end
@@ -67,5 +69,6 @@ if at ~= '' and tonumber(j[4]) < tonumber(j[5]) then
 end
 set_status(id, q, p, 'running', 'dead')
 redis.call('HSET', key, 'finished', s(now))
+chain_job_ended(now, id, 'dead')
 signal('e')
 return { 'ok', 'dead' }

@@ -16,6 +16,7 @@ if mode == 'request' then
     redis.call('ZREM', k_ready(j[2], j[3], j[4]), id)
     redis.call('HSET', key, 'finished', s(now))
     redis.call('ZADD', K_FINISHED, s(now), id)
+    chain_job_ended(now, id, 'cancelled')
     signal('e')
     return { 'cancelled' }
   end
