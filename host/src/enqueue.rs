@@ -252,6 +252,35 @@ impl Enqueuer {
     }
 }
 
+impl Enqueuer {
+    /// Checks every step like an enqueue (known handler, payload size,
+    /// attempts from the handler's policy) and makes the chain; one bad
+    /// step refuses it and the error says which (0-based index). A unique
+    /// handler's step is not unique: the chain decides when it runs.
+    pub async fn enqueue_chain(
+        &self,
+        reqs: Vec<EnqueueRequest>,
+    ) -> Result<crate::store::chain::Chain, (Option<usize>, EnqueueError)> {
+        let mut steps = Vec::with_capacity(reqs.len());
+        for (i, req) in reqs.into_iter().enumerate() {
+            let mut job = self.prepare(req).map_err(|e| (Some(i), e))?;
+            job.unique_key = None;
+            steps.push(job);
+        }
+        let chain = self
+            .store
+            .enqueue_chain(steps)
+            .await
+            .map_err(|e| (None, e.into()))?;
+        if let Some(first) = chain.steps.first() {
+            crate::metrics::global().job(JobEvent::Enqueued, &first.handler, 1);
+        }
+        tracing::info!(target: "taskhost::jobs", chain = %chain.id, steps = chain.steps.len(),
+            "chain enqueued");
+        Ok(chain)
+    }
+}
+
 /// Handler names close to `name`, for "did you mean" answers. Names longer
 /// than a handler name may be get no suggestions, and candidates whose
 /// length alone puts them out of reach are skipped, so the cost stays

@@ -16,6 +16,7 @@ mod hostile_api;
 mod http;
 mod http_client;
 mod invest;
+mod job_chains;
 mod logs;
 mod redis;
 mod registry;
