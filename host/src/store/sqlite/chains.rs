@@ -70,13 +70,25 @@ pub(super) fn job_ended(
     status: JobStatus,
     result: Option<&str>,
 ) -> StoreResult<()> {
-    let Some((chain, index)) = conn
+    let step = conn
         .prepare_cached("SELECT chain, chain_step FROM jobs WHERE id = ?1 AND chain IS NOT NULL")?
         .query_row([job.as_bytes()], |r| {
             Ok((job_id(0, r)?, r.get::<_, i64>(1)?))
         })
-        .optional()?
-    else {
+        .optional()?;
+    step_ended(conn, ctx, step, status, result)
+}
+
+/// [`job_ended`] for a job whose chain and step index the caller read
+/// already (`None`: not a chain step), saving the lookup on the hot path.
+pub(super) fn step_ended(
+    conn: &Connection,
+    ctx: &Ctx,
+    step: Option<(JobId, i64)>,
+    status: JobStatus,
+    result: Option<&str>,
+) -> StoreResult<()> {
+    let Some((chain, index)) = step else {
         return Ok(());
     };
     let ended = match status {

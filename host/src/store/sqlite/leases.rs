@@ -133,6 +133,8 @@ struct Held {
     worker: String,
     /// Someone asked to terminate the job.
     cancel_requested: bool,
+    /// The chain and step index, for a chain step.
+    chain: Option<(crate::job::JobId, i64)>,
 }
 
 /// Checks that `token` is the job's current lease.
@@ -140,7 +142,7 @@ fn held(conn: &Connection, token: &LeaseToken) -> StoreResult<Held> {
     let row = conn
         .prepare_cached(
             "SELECT status, lease_fence, attempt, max_attempts, started_at, lease_worker,
-                    cancel_requested
+                    cancel_requested, chain, chain_step
                FROM jobs WHERE id = ?1",
         )?
         .query_row([token.job.as_bytes()], |r| {
@@ -155,6 +157,10 @@ fn held(conn: &Connection, token: &LeaseToken) -> StoreResult<Held> {
                     started_at: time(4, r.get(4)?)?,
                     worker: r.get(5)?,
                     cancel_requested: r.get(6)?,
+                    chain: match r.get::<_, Option<Vec<u8>>>(7)? {
+                        Some(_) => Some((job_id(7, r)?, r.get(8)?)),
+                        None => None,
+                    },
                 })
             }))
         })
@@ -206,6 +212,7 @@ fn end_run(
     held: Held,
     end: Ending,
 ) -> StoreResult<()> {
+    let chain = held.chain;
     let attempt = Attempt {
         attempt: held.attempt,
         at: held.started_at,
@@ -238,7 +245,7 @@ fn end_run(
         .borrow_mut()
         .forget(token.job, token.fence as i64);
     ctx.ended();
-    super::chains::job_ended(conn, ctx, token.job, end.status, result.as_deref())
+    super::chains::step_ended(conn, ctx, chain, end.status, result.as_deref())
 }
 
 /// Records success.
