@@ -15,6 +15,7 @@ from taskhost_client import (
     NotFound,
     NotSupported,
     SyncJobManager,
+    TaskResult,
     TaskStatus,
     Unauthorized,
     Unavailable,
@@ -150,13 +151,32 @@ def test_a_batch_over_the_hosts_limit_is_refused_with_its_message(jobs: SyncJobM
     assert jobs.queue_length(parked) == 0
 
 
-def test_batch_callbacks_and_chains_are_not_supported(jobs: SyncJobManager) -> None:
+def test_batch_callbacks_are_not_supported(jobs: SyncJobManager) -> None:
     version = jobs.host_version()
     with pytest.raises(NotSupported, match=f"host {version}"):
         jobs.enqueue_batch("send_newsletter_email", [{"n": 1}], callback="report_done")
-    with pytest.raises(NotSupported, match=f"host {version}"):
-        jobs.chain([("validate_order", (), {"order_id": "x"}), ("process_payment", (), {"order_id": "x"})])
-    assert jobs.list_jobs(handler="validate_order") == []
+
+
+def _wait_for_step(jobs: SyncJobManager, job_id: str) -> TaskResult:
+    """A later chain step's job exists once its turn comes."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return jobs.wait_for(job_id, timeout=30)
+        except NotFound:
+            assert time.monotonic() < deadline, "the step was never enqueued"
+            time.sleep(0.02)
+
+
+def test_chain_runs_its_steps_in_order_passing_results_on(jobs: SyncJobManager) -> None:
+    order = str(uuid.uuid4())
+    ids = jobs.chain([("validate_order", (), {"order_id": order}), ("process_payment", (), {"order_id": order})])
+    assert len(ids) == 2
+    last = _wait_for_step(jobs, ids[1])
+    assert last.status == TaskStatus.SUCCEEDED
+    assert last.result == {"previous": {"order_id": order}, "order_id": order}
+    with pytest.raises(ValueError, match="positional args"):
+        jobs.chain([("validate_order", ("x",), {})])
 
 
 # Bad input.
@@ -240,8 +260,8 @@ async def test_async_client_covers_the_same_calls(parked: str) -> None:
         name = await jobs.schedule("cleanup_sessions", cron="0 * * * *", name=f"async-{uuid.uuid4().hex[:6]}")
         assert name in {s.name for s in await jobs.list_scheduled()}
         await jobs.unschedule(name)
-        with pytest.raises(NotSupported):
-            await jobs.chain([("validate_order", (), {})])
+        [step] = await jobs.chain([("validate_order", (), {"n": 1})])
+        assert (await jobs.wait_for(step, timeout=30)).result == {"n": 1}
 
 
 class _DropFirst:

@@ -177,19 +177,33 @@ test("a batch over the host's limit is refused with its message", async () => {
   assert.equal(await jobs.queueLength(queue), 0);
 });
 
-test("batch callbacks and chains are not supported and enqueue nothing", async () => {
+test("batch callbacks are not supported", async () => {
   const version = await jobs.hostVersion();
   const a = await rejects(jobs.enqueueBatch("send_newsletter_email", [{ n: 1 }], { callback: "report_done" }), NotSupported);
   assert.equal(a.hostVersion, version);
+});
+
+test("a chain runs its steps in order, passing each result on", async () => {
   const order = { order_id: randomUUID() };
-  await rejects(
-    jobs.chain([
-      ["validate_order", [], order],
-      ["process_payment", [], order],
-    ]),
-    NotSupported,
-  );
-  assert.deepEqual(await jobs.listJobs({ handler: "validate_order", queue: "default" }), []);
+  const ids = await jobs.chain([
+    ["validate_order", [], order],
+    ["process_payment", [], order],
+  ]);
+  assert.equal(ids.length, 2);
+  // The last step's job exists once its turn comes.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const done = await jobs.waitFor(ids[1], 30_000);
+      assert.equal(done.status, TaskStatus.SUCCEEDED);
+      assert.deepEqual(done.result, { previous: order, ...order });
+      break;
+    } catch (e) {
+      if (!(e instanceof NotFound) || Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  await assert.rejects(jobs.chain([["validate_order", ["x"], {}]]), RangeError);
 });
 
 test("an unknown handler is refused with the host's message", async () => {

@@ -317,9 +317,19 @@ def unschedule(name: str) -> Op[None]:
 
 
 def chain(steps: Sequence[Tuple[str, Sequence[Any], Mapping[str, Any]]]) -> Op[List[str]]:
-    """Chains have no server side yet (issue 21): refused before anything
-    is enqueued, so no first step runs without the rest."""
+    """Makes a chain on the host (``POST /api/v1/chains``): each step is
+    enqueued once the one before succeeded, with its result under
+    ``previous`` in the payload. Answers the steps' job ids (a later step's
+    job exists once its turn comes). Every step is checked before anything
+    is sent."""
+    bodies: List[Dict[str, Any]] = []
     for i, step in enumerate(steps):
         if len(step) != 3:
             raise ValueError(f"chain step {i} must be (handler, args, kwargs), got {step!r}")
-    return (yield from not_supported("chain() (running jobs in sequence)"))
+        handler, args, kwargs = step
+        if args:
+            raise ValueError(f"chain step {i}: positional args are not supported; pass the payload as kwargs")
+        _check_payload(f"chain step {i} ({handler!r})", kwargs)
+        bodies.append({"handler": handler, "payload": dict(kwargs)})
+    answer = yield Call("POST", "/api/v1/chains", body=encode("the chain", {"steps": bodies}))
+    return [str(s["job"]) for s in answer["steps"]]
