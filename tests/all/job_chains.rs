@@ -114,6 +114,32 @@ fn a_dead_middle_step_fails_the_chain_and_its_dlq_retry_resumes_it() {
 }
 
 #[test]
+fn cancelling_a_chain_stops_its_running_step_and_the_rest_never_run() {
+    let host = host();
+    let api = Server::start(&host);
+    let body = json!({"steps": [
+        {"handler": "probe.sleep", "payload": {"ms": 60_000}},
+        {"handler": "send_confirmation"},
+    ]});
+    let made = api.post("/api/v1/chains", None, &body).json();
+    let id = made["id"].as_str().unwrap().to_owned();
+    let first = made["steps"][0]["job"].as_str().unwrap().to_owned();
+    crate::support::wait_until(
+        std::time::Duration::from_secs(60),
+        "the first step to run",
+        || (job(&api, &json!(first))["status"] == "running").then_some(()),
+    );
+    let r = api.post(&format!("/api/v1/chains/{id}/cancel"), None, &json!({}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let chain = wait(&api, &id);
+    assert_eq!(chain["status"], "cancelled", "{chain}");
+    assert_eq!(statuses(&chain), ["cancelled", "cancelled"]);
+    let again = api.post(&format!("/api/v1/chains/{id}/cancel"), None, &json!({}));
+    assert_eq!(again.status, 409, "{}", again.text());
+    api.stop();
+}
+
+#[test]
 fn bad_chains_are_refused_and_the_cli_makes_one() {
     let host = host();
     let api = Server::start(&host);

@@ -11,13 +11,14 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::ApiState;
-use super::auth::{Authorized, Enqueue, Read};
+use super::auth::{Admin, Authorized, Enqueue, Read};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiQuery};
 use super::jobs::parse_id;
 use crate::enqueue::EnqueueRequest;
 use crate::job::Priority;
-use crate::store::chain::Chain;
+use crate::store::StoreError;
+use crate::store::chain::{Chain, ChainStatus, MAX_STEPS};
 
 /// Longest a `wait` may hold the request.
 const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -60,10 +61,9 @@ pub async fn enqueue_chain(
     State(state): State<ApiState>,
     ApiJson(body): ApiJson<ChainBody>,
 ) -> Result<(StatusCode, Json<Chain>), ApiError> {
-    if body.steps.is_empty() || body.steps.len() > crate::store::chain::MAX_STEPS {
+    if body.steps.is_empty() || body.steps.len() > MAX_STEPS {
         return Err(ApiError::bad_request(format!(
-            "a chain has 1 to {} steps, not {}",
-            crate::store::chain::MAX_STEPS,
+            "a chain has 1 to {MAX_STEPS} steps, not {}",
             body.steps.len()
         )));
     }
@@ -104,6 +104,49 @@ pub async fn get_chain(
 ) -> Result<Json<Chain>, ApiError> {
     let id = parse_id(&id)?;
     Ok(Json(state.services.store.get_chain(id).await?))
+}
+
+/// Cancel a running chain: its waiting step is cancelled, its running step
+/// terminated (stopped within a second, on whichever host runs it), and the
+/// chain ends `cancelled`; later steps never run. The answer is the chain
+/// as it stands (`running` until a terminated step has stopped).
+#[utoipa::path(post, path = "/api/v1/chains/{id}/cancel", tag = "chains", params(("id" = String, Path)),
+    responses((status = 200, body = Chain), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "the chain already ended")))]
+pub async fn cancel_chain(
+    _: Authorized<Admin>,
+    State(state): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Chain>, ApiError> {
+    let id = parse_id(&id)?;
+    let store = &state.services.store;
+    // A step may end (and the next begin) between the read and the
+    // terminate: then look again, at most once per step.
+    for _ in 0..=MAX_STEPS {
+        let chain = store.get_chain(id).await?;
+        if chain.status != ChainStatus::Running {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!("chain {id} is {}; cannot cancel it", chain.status.as_str()),
+            ));
+        }
+        let active = chain.steps.iter().find(|s| {
+            matches!(
+                s.status.as_str(),
+                "scheduled" | "pending" | "running" | "retrying"
+            )
+        });
+        let Some(step) = active else {
+            return Ok(Json(chain));
+        };
+        match store.terminate(step.job).await {
+            Ok(_) => return Ok(Json(store.get_chain(id).await?)),
+            Err(StoreError::WrongState { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Json(store.get_chain(id).await?))
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -106,6 +106,7 @@ pub fn app(state: ApiState) -> Router {
         .route("/chains", post(chains::enqueue_chain))
         .route("/chains/{id}", get(chains::get_chain))
         .route("/chains/{id}/wait", get(chains::wait_chain))
+        .route("/chains/{id}/cancel", post(chains::cancel_chain))
         .route("/dlq", get(admin::dlq_list).delete(admin::dlq_purge))
         .route("/dlq/retry-all", post(admin::dlq_retry_all))
         .route("/dlq/{id}", get(admin::dlq_get))
