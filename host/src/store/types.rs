@@ -270,6 +270,9 @@ pub struct SweepReport {
     pub idempotency_keys: u64,
     /// Schedule ticks past their retention.
     pub ticks: u64,
+    /// Succeeded and cancelled chains past the jobs' retention (their
+    /// step jobs go by the jobs' rule).
+    pub chains: u64,
     /// Free database pages given back to the file system afterwards.
     pub pages_freed: u64,
 }

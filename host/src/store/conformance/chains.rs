@@ -96,6 +96,39 @@ pub async fn dead_step_fails_chain_and_dlq_retry_resumes(store: &dyn Store, _clo
     );
 }
 
+/// Succeeded chains go with the jobs' retention; failed ones stay (a DLQ
+/// retry may resume them).
+pub async fn finished_chains_are_swept_failed_ones_kept(store: &dyn Store, clock: &ManualClock) {
+    let done = store
+        .enqueue_chain(vec![NewJob::new("one", json!({}))])
+        .await
+        .unwrap();
+    succeed(store, "one", json!(1)).await;
+    let failed = store
+        .enqueue_chain(vec![NewJob::new("two", json!({})).max_attempts(1)])
+        .await
+        .unwrap();
+    let held = lease_one(store, "two").await;
+    let fatal = RunReport::failed(OutcomeKind::Permanent, "no", Duration::ZERO);
+    store
+        .fail(&held.token, FailAction::Dead, fatal)
+        .await
+        .unwrap();
+    let young = store.sweep().await.unwrap();
+    assert_eq!(young.chains, 0, "within retention");
+    clock.advance(chrono::Duration::days(8));
+    let report = store.sweep().await.unwrap();
+    assert_eq!(report.chains, 1);
+    assert!(matches!(
+        store.get_chain(done.id).await,
+        Err(StoreError::ChainNotFound(_))
+    ));
+    assert_eq!(
+        store.get_chain(failed.id).await.unwrap().status,
+        ChainStatus::Failed
+    );
+}
+
 /// Bad chains are refused and make nothing; an unknown chain is not found.
 pub async fn bad_chains_are_refused(store: &dyn Store, _clock: &ManualClock) {
     let cases = [

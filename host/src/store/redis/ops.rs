@@ -535,6 +535,7 @@ impl Store for RedisStore {
             total.jobs += n[0];
             total.idempotency_keys += n[1];
             total.ticks += n[2];
+            total.chains += n[3];
             if n.iter().all(|&k| k < u64::from(STEP)) {
                 return Ok(total);
             }

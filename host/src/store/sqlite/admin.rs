@@ -132,10 +132,18 @@ pub(super) fn sweep_step(conn: &Connection, ctx: &Ctx) -> StoreResult<SweepRepor
                 SELECT schedule, tick FROM schedule_ticks WHERE tick <= ?1 LIMIT ?2)",
         )?
         .execute(params![ticks_before, SWEEP_STEP])?;
+    let chains = conn
+        .prepare_cached(
+            "DELETE FROM chains WHERE id IN (
+                SELECT id FROM chains INDEXED BY chains_finished
+                 WHERE status IN ('succeeded', 'cancelled') AND finished_at <= ?1 LIMIT ?2)",
+        )?
+        .execute(params![jobs_before, SWEEP_STEP])?;
     Ok(SweepReport {
         jobs: jobs as u64,
         idempotency_keys: idempotency_keys as u64,
         ticks: ticks as u64,
+        chains: chains as u64,
         pages_freed: 0,
     })
 }

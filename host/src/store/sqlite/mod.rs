@@ -451,8 +451,13 @@ impl Store for SqliteStore {
             total.jobs += step.jobs;
             total.idempotency_keys += step.idempotency_keys;
             total.ticks += step.ticks;
+            total.chains += step.chains;
             let full = admin::SWEEP_STEP as u64;
-            if step.jobs < full && step.idempotency_keys < full && step.ticks < full {
+            if step.jobs < full
+                && step.idempotency_keys < full
+                && step.ticks < full
+                && step.chains < full
+            {
                 break;
             }
         }

@@ -183,6 +183,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         created_at  INTEGER NOT NULL,
         finished_at INTEGER
     ) WITHOUT ROWID;
+    CREATE INDEX chains_finished ON chains (finished_at)
+        WHERE status IN ('succeeded', 'cancelled');
     ",
 ];
 

@@ -159,6 +159,8 @@ end
 -- Chains: a hash per chain (status, steps JSON, created, finished); each
 -- step's job carries 'chain' and 'cstep' (0-based).
 local function k_chain(id) return P .. 'chain:' .. id end
+-- Succeeded and cancelled chains by finish time, for the retention sweep.
+local K_CHAINS_DONE = P .. 'chains_done'
 
 -- Enqueues step `n` (0-based) of chain `c` with `payload` (JSON text).
 local function add_chain_step(now, c, steps, n, payload)
@@ -198,6 +200,7 @@ local function chain_job_ended(now, id, status, result)
     return
   end
   redis.call('HSET', k_chain(c), 'status', ended, 'finished', s(now))
+  if ended ~= 'failed' then redis.call('ZADD', K_CHAINS_DONE, s(now), c) end
 end
 
 -- A chain whose failed step went back to its queue runs again.
