@@ -129,6 +129,34 @@ pub async fn finished_chains_are_swept_failed_ones_kept(store: &dyn Store, clock
     );
 }
 
+/// A step whose host died for good (its lease expired on its last
+/// attempt) fails the chain; a cancelled waiting step cancels it.
+pub async fn reaped_and_cancelled_steps_end_the_chain(store: &dyn Store, clock: &ManualClock) {
+    let crashed = store
+        .enqueue_chain(vec![
+            NewJob::new("crashy", json!({})).max_attempts(1),
+            NewJob::new("after", json!({})),
+        ])
+        .await
+        .unwrap();
+    lease_one(store, "crashy").await;
+    clock.advance(chrono::Duration::seconds(31));
+    assert_eq!(store.reap_expired().await.unwrap(), 1);
+    let failed = store.get_chain(crashed.id).await.unwrap();
+    assert_eq!(failed.status, ChainStatus::Failed);
+    assert_eq!(failed.steps[1].status, "cancelled");
+
+    let cancelled = store
+        .enqueue_chain(vec![NewJob::new("idle", json!({}))])
+        .await
+        .unwrap();
+    store.cancel(cancelled.steps[0].job).await.unwrap();
+    assert_eq!(
+        store.get_chain(cancelled.id).await.unwrap().status,
+        ChainStatus::Cancelled
+    );
+}
+
 /// Bad chains are refused and make nothing; an unknown chain is not found.
 pub async fn bad_chains_are_refused(store: &dyn Store, _clock: &ManualClock) {
     let cases = [

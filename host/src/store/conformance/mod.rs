@@ -67,7 +67,8 @@ macro_rules! conformance_suite {
             terminated_jobs_are_never_retried, cancel_action_needs_cancelled_outcome,
             unique_key_refuses_while_active, unique_key_is_free_after_the_job_ends,
             chain_runs_steps_in_order_with_results, dead_step_fails_chain_and_dlq_retry_resumes,
-            bad_chains_are_refused, finished_chains_are_swept_failed_ones_kept);
+            bad_chains_are_refused, finished_chains_are_swept_failed_ones_kept,
+            reaped_and_cancelled_steps_end_the_chain);
         $crate::store::conformance::conformance_suite!(@backend $backend; survives_reopen);
     };
     (@store $backend:expr; $($name:ident),+) => {$(
