@@ -115,8 +115,7 @@ async fn across_hosts(worker: &TestHost, front: &TestHost, store: &dyn Store) {
     for (handler, payload) in the_two_jobs() {
         let id = enqueue(&api, handler, &payload).await;
         running(store, id).await;
-        let hosts = store.hosts(Utc::now() - chrono::Duration::minutes(5)).await;
-        assert_eq!(hosts.unwrap().len(), 2, "two hosts share the store");
+        // Only the second process serves `default`: it runs the job.
         terminate_and_check(&api, store, id, handler).await;
     }
     let id = enqueue(&api, "probe.spin", &json!({})).await;
