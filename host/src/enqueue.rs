@@ -75,9 +75,15 @@ fn did_you_mean(near: &[String]) -> String {
 pub struct Enqueuer {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    /// Replaced whole when the plugins change ([`Enqueuer::refresh`]).
+    known: std::sync::RwLock<Arc<Known>>,
+    max_payload: u64,
+}
+
+/// The handlers jobs may be enqueued for, with their retry policies.
+struct Known {
     policies: BTreeMap<String, RetryPolicy>,
     handler_names: Vec<String>,
-    max_payload: u64,
     /// Handlers with a uniqueness policy.
     unique: std::collections::BTreeSet<String>,
 }
@@ -91,6 +97,29 @@ impl Enqueuer {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
     ) -> Result<Enqueuer, RetryError> {
+        Ok(Enqueuer {
+            store,
+            clock,
+            known: std::sync::RwLock::new(Arc::new(Known::resolve(config, registry)?)),
+            max_payload: config.workers.max_payload,
+        })
+    }
+
+    /// Takes the handler set of a changed handler table. A handler whose
+    /// policy does not resolve keeps the old set and answers why.
+    pub fn refresh(&self, config: &Config, registry: &Registry) -> Result<(), RetryError> {
+        let known = Arc::new(Known::resolve(config, registry)?);
+        *self.known.write().unwrap_or_else(|p| p.into_inner()) = known;
+        Ok(())
+    }
+
+    fn known(&self) -> Arc<Known> {
+        self.known.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Known {
+    fn resolve(config: &Config, registry: &Registry) -> Result<Known, RetryError> {
         let mut policies = BTreeMap::new();
         for h in registry.handlers() {
             let own = config.handlers.get(&h.name);
@@ -106,13 +135,9 @@ impl Enqueuer {
                 })?;
             policies.insert(h.name.clone(), policy);
         }
-        let names: Vec<String> = registry.handler_names();
-        Ok(Enqueuer {
-            store,
-            clock,
+        Ok(Known {
             policies,
-            handler_names: names,
-            max_payload: config.workers.max_payload,
+            handler_names: registry.handler_names(),
             unique: config
                 .handlers
                 .iter()
@@ -121,10 +146,12 @@ impl Enqueuer {
                 .collect(),
         })
     }
+}
 
+impl Enqueuer {
     /// The retry policy of a loaded handler.
-    pub fn policy(&self, handler: &str) -> Option<&RetryPolicy> {
-        self.policies.get(handler)
+    pub fn policy(&self, handler: &str) -> Option<RetryPolicy> {
+        self.known().policies.get(handler).cloned()
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -132,7 +159,7 @@ impl Enqueuer {
     }
 
     pub fn knows(&self, handler: &str) -> bool {
-        self.policies.contains_key(handler)
+        self.known().policies.contains_key(handler)
     }
 
     /// Checks a request and turns it into the job to store.
@@ -146,8 +173,9 @@ impl Enqueuer {
                 req.handler.len()
             )));
         }
-        let Some(policy) = self.policies.get(&req.handler) else {
-            let near = near_matches(&self.handler_names, &req.handler);
+        let known = self.known();
+        let Some(policy) = known.policies.get(&req.handler) else {
+            let near = near_matches(&known.handler_names, &req.handler);
             return Err(EnqueueError::UnknownHandler {
                 handler: req.handler,
                 near,
@@ -181,7 +209,7 @@ impl Enqueuer {
             }
             (None, at) => at,
         };
-        let unique_key = if self.unique.contains(&req.handler) {
+        let unique_key = if known.unique.contains(&req.handler) {
             Some(
                 req.unique_key
                     .unwrap_or_else(|| crate::unique::payload_key(&req.payload)),

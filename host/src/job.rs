@@ -244,6 +244,10 @@ pub struct Attempt {
     pub duration_ms: u64,
     /// Fuel the run consumed, when the runtime measured it.
     pub fuel: Option<u64>,
+    /// sha256 (hex) of the plugin version the run ran on; absent when no
+    /// plugin ran (an expired lease) and in records older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin_digest: Option<String>,
 }
 
 /// What a worker reports about a run when it completes or fails a job. The
@@ -261,6 +265,9 @@ pub struct RunReport {
     pub fuel: Option<u64>,
     /// The log the run captured; when given, replaces the job's previous log.
     pub log: Option<String>,
+    /// sha256 (hex) of the plugin version that ran; every backend copies it
+    /// into the [`Attempt`] it records.
+    pub plugin_digest: Option<String>,
 }
 
 impl RunReport {
@@ -272,6 +279,7 @@ impl RunReport {
             duration,
             fuel: None,
             log: None,
+            plugin_digest: None,
         }
     }
 
@@ -283,12 +291,19 @@ impl RunReport {
             duration,
             fuel: None,
             log: None,
+            plugin_digest: None,
         }
     }
 
     /// Adds the fuel the run consumed.
     pub fn with_fuel(mut self, fuel: u64) -> Self {
         self.fuel = Some(fuel);
+        self
+    }
+
+    /// Adds the digest of the plugin version that ran.
+    pub fn with_plugin_digest(mut self, digest: impl Into<String>) -> Self {
+        self.plugin_digest = Some(digest.into());
         self
     }
 

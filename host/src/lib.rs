@@ -10,6 +10,7 @@ pub mod capabilities;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod deploy;
 pub mod enqueue;
 pub mod job;
 pub mod metrics;

@@ -60,7 +60,7 @@ impl Services {
         let store = open_store(&config, clock.clone()).await?;
         let enqueuer = Arc::new(Enqueuer::new(
             &config,
-            runtime.registry(),
+            &runtime.registry(),
             store.clone(),
             clock.clone(),
         )?);
@@ -98,6 +98,37 @@ impl Services {
             settings,
             self.runtime.registry().handler_names(),
         )
+    }
+}
+
+impl Services {
+    /// Keeps the enqueuer and `scheduler` in step with the handler table:
+    /// after every reload they take its handler set (the workers follow it
+    /// themselves). Runs until `shutdown` turns true.
+    pub fn follow_plugins(
+        &self,
+        scheduler: Arc<Scheduler>,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let (runtime, enqueuer) = (self.runtime.clone(), self.enqueuer.clone());
+        let mut generation = runtime.generation();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = generation.changed() => if changed.is_err() { return },
+                    _ = shutdown.changed() => return,
+                }
+                let registry = runtime.registry();
+                if let Err(e) = enqueuer.refresh(runtime.config(), &registry) {
+                    tracing::error!(
+                        "the new handlers' retry policies are refused, enqueues keep the previous set: {e}"
+                    );
+                }
+                if let Err(e) = scheduler.set_known_handlers(registry.handler_names()).await {
+                    tracing::warn!("cannot re-read the schedules after a plugin change: {e}");
+                }
+            }
+        })
     }
 }
 

@@ -339,25 +339,38 @@ fn health_metrics_and_openapi() {
         )
         .json();
     finished(&server, id["id"].as_str().unwrap());
-    let after = server.get("/metrics", None);
+    let metrics = server.get("/metrics", None);
     assert!(
-        after
+        metrics
             .header("content-type")
             .unwrap()
             .starts_with("text/plain")
     );
-    let after = after.text();
     let value = |text: &str, series: &str| -> f64 {
         text.lines()
             .find(|l| l.starts_with(series))
             .and_then(|l| l.rsplit(' ').next())
             .map_or(0.0, |v| v.parse().unwrap())
     };
-    for series in [
+    let series = [
         "taskhost_jobs_enqueued_total{handler=\"hello\"}",
         "taskhost_jobs_succeeded_total{handler=\"hello\"}",
         "taskhost_job_duration_seconds_count{handler=\"hello\"}",
-    ] {
+    ];
+    // The worker counts a job just after the store records its end (which
+    // is what `finished` waits for): wait for the count, not for time.
+    let after = crate::support::wait_until(
+        std::time::Duration::from_secs(30),
+        "the job in the metrics",
+        || {
+            let text = server.get("/metrics", None).text();
+            series
+                .iter()
+                .all(|s| value(&text, s) >= value(&before, s) + 1.0)
+                .then_some(text)
+        },
+    );
+    for series in series {
         assert_eq!(
             value(&after, series),
             value(&before, series) + 1.0,

@@ -134,7 +134,7 @@ fn typescript_client_suite_passes_against_a_real_host() {
         .args(["-p", "."])
         .current_dir(&package)
         .output()
-        .expect("tsc starts");
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", tsc.display()));
     assert!(
         built.status.success(),
         "tsc failed:\n{}{}",

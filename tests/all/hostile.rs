@@ -22,8 +22,13 @@ async fn a_plugin_cannot_declare_itself_unlimited() {
     // probe.greedy declares fuel 0, a timeout of 10^12 ms and u32::MAX attempts.
     let host = TestHost::new("[limits]\nfuel = 50_000_000\ntimeout = \"20s\"\nmax_attempts = 7\n");
     let s = services(&host).await;
-    let entry = s.runtime.registry().handler("probe.greedy").unwrap();
-    let limits = s.runtime.limits(entry);
+    let entry = s
+        .runtime
+        .registry()
+        .handler("probe.greedy")
+        .cloned()
+        .unwrap();
+    let limits = s.runtime.limits(&entry);
     assert_eq!(
         (limits.fuel, limits.timeout),
         (Some(50_000_000), Duration::from_secs(20))

@@ -234,21 +234,23 @@ fn a_bad_redis_url_or_password_stops_serve_naming_the_url_without_the_password()
         "[store]\nbackend = \"redis\"\nurl = \"{}\"\npassword = \"env:TEST_REDIS_PASSWORD\"\n",
         server.url()
     ));
-    let out = std::process::Command::new(crate::support::taskhost_bin())
-        .arg("--config")
-        .arg(wrong.config_path())
-        .args(["queue", "stats"])
-        .env("TEST_REDIS_PASSWORD", "not-the-password")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = stderr(&out);
-    assert!(
-        err.contains(&server.url())
-            && !err.contains("not-the-password")
-            && err.to_lowercase().contains("authentication failed"),
-        "{err}"
-    );
+    for command in [&["serve"][..], &["queue", "stats"]] {
+        let out = std::process::Command::new(crate::support::taskhost_bin())
+            .arg("--config")
+            .arg(wrong.config_path())
+            .args(command)
+            .env("TEST_REDIS_PASSWORD", "not-the-password")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{command:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(&server.url())
+                && !err.contains("not-the-password")
+                && err.to_lowercase().contains("authentication failed"),
+            "{command:?}: {err}"
+        );
+    }
     let out = std::process::Command::new(crate::support::taskhost_bin())
         .arg("--config")
         .arg(wrong.config_path())

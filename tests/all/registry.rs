@@ -156,11 +156,10 @@ async fn a_corrupt_cache_entry_is_recompiled() {
 fn cache_file(host: &TestHost, runtime: &Runtime, plugin: &str) -> std::path::PathBuf {
     let digest = &runtime
         .registry()
-        .plugins()
-        .iter()
-        .find(|p| &*p.name == plugin)
+        .plugin(plugin)
         .expect("the plugin is loaded")
-        .digest;
+        .digest
+        .clone();
     std::fs::read_dir(host.path().join("cache"))
         .unwrap()
         .map(|e| e.unwrap().path())

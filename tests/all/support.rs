@@ -11,6 +11,8 @@ use taskhost::runtime::{JobInput, JobReport, Runtime};
 pub mod anvil;
 pub mod appdb;
 pub mod browser;
+pub mod polyglot;
+pub mod portfolio_standins;
 pub mod postgres;
 pub mod python;
 pub mod redis;
@@ -19,6 +21,12 @@ pub mod standins;
 /// The folder the build script built the plugins into.
 pub fn plugin_dir() -> PathBuf {
     PathBuf::from(env!("TASKHOST_PLUGIN_DIR"))
+}
+
+/// The next version of plugin `name` (`hello`: `target/plugin-variants/hello.wasm`,
+/// built from `plugins/hello-next`), for the reload and deploy tests.
+pub fn plugin_variant(name: &str) -> PathBuf {
+    PathBuf::from(env!("TASKHOST_PLUGIN_VARIANT_DIR")).join(format!("{name}.wasm"))
 }
 
 /// The compiled-plugin cache the tests share (each test that checks the

@@ -2,6 +2,8 @@
 //! runs a manual step: the test crate's build script and the `cargo xtask`
 //! commands both call [`build_plugins`].
 
+pub mod polyglot;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,7 +13,7 @@ pub const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// Why the plugins could not be built; the message says which command failed.
 #[derive(Debug)]
-pub struct BuildError(String);
+pub struct BuildError(pub(crate) String);
 
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -52,6 +54,19 @@ pub fn with_example_config(args: Vec<String>, env_names_config: bool) -> Vec<Str
     let mut with = vec!["--config".to_string(), EXAMPLE_CONFIG.to_string()];
     with.extend(args);
     with
+}
+
+/// The folder of next versions of plugins, for the reload tests:
+/// `<root>/target/plugin-variants`, each file named as the plugin it
+/// replaces (`hello.wasm`), so no host loads them unless a test copies one.
+pub fn plugin_variant_dir(root: &Path) -> PathBuf {
+    root.join("target").join("plugin-variants")
+}
+
+/// The plugin a variant crate is the next version of: `hello` for
+/// `hello-next`; `None` for a regular plugin.
+pub fn variant_of(name: &str) -> Option<&str> {
+    name.strip_suffix("-next")
 }
 
 /// Whether a plugin crate exists only for the tests: by convention its
@@ -107,7 +122,8 @@ pub fn build_plugins(root: &Path) -> Result<PathBuf, BuildError> {
 
     let built = target_dir.join(WASM_TARGET).join("release");
     let (out, examples) = (plugin_dir(root), example_plugin_dir(root));
-    for dir in [&out, &examples] {
+    let variants = plugin_variant_dir(root);
+    for dir in [&out, &examples, &variants] {
         std::fs::create_dir_all(dir)
             .map_err(|e| BuildError(format!("cannot create {}: {e}", dir.display())))?;
     }
@@ -120,6 +136,11 @@ pub fn build_plugins(root: &Path) -> Result<PathBuf, BuildError> {
                  `[lib] crate-type = [\"cdylib\"]`?",
                 from.display()
             )));
+        }
+        if let Some(base) = variant_of(&name) {
+            let as_base = format!("{}.wasm", base.replace('-', "_"));
+            copy_if_changed(&from, &variants.join(as_base))?;
+            continue;
         }
         copy_if_changed(&from, &out.join(&file))?;
         if !is_test_plugin(&name) {
@@ -239,7 +260,7 @@ pub fn plugin_sources(root: &Path) -> Vec<PathBuf> {
 /// Copies only when the bytes differ, so an unchanged plugin keeps its
 /// modification time; goes through a temporary file so that a running host
 /// never reads half a file.
-fn copy_if_changed(from: &Path, to: &Path) -> Result<(), BuildError> {
+pub(crate) fn copy_if_changed(from: &Path, to: &Path) -> Result<(), BuildError> {
     let bytes = std::fs::read(from)
         .map_err(|e| BuildError(format!("built plugin {} is missing: {e}", from.display())))?;
     if std::fs::read(to).ok().as_deref() == Some(&bytes[..]) {
@@ -263,7 +284,7 @@ fn ensure_target() -> Result<(), BuildError> {
     run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
 }
 
-fn run(cmd: &mut Command) -> Result<(), BuildError> {
+pub(crate) fn run(cmd: &mut Command) -> Result<(), BuildError> {
     let status = cmd
         .status()
         .map_err(|e| BuildError(format!("cannot start {cmd:?}: {e}")))?;

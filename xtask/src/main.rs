@@ -33,9 +33,22 @@ fn main() -> ExitCode {
         eprintln!("xtask: {e}");
         return ExitCode::FAILURE;
     }
+    // The Python and JavaScript hellos need python3-venv and Node/npm; a
+    // machine without them still runs the host with the Rust plugins.
+    if let Err(e) = xtask::polyglot::build_polyglot(&root, true) {
+        eprintln!(
+            "xtask: warning: the Python and JavaScript example plugins were not built \
+             (the host runs without py_hello and js_hello): {e}"
+        );
+    }
     let host_args: Vec<String> = match args.first().map(String::as_str) {
         Some("plugins") => {
-            println!("plugins built into {}", xtask::plugin_dir(&root).display());
+            println!(
+                "plugins built into {} (Python and JavaScript: {}; examples: {})",
+                xtask::plugin_dir(&root).display(),
+                xtask::polyglot::polyglot_plugin_dir(&root).display(),
+                xtask::example_plugin_dir(&root).display()
+            );
             return ExitCode::SUCCESS;
         }
         Some("serve") => xtask::with_example_config(

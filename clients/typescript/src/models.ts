@@ -56,6 +56,8 @@ export interface Attempt {
   message: string | null;
   duration_ms: number;
   fuel: number | null;
+  /** sha256 of the plugin version the run ran on (absent for an expired lease). */
+  plugin_digest?: string;
 }
 
 /** A whole job with its attempt history (`GET /jobs/{id}`); times are RFC 3339 strings. */

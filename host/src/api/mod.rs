@@ -10,6 +10,7 @@ mod error;
 mod extract;
 mod jobs;
 mod openapi;
+mod plugins;
 mod stats;
 
 use std::net::SocketAddr;
@@ -86,6 +87,7 @@ pub async fn bind(services: &Services) -> Result<(tokio::net::TcpListener, Auth)
 /// The whole API as a router.
 pub fn app(state: ApiState) -> Router {
     let max_body = state.services.config.api.max_body as usize;
+    let max_plugin = state.services.config.api.max_plugin as usize;
     let v1 = Router::new()
         .route("/stats", get(stats::all))
         .route("/queues", get(stats::queues))
@@ -96,7 +98,13 @@ pub fn app(state: ApiState) -> Router {
         .route("/workers/stats", get(stats::workers))
         .route("/scheduler/stats", get(stats::scheduler))
         .route("/handlers", get(stats::handlers))
-        .route("/plugins", get(stats::plugins))
+        .route(
+            "/plugins",
+            get(stats::plugins)
+                .post(plugins::deploy)
+                .layer(DefaultBodyLimit::max(max_plugin)),
+        )
+        .route("/plugins/{name}/rollback", post(plugins::rollback))
         .route("/jobs", post(jobs::enqueue).get(jobs::list))
         .route("/jobs/batch", post(jobs::enqueue_batch))
         .route("/jobs/{id}", get(jobs::get_job))

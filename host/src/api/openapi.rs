@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, chains, jobs, stats};
+use super::{admin, chains, jobs, plugins, stats};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,6 +16,7 @@ use super::{admin, chains, jobs, stats};
         admin::pause_queue, admin::resume_queue, admin::purge_queue,
         admin::list_schedules, admin::add_schedule, admin::remove_schedule, admin::enable_schedule, admin::disable_schedule, admin::run_schedule,
         stats::queues, stats::queue, stats::workers, stats::scheduler, stats::all, stats::handlers, stats::plugins, stats::health, stats::metrics,
+        plugins::deploy, plugins::rollback,
     ),
     modifiers(&Bearer),
     security(("bearer" = []))

@@ -114,7 +114,20 @@ pub struct AllStats {
     pub scheduler: SchedulerStats,
     pub handlers: usize,
     pub plugins: usize,
+    /// Plugins whose file was deleted (after `host.unload_grace`): their
+    /// handlers' jobs stay pending here until the plugin comes back.
+    pub waiting_for_plugins: Vec<WaitingPlugin>,
     pub uptime_seconds: u64,
+}
+
+/// A plugin out of service whose handlers' jobs wait for it.
+#[derive(Serialize, ToSchema)]
+pub struct WaitingPlugin {
+    pub plugin: String,
+    /// The digest that was in service.
+    pub digest: String,
+    pub handlers: Vec<String>,
+    pub since: chrono::DateTime<chrono::Utc>,
 }
 
 /// Everything at once.
@@ -131,6 +144,15 @@ pub async fn all(
         scheduler: state.scheduler.stats(),
         handlers: registry.handlers().count(),
         plugins: registry.plugins().len(),
+        waiting_for_plugins: registry
+            .gone()
+            .map(|g| WaitingPlugin {
+                plugin: g.name.clone(),
+                digest: g.digest.clone(),
+                handlers: g.handlers.clone(),
+                since: g.since,
+            })
+            .collect(),
         uptime_seconds: state.started.elapsed().as_secs(),
     }))
 }
@@ -209,8 +231,10 @@ pub struct PluginView {
     pub name: String,
     pub file: String,
     pub digest: String,
-    /// Whether the compiled code came from the on-disk cache at start.
+    /// Whether the compiled code came from the on-disk cache.
     pub from_cache: bool,
+    /// When this version went into service on this host.
+    pub loaded_at: chrono::DateTime<chrono::Utc>,
     pub handlers: Vec<String>,
 }
 
@@ -233,6 +257,7 @@ pub(super) fn plugin_views(state: &ApiState) -> Vec<PluginView> {
                 file: p.path.display().to_string(),
                 digest: p.digest.clone(),
                 from_cache: p.from_cache,
+                loaded_at: p.loaded_at,
                 handlers: registry
                     .handlers()
                     .filter(|h| std::sync::Arc::ptr_eq(&h.plugin, p))

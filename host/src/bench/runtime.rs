@@ -122,7 +122,7 @@ pub async fn run(config: &Config, scratch: &Path) -> anyhow::Result<Report> {
     }
     let per_job = started.elapsed() / JOBS as u32;
 
-    let [store_new, instantiate, call, drop] = phases(&runtime, &input).await?;
+    let [store_new, instantiate, call, drop] = phases(&runtime, &input, JOBS).await?;
 
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -153,13 +153,19 @@ pub async fn run(config: &Config, scratch: &Path) -> anyhow::Result<Report> {
     })
 }
 
-/// Times the three phases of a job separately.
-async fn phases(runtime: &Runtime, input: &JobInput) -> anyhow::Result<[Duration; 4]> {
+/// Times the phases of `jobs` jobs of `input`'s handler separately (mean
+/// of each): store, instantiate, call, drop.
+pub(crate) async fn phases(
+    runtime: &Runtime,
+    input: &JobInput,
+    jobs: usize,
+) -> anyhow::Result<[Duration; 4]> {
     let entry = runtime
         .registry()
-        .handler("hello")
-        .context("hello is not loaded")?;
-    let limits = runtime.limits(entry);
+        .handler(&input.handler)
+        .cloned()
+        .with_context(|| format!("{} is not loaded", input.handler))?;
+    let limits = runtime.limits(&entry);
     let ctx = crate::capabilities::bindings::taskhost::plugin::types::JobContext {
         id: input.id.clone(),
         handler: input.handler.clone(),
@@ -170,7 +176,7 @@ async fn phases(runtime: &Runtime, input: &JobInput) -> anyhow::Result<[Duration
         scheduled_for: 0,
     };
     let mut total = [Duration::ZERO; 4];
-    for _ in 0..JOBS {
+    for _ in 0..jobs {
         let t0 = Instant::now();
         let identity = JobIdentity {
             job_id: input.id.clone(),
@@ -183,12 +189,12 @@ async fn phases(runtime: &Runtime, input: &JobInput) -> anyhow::Result<[Duration
         let t2 = Instant::now();
         let out = instance.call_run(&mut store, &ctx, &input.payload).await?;
         let t3 = Instant::now();
-        anyhow::ensure!(out.is_ok(), "hello failed");
+        anyhow::ensure!(out.is_ok(), "{} failed", input.handler);
         drop(store);
         let t4 = Instant::now();
         for (sum, d) in total.iter_mut().zip([t1 - t0, t2 - t1, t3 - t2, t4 - t3]) {
             *sum += d;
         }
     }
-    Ok(total.map(|d| d / JOBS as u32))
+    Ok(total.map(|d| d / jobs as u32))
 }

@@ -1,8 +1,10 @@
-//! `taskhost bench store`: operations per second of the embedded store,
-//! measured through the [`Store`] trait as the worker and API use it.
+//! `taskhost bench store`: operations per second of the embedded store
+//! (or of the Redis store), measured through the [`Store`] trait as the
+//! worker and API use it.
 //!
 //! Every figure is for acknowledged (committed) operations with the default
-//! durability (`synchronous=NORMAL`). Each scenario gets a fresh file.
+//! durability (`synchronous=NORMAL`; on Redis, whatever the server is set
+//! to). Each scenario gets a fresh file (a fresh key prefix on Redis).
 
 use std::fmt;
 use std::path::Path;
@@ -42,18 +44,36 @@ impl Figure {
     }
 }
 
+/// Which store a run measures.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Fresh SQLite files.
+    Sqlite,
+    /// The Redis at this URL, under fresh key prefixes.
+    Redis(String),
+}
+
 /// All figures of one run.
 pub struct Report {
+    /// What was measured, for the heading.
+    pub target: Target,
     /// The scenarios in run order.
     pub figures: Vec<Figure>,
 }
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "embedded store (SQLite, WAL, synchronous=NORMAL, group commit)"
-        )?;
+        match &self.target {
+            Target::Sqlite => writeln!(
+                f,
+                "embedded store (SQLite, WAL, synchronous=NORMAL, group commit)"
+            )?,
+            Target::Redis(url) => writeln!(
+                f,
+                "Redis store ({}, one script per change, completions batched)",
+                crate::store::redis::redact(url)
+            )?,
+        }
         for fig in &self.figures {
             writeln!(
                 f,
@@ -68,27 +88,44 @@ impl fmt::Display for Report {
     }
 }
 
-/// Runs every scenario on store files under `dir`.
+/// Runs every scenario on store files under `dir` (or on Redis).
 pub async fn run(dir: &Path) -> anyhow::Result<Report> {
+    run_on(dir, Target::Sqlite).await
+}
+
+/// Runs every scenario on `target`.
+pub async fn run_on(dir: &Path, target: Target) -> anyhow::Result<Report> {
+    let fresh = |name: String| {
+        let target = target.clone();
+        async move { fresh(dir, &name, &target).await }
+    };
     let mut figures = Vec::new();
     for clients in [1, 8] {
-        let store = fresh(dir, &format!("enqueue-{clients}")).await?;
+        let store = fresh(format!("enqueue-{clients}")).await?;
         figures.push(enqueue_single(&store, clients).await?);
         store.close().await?;
     }
-    let store = fresh(dir, "enqueue-batch").await?;
+    let store = fresh("enqueue-batch".into()).await?;
     figures.push(enqueue_batches(&store).await?);
     store.close().await?;
     for (workers, concurrent) in [(1, false), (1, true), (8, true)] {
-        let store = fresh(dir, &format!("cycle-{workers}-{concurrent}")).await?;
+        let store = fresh(format!("cycle-{workers}-{concurrent}")).await?;
         fill(&store, CYCLE_JOBS).await?;
         figures.push(cycles(&store, workers, concurrent).await?);
         store.close().await?;
     }
-    Ok(Report { figures })
+    Ok(Report { target, figures })
 }
 
-async fn fresh(dir: &Path, name: &str) -> anyhow::Result<Arc<dyn Store>> {
+async fn fresh(dir: &Path, name: &str, target: &Target) -> anyhow::Result<Arc<dyn Store>> {
+    if let Target::Redis(url) = target {
+        let options = crate::store::redis::RedisOptions {
+            prefix: format!("bench:{}:{name}:", uuid::Uuid::now_v7()),
+            ..crate::store::redis::RedisOptions::new(url.clone())
+        };
+        let store = crate::store::redis::RedisStore::open(options, Arc::new(SystemClock)).await?;
+        return Ok(Arc::new(store));
+    }
     let path = dir.join(format!("bench-{name}.db"));
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));

@@ -1,5 +1,6 @@
-//! `taskhost bench workers`: the job system end to end on the embedded
-//! store with no-op `hello` jobs, a fresh sandbox per job.
+//! `taskhost bench workers`: the job system end to end with no-op `hello`
+//! jobs, a fresh sandbox per job, on the embedded store and (with
+//! `--store redis`) on the Redis store beside it.
 
 use std::fmt;
 use std::path::Path;
@@ -15,12 +16,36 @@ use crate::job::JobStatus;
 use crate::services::Services;
 use crate::worker::Workers;
 
-const SINGLE: usize = 5_000;
-const BATCHES: usize = 200;
 const BATCH: usize = 100;
-const LATENCY_JOBS: usize = 1_000;
+
+/// How many jobs each phase takes.
+#[derive(Debug, Clone, Copy)]
+pub struct Size {
+    /// Jobs enqueued one at a time.
+    pub single: usize,
+    /// Batches of [`BATCH`] jobs.
+    pub batches: usize,
+    /// Jobs timed one at a time into an idle pool.
+    pub latency: usize,
+}
+
+impl Size {
+    /// The figures the issues quote.
+    pub const FULL: Size = Size {
+        single: 5_000,
+        batches: 200,
+        latency: 1_000,
+    };
+    /// A tenth of it, for a debug build or a quick look.
+    pub const QUICK: Size = Size {
+        single: 500,
+        batches: 20,
+        latency: 100,
+    };
+}
 
 pub struct Report {
+    pub latency_jobs: usize,
     pub enqueue_single: f64,
     pub enqueue_batch: f64,
     pub jobs: usize,
@@ -53,14 +78,16 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "idle enqueue→start latency ({LATENCY_JOBS} jobs): p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+            "idle enqueue→start latency ({} jobs): p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+            self.latency_jobs,
             ms(self.latency_p50),
             ms(self.latency_p99),
             ms(self.latency_max)
         )?;
         writeln!(
             f,
-            "idle enqueue→wait returns ({LATENCY_JOBS} jobs): p50 {:.3} ms, p99 {:.3} ms   (the API's /wait path)",
+            "idle enqueue→wait returns ({} jobs): p50 {:.3} ms, p99 {:.3} ms   (the API's /wait path)",
+            self.latency_jobs,
             ms(self.wait_p50),
             ms(self.wait_p99),
         )
@@ -75,28 +102,35 @@ fn hello() -> EnqueueRequest {
     }
 }
 
-/// Measures with the plugins of `config` and a fresh store under `scratch`.
-pub async fn run(config: &Config, scratch: &Path) -> anyhow::Result<Report> {
+/// Measures with the plugins of `config` and a fresh store under `scratch`
+/// (or on the Redis store `config` names, under a fresh key prefix).
+pub async fn run(config: &Config, scratch: &Path, size: Size) -> anyhow::Result<Report> {
+    let Size {
+        single,
+        batches,
+        latency: latency_jobs,
+    } = size;
     let mut config = config.clone();
     config.host.data = scratch.join("bench-data");
+    config.store.prefix = format!("{}bench:{}:", config.store.prefix, uuid::Uuid::now_v7());
     let concurrency = config.workers.queues.get("default").copied().unwrap_or(16);
     let config = Arc::new(config);
     let s = Services::open(config.clone()).await?;
 
     let started = Instant::now();
-    for _ in 0..SINGLE {
+    for _ in 0..single {
         s.enqueuer.enqueue(hello()).await?;
     }
-    let enqueue_single = SINGLE as f64 / started.elapsed().as_secs_f64();
+    let enqueue_single = single as f64 / started.elapsed().as_secs_f64();
     let started = Instant::now();
-    for _ in 0..BATCHES {
+    for _ in 0..batches {
         s.enqueuer
             .enqueue_batch((0..BATCH).map(|_| hello()).collect())
             .await
             .map_err(|(_, e)| e)?;
     }
-    let enqueue_batch = (BATCHES * BATCH) as f64 / started.elapsed().as_secs_f64();
-    let jobs = SINGLE + BATCHES * BATCH;
+    let enqueue_batch = (batches * BATCH) as f64 / started.elapsed().as_secs_f64();
+    let jobs = single + batches * BATCH;
 
     // Everything is queued: start the workers and time the drain.
     let (stop, stopped) = watch::channel(false);
@@ -125,9 +159,9 @@ pub async fn run(config: &Config, scratch: &Path) -> anyhow::Result<Report> {
     );
 
     // Idle latency: one job at a time into an idle pool.
-    let mut latencies = Vec::with_capacity(LATENCY_JOBS);
+    let mut latencies = Vec::with_capacity(latency_jobs);
     let mut changes = s.store.changes();
-    for _ in 0..LATENCY_JOBS {
+    for _ in 0..latency_jobs {
         tokio::time::sleep(Duration::from_millis(2)).await;
         let id = s.enqueuer.enqueue(hello()).await?.id;
         let job = loop {
@@ -143,8 +177,8 @@ pub async fn run(config: &Config, scratch: &Path) -> anyhow::Result<Report> {
     latencies.sort();
 
     // Enqueue → wait returns: what a client of `/jobs/{id}/wait` sees.
-    let mut waits = Vec::with_capacity(LATENCY_JOBS);
-    for _ in 0..LATENCY_JOBS {
+    let mut waits = Vec::with_capacity(latency_jobs);
+    for _ in 0..latency_jobs {
         tokio::time::sleep(Duration::from_millis(2)).await;
         let started = Instant::now();
         let id = s.enqueuer.enqueue(hello()).await?.id;
@@ -158,15 +192,16 @@ pub async fn run(config: &Config, scratch: &Path) -> anyhow::Result<Report> {
     pool.await?;
     s.store.close().await?;
     Ok(Report {
+        latency_jobs,
         enqueue_single,
         enqueue_batch,
         jobs,
         concurrency,
         processed_per_second,
-        latency_p50: latencies[LATENCY_JOBS / 2],
-        latency_p99: latencies[LATENCY_JOBS * 99 / 100],
-        latency_max: latencies[LATENCY_JOBS - 1],
-        wait_p50: waits[LATENCY_JOBS / 2],
-        wait_p99: waits[LATENCY_JOBS * 99 / 100],
+        latency_p50: latencies[latency_jobs / 2],
+        latency_p99: latencies[latency_jobs * 99 / 100],
+        latency_max: latencies[latency_jobs - 1],
+        wait_p50: waits[latency_jobs / 2],
+        wait_p99: waits[latency_jobs * 99 / 100],
     })
 }

@@ -171,13 +171,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Command::Dlq(cmd) => admin::dlq_remote(&remote, cmd).await,
             Command::Queue(cmd) => admin::queue_remote(&remote, cmd).await,
             Command::Schedule(cmd) => schedule::execute_remote(&remote, cmd).await,
+            Command::Plugin(cmd) => plugin::execute_remote(&remote, cmd).await,
             // TASKHOST_URL in the environment is for the commands that use
             // it; only an explicit --url on a command that cannot is an error.
             command if !url_given_on_command_line() => {
                 run_local(cli.config.as_deref(), command).await
             }
             _ => Err(BadInput(
-                "--url works with enqueue, job, jobs, cancel, chain, wait, dlq, queue and schedule"
+                "--url works with enqueue, job, jobs, cancel, chain, wait, dlq, queue, schedule and plugin"
                     .into(),
             )
             .into()),

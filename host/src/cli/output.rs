@@ -77,12 +77,17 @@ pub fn job_detail(j: &Job) -> String {
         for a in &j.attempts {
             let _ = writeln!(
                 out,
-                "  #{:<2} {}  {:<18} {:>8} ms  {}  {}",
+                "  #{:<2} {}  {:<18} {:>8} ms  {}  plugin {}  {}",
                 a.attempt,
                 a.at.to_rfc3339(),
                 a.outcome.as_str(),
                 a.duration_ms,
                 a.host,
+                // The version the run ran on; the full digest is in --json.
+                a.plugin_digest.as_deref().map_or_else(
+                    || "-".to_string(),
+                    |d| format!("sha256:{}", &d[..d.len().min(16)])
+                ),
                 a.message.as_deref().unwrap_or("")
             );
         }

@@ -1,4 +1,5 @@
-//! `taskhost plugin list | check <file>`.
+//! `taskhost plugin list | check <file>`, and against a serving host
+//! (`--url`): `plugin deploy <file>` and `plugin rollback <name>`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,6 +10,8 @@ use crate::runtime::Runtime;
 use clap::Subcommand;
 
 use super::BadInput;
+use super::remote::{Remote, encode};
+use crate::store::PluginRelease;
 
 #[derive(Subcommand)]
 pub enum PluginCommand {
@@ -16,6 +19,62 @@ pub enum PluginCommand {
     List,
     /// Check that one file is a loadable plugin and list its handlers.
     Check { file: PathBuf },
+    /// Deploy a component to every host sharing the store of the host at
+    /// --url (admin token in TASKHOST_TOKEN); the plugin's name is the
+    /// file stem unless --name says otherwise.
+    Deploy {
+        file: PathBuf,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Return a deployed plugin to its previous version on every host
+    /// sharing the store of the host at --url.
+    Rollback { name: String },
+}
+
+/// `plugin deploy` and `plugin rollback` against the host at `--url`.
+pub async fn execute_remote(remote: &Remote, cmd: PluginCommand) -> anyhow::Result<ExitCode> {
+    let release: PluginRelease = match cmd {
+        PluginCommand::Deploy { file, name } => {
+            let name = match name {
+                Some(n) => n,
+                None => file
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .ok_or_else(|| BadInput(format!("{} is not a file", file.display())))?,
+            };
+            let bytes = std::fs::read(&file)
+                .map_err(|e| BadInput(format!("cannot read {}: {e}", file.display())))?;
+            remote
+                .post_bytes(
+                    &format!("/api/v1/plugins?name={}", encode(&name)),
+                    bytes,
+                    "application/wasm",
+                )
+                .await?
+        }
+        PluginCommand::Rollback { name } => {
+            remote
+                .post(
+                    &format!("/api/v1/plugins/{}/rollback", encode(&name)),
+                    &serde_json::Value::Null,
+                )
+                .await?
+        }
+        PluginCommand::List | PluginCommand::Check { .. } => {
+            return Err(BadInput(
+                "plugin list and plugin check work on this machine's files; drop --url".into(),
+            )
+            .into());
+        }
+    };
+    println!(
+        "{}  sha256:{}  deployed {}",
+        release.name,
+        release.digest,
+        release.deployed_at.to_rfc3339()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 pub async fn execute(config: Arc<Config>, cmd: PluginCommand) -> anyhow::Result<ExitCode> {
@@ -23,6 +82,12 @@ pub async fn execute(config: Arc<Config>, cmd: PluginCommand) -> anyhow::Result<
     // settings; what it says names the file given, never the copy.
     let mut staged: Option<(tempfile::TempDir, PathBuf, PathBuf)> = None;
     let config = match &cmd {
+        PluginCommand::Deploy { .. } | PluginCommand::Rollback { .. } => {
+            return Err(BadInput(
+                "plugin deploy and plugin rollback talk to a serving host: give --url (and TASKHOST_TOKEN)".into(),
+            )
+            .into());
+        }
         PluginCommand::List => config,
         PluginCommand::Check { file } => {
             let staging = tempfile::tempdir()?;
@@ -52,10 +117,13 @@ pub async fn execute(config: Arc<Config>, cmd: PluginCommand) -> anyhow::Result<
     let stats = runtime.registry().stats();
     for plugin in runtime.registry().plugins() {
         println!(
-            "{}  {}  sha256:{}",
+            "{}  {}  sha256:{}  loaded {}",
             plugin.name,
             as_given(plugin.path.display().to_string()),
-            &plugin.digest[..16]
+            &plugin.digest[..16],
+            plugin
+                .loaded_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         );
         for h in runtime
             .registry()

@@ -36,7 +36,19 @@ impl Remote {
     }
 
     pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> anyhow::Result<T> {
+        let body = (Bytes::from(body.to_string()), "application/json");
         self.call(Method::POST, path, Some(body)).await
+    }
+
+    /// POSTs raw bytes of `content_type` (a plugin component).
+    pub async fn post_bytes<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &'static str,
+    ) -> anyhow::Result<T> {
+        self.call(Method::POST, path, Some((Bytes::from(body), content_type)))
+            .await
     }
 
     pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
@@ -47,7 +59,7 @@ impl Remote {
         &self,
         method: Method,
         path: &str,
-        body: Option<&Value>,
+        body: Option<(Bytes, &'static str)>,
     ) -> anyhow::Result<T> {
         let failed = |what: &str, e: &dyn std::fmt::Display| {
             anyhow::anyhow!("{method} http://{}{path}: {what}: {e}", self.authority)
@@ -69,9 +81,9 @@ impl Remote {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
         let bytes = match body {
-            Some(b) => {
-                request = request.header(header::CONTENT_TYPE, "application/json");
-                Bytes::from(b.to_string())
+            Some((b, content_type)) => {
+                request = request.header(header::CONTENT_TYPE, content_type);
+                b
             }
             None => Bytes::new(),
         };

@@ -66,6 +66,23 @@ pub async fn execute(config: Arc<Config>) -> anyhow::Result<ExitCode> {
         config.store.sweep_every,
         stopped.clone(),
     ));
+    let follow_task = services.follow_plugins(scheduler.clone(), stopped.clone());
+    let deployed_task = crate::deploy::follow(
+        services.runtime.clone(),
+        services.store.clone(),
+        stopped.clone(),
+    );
+    let watch_task = match config.host.watch {
+        true => Some(
+            crate::runtime::watcher::spawn(
+                services.runtime.clone(),
+                config.host.unload_grace,
+                stopped.clone(),
+            )
+            .map_err(|e| BadInput(format!("{e} (set host.watch = false to run without)")))?,
+        ),
+        false => None,
+    };
     let scheduler_task = config.scheduler.enabled.then(|| {
         liveness.scheduler.store(true, Ordering::Relaxed);
         let (scheduler, stopped, liveness) = (scheduler.clone(), stopped.clone(), liveness.clone());
@@ -147,6 +164,11 @@ pub async fn execute(config: Arc<Config>) -> anyhow::Result<ExitCode> {
         sweeper_task,
     )
     .await;
+    let _ = follow_task.await;
+    let _ = deployed_task.await;
+    if let Some(task) = watch_task {
+        let _ = task.await;
+    }
     // The host's row goes last, once nothing of it runs any more.
     let _ = presence_task.await;
     // Close the store whatever happened above: closing checkpoints the WAL

@@ -14,6 +14,9 @@ pub struct ApiSettings {
     /// The largest request body.
     #[serde(with = "serde_units::size")]
     pub max_body: u64,
+    /// The largest plugin component `POST /api/v1/plugins` takes.
+    #[serde(with = "serde_units::size")]
+    pub max_plugin: u64,
     /// The most jobs one batch enqueue may carry.
     pub max_batch: usize,
     /// Whether `/metrics` needs a token with the `read` scope.
@@ -28,6 +31,7 @@ impl Default for ApiSettings {
             enabled: true,
             listen: "127.0.0.1:8080".into(),
             max_body: 1 << 20,
+            max_plugin: 32 << 20,
             max_batch: 1000,
             metrics_auth: false,
             tokens: Vec::new(),

@@ -83,6 +83,13 @@ pub struct HostSettings {
     pub pool_size: u32,
     /// Cranelift optimisation level for plugins: `speed`, `speed_and_size` or `none`.
     pub opt_level: OptLevel,
+    /// Whether `serve` watches the plugin folder and loads added or changed
+    /// files without a restart.
+    pub watch: bool,
+    /// How long a plugin whose file was deleted keeps taking jobs: a file
+    /// that comes back within it (a delete-then-copy) drops nothing.
+    #[serde(with = "serde_units::duration")]
+    pub unload_grace: Duration,
 }
 
 impl Default for HostSettings {
@@ -93,6 +100,8 @@ impl Default for HostSettings {
             data: ".taskhost".into(),
             pool_size: 256,
             opt_level: OptLevel::Speed,
+            watch: true,
+            unload_grace: Duration::from_secs(10),
         }
     }
 }

@@ -257,6 +257,13 @@ pub struct PluginGrants {
     /// `"read"` or `"write"`: `databases = { app = "write", reports = "read" }`.
     #[serde(default)]
     pub databases: BTreeMap<String, super::DbAccess>,
+    /// Databases (names from `[databases]`) on which this plugin may run
+    /// `VACUUM` and `ANALYZE`, and nothing else by this grant:
+    /// `maintenance = ["app"]`. Separate from `databases`, so a plugin
+    /// that only keeps a database in shape needs no read or write grant,
+    /// and a write grant alone cannot take the long locks a vacuum takes.
+    #[serde(default)]
+    pub maintenance: Vec<String>,
     /// Outbound HTTP origins this plugin may reach, as
     /// `scheme://host[:port]`: `"https://api.telegram.org"`,
     /// `"https://*.example.com"` (any subdomain), `"http://127.0.0.1:8080"`,

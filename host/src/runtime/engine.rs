@@ -28,18 +28,28 @@ pub struct EngineSettings {
     pub opt_level: OptLevel,
 }
 
-/// Builds the engine. A Rust wasip2 component holds a handful of core
-/// instances, one or two memories and a few tables; the pool is sized for
-/// `pool_size` such components.
+/// The most core module instances one plugin instance may hold. A Rust
+/// wasip2 component instantiates 3, a componentize-js one 4, a
+/// componentize-py one 14 (the interpreter, libc and each native library
+/// are modules of their own); the rest is room for Python packages with
+/// native code.
+pub const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 24;
+
+/// Builds the engine. The pool holds `pool_size` job instances of any
+/// plugin: core instance slots for the largest component (they are
+/// address space and a little bookkeeping, not resident memory), one or
+/// two memories and a few tables each. Sized for an average Rust plugin
+/// instead, a pool full of Python jobs ran out of core instances and
+/// failed jobs it had admitted.
 pub fn build_engine(settings: &EngineSettings) -> wasmtime::Result<Engine> {
     let n = settings.pool_size.max(1);
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(n)
-        .total_core_instances(n * 8)
+        .total_core_instances(n * MAX_CORE_INSTANCES_PER_COMPONENT)
         .total_memories(n * 2)
         .total_tables(n * 4)
         .total_stacks(n)
-        .max_core_instances_per_component(16)
+        .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
         .max_memories_per_component(2)
         .max_tables_per_component(8)
         .max_memory_size(settings.max_memory_bytes.max(1 << 20) as usize)

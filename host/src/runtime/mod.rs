@@ -7,15 +7,18 @@ mod engine;
 mod limits;
 mod outcome;
 mod registry;
+mod reload;
 mod state;
 mod text;
 mod unmatched;
+pub mod watcher;
+mod wit_version;
 
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tracing::Instrument;
 use wasmtime::component::Linker;
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
@@ -29,11 +32,16 @@ pub use capture::Capture;
 pub use engine::{EPOCH_TICK, EngineSettings, EpochTicker, build_engine};
 pub use limits::{Limits, plugin_max_attempts};
 pub use outcome::{JobReport, Outcome};
-pub use registry::{HandlerDefaults, HandlerEntry, LoadStats, Plugin, PluginError, Registry};
+pub use registry::{
+    GonePlugin, HandlerDefaults, HandlerEntry, LoadStats, Plugin, PluginError, Registry,
+    component_digest,
+};
+pub use reload::Loaded;
 pub use state::{
     DENIALS_LOGGED, HostCallLimitExceeded, JobIdentity, JobServices, JobState, MemoryLimitExceeded,
 };
 pub use text::{TRUNCATED, clip, clip_in_place, one_line};
+pub use wit_version::{WIT_PACKAGE, WIT_VERSION, speaks};
 
 /// The most fuel a job's report may miss when the deadline stops it (see
 /// [`Runtime::new_store`]); about a millisecond of compute.
@@ -109,7 +117,16 @@ impl JobInput {
 /// The engine, the loaded plugins and the instance pool of one host.
 pub struct Runtime {
     engine: Engine,
-    registry: Registry,
+    /// The handler table in service; replaced whole by a reload (see
+    /// [`Runtime::registry`]).
+    registry: RwLock<Arc<Registry>>,
+    /// Bumped after every change of the handler table, so workers, the
+    /// scheduler and the enqueuer pick up the new handler set.
+    generation: watch::Sender<u64>,
+    /// Serialises reloads: two changes of one table never race.
+    reloading: tokio::sync::Mutex<()>,
+    cache: Arc<CompileCache>,
+    linker: Arc<Linker<JobState>>,
     config: Arc<Config>,
     permits: Arc<Semaphore>,
     enqueuer: OnceLock<Arc<Enqueuer>>,
@@ -138,18 +155,32 @@ impl Runtime {
         let shared = Arc::new(
             capabilities::Shared::from_config(&config).map_err(RuntimeError::Capabilities)?,
         );
+        let cache_dir = config.cache_dir();
+        let cache = Arc::new(CompileCache::new(&cache_dir, &engine).map_err(|source| {
+            RuntimeError::CacheDir {
+                path: cache_dir,
+                source,
+            }
+        })?);
+        let mut linker = Linker::<JobState>::new(&engine);
+        capabilities::add_to_linker(&mut linker)
+            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let ticker = EpochTicker::start(&engine);
         let mut runtime = Runtime {
             permits: Arc::new(Semaphore::new(config.host.pool_size.max(1) as usize)),
             engine,
-            registry: Registry::default(),
+            registry: RwLock::default(),
+            generation: watch::Sender::new(0),
+            reloading: tokio::sync::Mutex::new(()),
+            cache,
+            linker: Arc::new(linker),
             config,
             enqueuer: OnceLock::new(),
             shared,
             _ticker: ticker,
         };
         runtime.load_plugins().await?;
-        unmatched::warn_unmatched(&runtime.config, &runtime.registry);
+        unmatched::warn_unmatched(&runtime.config, &runtime.registry());
         Ok(runtime)
     }
 
@@ -166,19 +197,8 @@ impl Runtime {
                 dir.display()
             );
         }
-        let cache_dir = self.config.cache_dir();
-        let cache = Arc::new(
-            CompileCache::new(&cache_dir, &self.engine).map_err(|source| {
-                RuntimeError::CacheDir {
-                    path: cache_dir,
-                    source,
-                }
-            })?,
-        );
-        let mut linker = Linker::<JobState>::new(&self.engine);
-        capabilities::add_to_linker(&mut linker)
-            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-        let linker = Arc::new(linker);
+        let (cache, linker) = (self.cache.clone(), self.linker.clone());
+        let mut registry = Registry::default();
 
         // Compile (or map from the cache) on blocking threads, all at once.
         let mut compiling = Vec::new();
@@ -190,7 +210,8 @@ impl Runtime {
                 .unwrap_or_default();
             let grants = Arc::new(self.config.grants(&stem));
             compiling.push(tokio::task::spawn_blocking(move || {
-                prepare(&engine, &cache, &linker, &path, grants)
+                let (bytes, digest) = registry::read_component(&path)?;
+                prepare(&engine, &cache, &linker, &path, &bytes, digest, grants)
             }));
         }
         let mut errors = Vec::new();
@@ -204,14 +225,15 @@ impl Runtime {
             };
             match self.describe(&plugin).await {
                 Ok(handlers) => {
-                    if let Err(e) = self.registry.insert(plugin, handlers) {
+                    if let Err(e) = registry.insert(plugin, handlers) {
                         errors.push(e);
                     }
                 }
                 Err(e) => errors.push(e),
             }
         }
-        self.registry.set_load_time(started.elapsed());
+        registry.set_load_time(started.elapsed());
+        *self.registry.get_mut().unwrap_or_else(|p| p.into_inner()) = Arc::new(registry);
         if errors.is_empty() {
             Ok(())
         } else {
@@ -271,8 +293,18 @@ impl Runtime {
         let _ = self.enqueuer.set(enqueuer);
     }
 
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    /// The handler table in service now: a snapshot, so what a caller
+    /// reads from it stays consistent while a reload swaps in the next.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Ticks after every change of the handler table.
+    pub fn generation(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
     }
 
     pub fn config(&self) -> &Arc<Config> {
@@ -328,9 +360,13 @@ impl Runtime {
 
     /// Runs one job in a fresh instance and reports how it ended. Only an
     /// unknown handler is an error; everything the guest does is an outcome.
+    /// The job runs on the plugin version in service when it starts, to
+    /// its end, whatever reloads happen meanwhile.
     pub async fn run(&self, input: JobInput) -> Result<JobReport, RunError> {
-        let entry = self
-            .registry
+        // The snapshot lives as long as the job: one reference count, and
+        // the plugin it ran on cannot go away under it.
+        let registry = self.registry();
+        let entry = registry
             .handler(&input.handler)
             .ok_or_else(|| RunError::UnknownHandler(input.handler.clone()))?;
         let span = tracing::info_span!("job", id = %input.id, handler = %input.handler, attempt = input.attempt);
@@ -367,6 +403,7 @@ impl Runtime {
                     duration: started.elapsed(),
                     log: String::new(),
                     log_truncated: false,
+                    plugin_digest: Some(entry.plugin.digest.clone()),
                 };
             }
         };
@@ -440,6 +477,7 @@ impl Runtime {
             duration: started.elapsed(),
             log,
             log_truncated,
+            plugin_digest: Some(entry.plugin.digest.clone()),
         }
     }
 }
@@ -474,22 +512,25 @@ fn classify(
     }
 }
 
-/// Loads, compiles (or maps from the cache) and pre-links one plugin file.
+/// Compiles (or maps from the cache) and pre-links one plugin file's
+/// bytes, after checking the WIT version it was built against.
 fn prepare(
     engine: &Engine,
     cache: &CompileCache,
     linker: &Linker<JobState>,
     path: &Path,
+    bytes: &[u8],
+    digest: String,
     grants: Arc<crate::config::PluginGrants>,
 ) -> Result<Plugin, PluginError> {
-    let (bytes, digest) = registry::read_component(path)?;
     let (component, from_cache) =
         cache
-            .load(engine, &bytes, &digest)
+            .load(engine, bytes, &digest)
             .map_err(|e| PluginError::Compile {
                 path: path.to_path_buf(),
                 message: format!("{e:#}"),
             })?;
+    wit_version::check(engine, &component, path)?;
     let wrong_world = |e: wasmtime::Error| PluginError::WrongWorld {
         path: path.to_path_buf(),
         message: format!("{e:#}"),
@@ -506,6 +547,7 @@ fn prepare(
         digest,
         from_cache,
         grants,
+        loaded_at: chrono::Utc::now(),
         pre,
     })
 }

@@ -116,6 +116,10 @@ pub struct JobReport {
     /// stdout, stderr and `log` lines, in order, capped.
     pub log: String,
     pub log_truncated: bool,
+    /// sha256 of the plugin version the job ran on (hex); `None` when no
+    /// plugin ran it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin_digest: Option<String>,
 }
 
 mod ms {

@@ -31,6 +31,8 @@ pub struct Plugin {
     pub from_cache: bool,
     /// What the config grants this plugin.
     pub grants: Arc<PluginGrants>,
+    /// When this version went into service on this host.
+    pub loaded_at: chrono::DateTime<chrono::Utc>,
     pub(crate) pre: PluginPre<JobState>,
 }
 
@@ -61,6 +63,14 @@ pub enum PluginError {
     Compile { path: PathBuf, message: String },
     #[error("{path}: does not implement the taskhost:plugin@0.1.0 world: {message}")]
     WrongWorld { path: PathBuf, message: String },
+    #[error(
+        "{path}: built against taskhost:plugin@{found}, a version this host does not speak; it speaks {speaks}. Rebuild the plugin against this host's wit/ (or upgrade the host)"
+    )]
+    WitVersion {
+        path: PathBuf,
+        found: String,
+        speaks: String,
+    },
     #[error("{path}: its `handlers` export failed: {message}")]
     Describe { path: PathBuf, message: String },
     #[error("{path}: declares no handlers")]
@@ -149,12 +159,27 @@ pub struct LoadStats {
     pub load_time: Duration,
 }
 
-/// The handler table: handler name → plugin.
-#[derive(Default)]
+/// A plugin whose file was deleted and whose grace has passed: its
+/// handlers take no work here until it comes back, and their pending jobs
+/// wait (the stats list them, so a stuck queue explains itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GonePlugin {
+    pub name: String,
+    /// The digest that was in service.
+    pub digest: String,
+    pub handlers: Vec<String>,
+    pub since: chrono::DateTime<chrono::Utc>,
+}
+
+/// The handler table: handler name → plugin. A value: a reload builds a
+/// new one and the runtime swaps it in whole, so a job that took a
+/// snapshot runs on the version it started with.
+#[derive(Default, Clone)]
 pub struct Registry {
     plugins: Vec<Arc<Plugin>>,
     handlers: BTreeMap<String, HandlerEntry>,
     stats: LoadStats,
+    gone: BTreeMap<String, GonePlugin>,
 }
 
 impl Registry {
@@ -176,6 +201,72 @@ impl Registry {
 
     pub fn stats(&self) -> LoadStats {
         self.stats
+    }
+
+    /// The loaded plugin called `name`.
+    pub fn plugin(&self, name: &str) -> Option<&Arc<Plugin>> {
+        self.plugins.iter().find(|p| &*p.name == name)
+    }
+
+    /// The handlers `plugin` provides, by name.
+    pub fn handlers_of(&self, plugin: &Arc<Plugin>) -> Vec<String> {
+        self.handlers
+            .values()
+            .filter(|h| Arc::ptr_eq(&h.plugin, plugin))
+            .map(|h| h.name.clone())
+            .collect()
+    }
+
+    /// Plugins whose file went away: their handlers wait for them.
+    pub fn gone(&self) -> impl Iterator<Item = &GonePlugin> {
+        self.gone.values()
+    }
+
+    /// This table with `plugin` in place of the plugin of the same name (if
+    /// any). Refused, changing nothing, when one of its handlers belongs to
+    /// another plugin.
+    pub(crate) fn replaced(
+        &self,
+        plugin: Arc<Plugin>,
+        handlers: Vec<HandlerEntry>,
+    ) -> Result<Registry, PluginError> {
+        let mut next = self.without(&plugin.name);
+        next.gone.remove(&*plugin.name);
+        next.insert(plugin, handlers)?;
+        // A gone plugin whose handlers are all served again (its file came
+        // back under another name) no longer holds jobs up.
+        let served = &next.handlers;
+        next.gone
+            .retain(|_, g| g.handlers.iter().any(|h| !served.contains_key(h)));
+        Ok(next)
+    }
+
+    /// This table without the plugin called `name`, which is remembered as
+    /// gone (with its handlers) when `gone` is set.
+    pub(crate) fn removed(&self, name: &str) -> Registry {
+        let mut next = self.without(name);
+        if let Some(p) = self.plugin(name) {
+            next.gone.insert(
+                name.to_string(),
+                GonePlugin {
+                    name: name.to_string(),
+                    digest: p.digest.clone(),
+                    handlers: self.handlers_of(p),
+                    since: chrono::Utc::now(),
+                },
+            );
+        }
+        next
+    }
+
+    fn without(&self, name: &str) -> Registry {
+        let mut next = self.clone();
+        if let Some(old) = self.plugin(name) {
+            next.plugins.retain(|p| !Arc::ptr_eq(p, old));
+            next.handlers.retain(|_, h| !Arc::ptr_eq(&h.plugin, old));
+            next.stats.plugins = next.plugins.len();
+        }
+        next
     }
 
     /// Handler names close to `name`, for "did you mean" answers.
@@ -232,6 +323,13 @@ pub fn read_component(path: &Path) -> Result<(Vec<u8>, String), PluginError> {
         path: path.to_path_buf(),
         source,
     })?;
+    let digest = check_component(path, &bytes)?;
+    Ok((bytes, digest))
+}
+
+/// Checks that `bytes` (the file `path`) are a component, not a core
+/// module or anything else; answers their digest.
+pub fn check_component(path: &Path, bytes: &[u8]) -> Result<String, PluginError> {
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
         return Err(PluginError::NotWasm {
             path: path.to_path_buf(),
@@ -243,8 +341,12 @@ pub fn read_component(path: &Path) -> Result<(Vec<u8>, String), PluginError> {
             path: path.to_path_buf(),
         });
     }
-    let digest = hex::encode(Sha256::digest(&bytes));
-    Ok((bytes, digest))
+    Ok(component_digest(bytes))
+}
+
+/// A plugin version's name: the sha256 of its file, hex.
+pub fn component_digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 #[cfg(test)]

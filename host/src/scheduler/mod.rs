@@ -125,7 +125,8 @@ const RUN_NOW_TRIES: i64 = 3;
 pub struct Scheduler {
     firer: Arc<Firer>,
     settings: SchedulerSettings,
-    known_handlers: HashSet<String>,
+    /// Replaced when the plugins change ([`Scheduler::set_known_handlers`]).
+    known_handlers: std::sync::RwLock<HashSet<String>>,
     table: Mutex<Table>,
     wake: Notify,
     passes: watch::Sender<u64>,
@@ -149,7 +150,7 @@ impl Scheduler {
                 grace,
             }),
             settings,
-            known_handlers: known_handlers.into_iter().collect(),
+            known_handlers: std::sync::RwLock::new(known_handlers.into_iter().collect()),
             table: Mutex::new(Table::default()),
             wake: Notify::new(),
             passes: watch::Sender::new(0),
@@ -256,7 +257,30 @@ impl Scheduler {
 
     /// Whether a loaded plugin provides `handler`.
     pub fn is_known(&self, handler: &str) -> bool {
-        self.known_handlers.contains(handler)
+        self.known_handlers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(handler)
+    }
+
+    /// Takes the handler set of a changed handler table: schedules whose
+    /// handler arrived start firing (continuing after their last claimed
+    /// tick, as at a start), those whose handler left stop firing here.
+    pub async fn set_known_handlers(&self, handlers: Vec<String>) -> Result<(), SchedulerError> {
+        *self
+            .known_handlers
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = handlers.into_iter().collect();
+        // Entries whose fireability changed are read again from the store,
+        // as new ones, so they pick up from their last claimed tick.
+        let changed = self.table().fireability_changed(&|s| self.compile(s));
+        if !changed.is_empty() {
+            let mut table = self.table();
+            for name in &changed {
+                table.remove(name);
+            }
+        }
+        self.refresh().await
     }
 
     /// The settings.

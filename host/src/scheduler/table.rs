@@ -95,6 +95,17 @@ impl Table {
         report
     }
 
+    /// The schedules whose record passes `compile` now but did not when
+    /// it was put in the table, or the other way round (a handler loaded
+    /// or unloaded since).
+    pub fn fireability_changed(&self, compile: Compile<'_>) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| compile(&e.record).is_ok() != e.spec.is_ok())
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// Adds or updates one schedule from its stored record.
     ///
     /// A schedule new to this host continues after the record's last claimed

@@ -27,7 +27,8 @@ mod types;
 pub use schedule::{MissedPolicy, OverlapPolicy, Schedule};
 pub use types::{
     CountRow, Counts, Enqueued, FailAction, HostRecord, Lease, LeaseRequest, LeaseToken, ListQuery,
-    Page, QueueInfo, StoreConfig, SummaryPage, SweepReport, Termination,
+    Page, PluginRelease, PluginReleases, QueueInfo, StoreConfig, SummaryPage, SweepReport,
+    Termination,
 };
 
 /// Why a store operation failed. Callers branch on the variant; the message
@@ -344,6 +345,33 @@ pub trait Store: Send + Sync {
 
     /// Enables or disables a schedule.
     async fn set_schedule_enabled(&self, name: &str, enabled: bool) -> StoreResult<()>;
+
+    /// Stores a plugin component (once per `digest`, the sha256 hex of
+    /// `bytes`) and makes it the release in service of plugin `name`,
+    /// bumping the plugin generation. Deploying the version already in
+    /// service changes nothing. Answers the release in service.
+    async fn put_plugin(
+        &self,
+        name: &str,
+        digest: &str,
+        bytes: Vec<u8>,
+    ) -> StoreResult<PluginRelease>;
+
+    /// The component stored under `digest`.
+    async fn plugin_blob(&self, digest: &str) -> StoreResult<Option<Vec<u8>>>;
+
+    /// The plugin generation: bumped by every `put_plugin` that changed a
+    /// release and every `rollback_plugin`. Hosts poll it (one small read).
+    async fn plugin_generation(&self) -> StoreResult<u64>;
+
+    /// The release in service of every deployed plugin, with the
+    /// generation read before them.
+    async fn plugin_releases(&self) -> StoreResult<PluginReleases>;
+
+    /// Takes plugin `name`'s release in service out of the stack, so the
+    /// one deployed before it is in service again; bumps the generation.
+    /// [`StoreError::Invalid`] when there is no earlier release.
+    async fn rollback_plugin(&self, name: &str) -> StoreResult<PluginRelease>;
 
     /// Finishes pending writes and releases the backend. Further calls answer
     /// [`StoreError::Closed`].

@@ -303,3 +303,22 @@ mod tests {
         assert_eq!(q.effective_limit(), ListQuery::MAX_LIMIT);
     }
 }
+
+/// One plugin version deployed through the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PluginRelease {
+    /// The plugin's name (its file stem, `hello`).
+    pub name: String,
+    /// sha256 (hex) of the component.
+    pub digest: String,
+    pub deployed_at: DateTime<Utc>,
+}
+
+/// The releases in service, with the store's plugin generation when read.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PluginReleases {
+    /// Bumped by every deploy and rollback.
+    pub generation: u64,
+    /// The release in service of every deployed plugin, by name.
+    pub releases: Vec<PluginRelease>,
+}

@@ -167,7 +167,9 @@ impl Workers {
         mut shutdown: watch::Receiver<bool>,
     ) {
         let queues = vec![queue];
-        let handlers = self.runtime.registry().handler_names();
+        let mut plugins = self.runtime.generation();
+        let mut seen_generation = *plugins.borrow_and_update();
+        let mut handlers = self.runtime.registry().handler_names();
         let mut changes = self.store.changes();
         let concurrency = slots.available_permits();
         // Whether the last lease call got all it asked for: more may be waiting.
@@ -177,6 +179,12 @@ impl Workers {
                 p = slots.clone().acquire_owned() => p.expect("worker semaphore is never closed"),
                 _ = shutdown.changed() => break,
             };
+            // A reload changed the handler set: lease for the new one.
+            let generation = *plugins.borrow();
+            if generation != seen_generation {
+                seen_generation = generation;
+                handlers = self.runtime.registry().handler_names();
+            }
             if backlog && 1 + slots.available_permits() < concurrency / 2 {
                 // Under a backlog, slots free one job at a time; a moment's
                 // wait turns many one-job lease calls into one larger call.
@@ -205,8 +213,14 @@ impl Workers {
             backlog = leases.len() == want;
             if leases.is_empty() {
                 drop(first);
-                self.idle(&queues, &handlers, &mut changes, &mut shutdown)
-                    .await;
+                self.idle(
+                    &queues,
+                    &handlers,
+                    &mut changes,
+                    &mut plugins,
+                    &mut shutdown,
+                )
+                .await;
                 continue;
             }
             let mut permits = vec![first];
@@ -233,6 +247,7 @@ impl Workers {
         queues: &[String],
         handlers: &[String],
         changes: &mut watch::Receiver<u64>,
+        plugins: &mut watch::Receiver<u64>,
         shutdown: &mut watch::Receiver<bool>,
     ) {
         loop {
@@ -253,6 +268,8 @@ impl Workers {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => return,
                 _ = changes.changed() => {}
+                // The handler set changed: the caller leases for the new one.
+                _ = plugins.changed() => return,
                 _ = shutdown.changed() => return,
             }
         }
@@ -329,9 +346,10 @@ impl Workers {
                 (self.settle(&job, &token, report).await, d, f)
             }
             Err(e) => {
-                // The lease filters on loaded handlers, so this is a bug; do
-                // not burn the job's attempts on it.
-                tracing::error!(job = %job.id, "{e}");
+                // The lease filters on loaded handlers, so the plugin was
+                // taken out of service since; the job waits for it without
+                // burning an attempt.
+                tracing::warn!(job = %job.id, "{e}; the job goes back to wait for it");
                 let _ = self.store.release(&token).await;
                 (Disposition::Retried, Duration::ZERO, 0)
             }
@@ -374,6 +392,7 @@ impl Workers {
             duration: Duration::ZERO,
             log: String::new(),
             log_truncated: false,
+            plugin_digest: None,
         }
     }
 
@@ -386,6 +405,7 @@ impl Workers {
             duration: report.duration,
             fuel: Some(report.fuel_used),
             log: (!report.log.is_empty()).then_some(report.log),
+            plugin_digest: report.plugin_digest,
         };
         let mut retry_in = Duration::ZERO;
         let (action, disposition) = match &report.outcome {

@@ -14,12 +14,18 @@ struct Greeting {
     attempt: u32,
 }
 
+/// What `hello` says; its next version (built with `next`) says it otherwise.
+#[cfg(not(feature = "next"))]
+const SALUTATION: &str = "Hello";
+#[cfg(feature = "next")]
+const SALUTATION: &str = "Hi";
+
 fn hello(job: &Job, greet: Greet) -> Result<Greeting, JobError> {
     if greet.name.trim().is_empty() {
         return Err(JobError::permanent("name must not be empty"));
     }
     Ok(Greeting {
-        greeting: format!("Hello, {}!", greet.name),
+        greeting: format!("{SALUTATION}, {}!", greet.name),
         attempt: job.attempt,
     })
 }

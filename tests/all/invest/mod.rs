@@ -37,6 +37,25 @@ fn example(file: &str) -> PathBuf {
         .join(file)
 }
 
+/// Which implementation of the seed jobs a host runs: the Rust `invest`
+/// plugin, or its Python twin `py_invest` (notification retry only), which
+/// must pass the same tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Twin {
+    Rust,
+    Python,
+}
+
+impl Twin {
+    /// The plugin's name, as its `[plugins.NAME]` grants say.
+    fn plugin(self) -> &'static str {
+        match self {
+            Twin::Rust => "invest",
+            Twin::Python => "py_invest",
+        }
+    }
+}
+
 /// A host running the invest plugin against the two stand-ins, its sweeps
 /// scheduled every second, with `extra` config (handler policies, rates).
 struct Invest {
@@ -49,21 +68,34 @@ struct Invest {
 impl Invest {
     /// On a SQLite file in the host's folder.
     fn new(extra: &str) -> Invest {
-        Self::on(false, extra)
+        Self::on(false, Twin::Rust, extra)
+    }
+
+    /// On a SQLite file, running `twin`'s notification jobs; a Python host
+    /// loads the polyglot plugins, compiled once per test process.
+    async fn notifications(twin: Twin, extra: &str) -> Invest {
+        if twin == Twin::Python {
+            crate::support::polyglot::warm().await;
+        }
+        Self::on(false, twin, extra)
     }
 
     /// On a fresh PostgreSQL database.
     fn on_postgres(extra: &str) -> Invest {
-        Self::on(true, extra)
+        Self::on(true, Twin::Rust, extra)
     }
 
-    fn on(postgres: bool, extra: &str) -> Invest {
-        Self::with(postgres, "", "", extra)
+    fn on(postgres: bool, twin: Twin, extra: &str) -> Invest {
+        Self::build(postgres, twin, "", "", extra)
     }
 
-    /// With `plugin` lines added to `[plugins.invest]` (grants) and
+    /// The Rust plugin with `grants` lines added to `[plugins.invest]` and
     /// `settings` lines to its settings table.
-    fn with(postgres: bool, plugin: &str, settings: &str, extra: &str) -> Invest {
+    fn with(postgres: bool, grants: &str, settings: &str, extra: &str) -> Invest {
+        Self::build(postgres, Twin::Rust, grants, settings, extra)
+    }
+
+    fn build(postgres: bool, twin: Twin, grants: &str, settings: &str, extra: &str) -> Invest {
         let provider = standins::provider(API_KEY);
         let telegram = standins::telegram(BOT_TOKEN);
         let schema = std::fs::read_to_string(example("schema.sql")).unwrap();
@@ -77,26 +109,20 @@ impl Invest {
 [databases.invest]
 {database}
 
-[plugins.invest]
+[plugins.{plugin}]
 databases = {{ invest = "write" }}
 http = ["{p}", "{t}"]
 secrets = {{ provider_api_key = "{API_KEY}", telegram_token = "{BOT_TOKEN}" }}
 jobs = ["payment.retry", "notification.retry", "rewards.batch"]
-{plugin}
+{grants}
 
-[plugins.invest.settings]
+[plugins.{plugin}.settings]
 provider_url = "{p}"
 telegram_url = "{t}"
 {settings}
 
 {workers}
-[[schedules]]
-name = "payment-retry"
-schedule = "every 1s"
-handler = "payment.sweep"
-payload = {{}}
-overlap = "skip"
-
+{payment_schedule}
 [[schedules]]
 name = "notification-retry"
 schedule = "every 1s"
@@ -108,13 +134,26 @@ overlap = "skip"
 "#,
             p = provider.url,
             t = telegram.url,
+            plugin = twin.plugin(),
+            // The Python twin ports the notification jobs only.
+            payment_schedule = if twin == Twin::Rust {
+                "[[schedules]]\nname = \"payment-retry\"\nschedule = \"every 1s\"\n\
+                 handler = \"payment.sweep\"\npayload = {}\noverlap = \"skip\"\n"
+            } else {
+                ""
+            },
             workers = if extra.contains("[workers]") {
                 ""
             } else {
                 "[workers]\nqueues = { default = 32 }\n"
             },
         );
-        let host = TestHost::new(&config);
+        let host = match twin {
+            Twin::Rust => TestHost::new(&config),
+            Twin::Python => {
+                TestHost::with_host_table(&crate::support::polyglot::host_table(), &config)
+            }
+        };
         let db = pg.unwrap_or_else(|| AppDb::sqlite(&host.path().join("invest.db"), &schema));
         Invest {
             host,

@@ -1,13 +1,41 @@
 //! Notification retry: Telegram's retry_after, refusals, the bot token
 //! kept secret, server errors, and a backlog drained at the handler's rate.
+//! Each check runs against the Rust plugin (`<test>::rust`) and its Python
+//! twin (`<test>::python`).
 
 use super::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rate_limited_notification_is_retried_after_telegrams_retry_after_not_before() {
+/// For each check `name(twin)`, a module `name` with the tests `rust` and `python`.
+macro_rules! twins {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn rust() {
+                super::$name(super::Twin::Rust).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn python() {
+                super::$name(super::Twin::Python).await
+            }
+        }
+    )*};
+}
+
+twins!(
+    a_rate_limited_notification_is_retried_after_telegrams_retry_after_not_before,
+    a_blocked_user_gets_one_attempt_and_the_bot_token_is_nowhere,
+    a_backlog_of_notifications_drains_at_the_configured_rate_and_none_twice,
+    a_telegram_server_error_is_retried_with_the_policys_delay,
+);
+
+async fn a_rate_limited_notification_is_retried_after_telegrams_retry_after_not_before(twin: Twin) {
     // The policy says 30 s: a retry after about 2 s can only be Telegram's.
-    let t =
-        Invest::new("[handlers.\"notification.retry\"]\nretry = { delays = [\"30s\", \"30s\"] }\n");
+    let t = Invest::notifications(
+        twin,
+        "[handlers.\"notification.retry\"]\nretry = { delays = [\"30s\", \"30s\"] }\n",
+    )
+    .await;
     t.failed_notification("n-1", "1001");
     t.telegram.script("1001", [Reply::RateLimit(2)]);
     let s = services(&t.host).await;
@@ -27,9 +55,8 @@ async fn a_rate_limited_notification_is_retried_after_telegrams_retry_after_not_
     assert_eq!(calls[1].body["text"], "Your deposit is confirmed");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_blocked_user_gets_one_attempt_and_the_bot_token_is_nowhere() {
-    let t = Invest::new("");
+async fn a_blocked_user_gets_one_attempt_and_the_bot_token_is_nowhere(twin: Twin) {
+    let t = Invest::notifications(twin, "").await;
     t.failed_notification("n-2", "2002");
     t.failed_notification("n-3", "3003");
     t.telegram.script("2002", [Reply::Refuse(403)]);
@@ -74,15 +101,19 @@ async fn a_blocked_user_gets_one_attempt_and_the_bot_token_is_nowhere() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backlog_of_notifications_drains_at_the_configured_rate_and_none_twice() {
+async fn a_backlog_of_notifications_drains_at_the_configured_rate_and_none_twice(twin: Twin) {
     // Scaled down from the 5,000 at 30/s (almost 3 minutes) to
     // 200 at 20/s: ten seconds, the same shape.
     const N: usize = 200;
     const RATE: f64 = 20.0;
-    let t = Invest::new(
+    // The twins take turns: two backlogs at once on a busy machine stall
+    // worker threads enough to bunch the logged starts of either.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
+    let t = Invest::notifications(
+        twin,
         "[handlers.\"notification.retry\"]\nrate = \"20/s\"\n[handlers.\"notification.sweep\"]\ntimeout = \"5m\"\n",
-    );
+    ).await;
     let rows: Vec<_> = (0..N)
         .map(|i| format!("('b-{i}', '{}', 'backlog', 'failed')", 5000 + i))
         .collect();
@@ -162,11 +193,11 @@ async fn a_backlog_of_notifications_drains_at_the_configured_rate_and_none_twice
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_telegram_server_error_is_retried_with_the_policys_delay() {
-    let t = Invest::new(
+async fn a_telegram_server_error_is_retried_with_the_policys_delay(twin: Twin) {
+    let t = Invest::notifications(
+        twin,
         "[handlers.\"notification.retry\"]\nretry = { delays = [\"1s\", \"5s\", \"15s\", \"60s\", \"120s\"] }\n",
-    );
+    ).await;
     t.failed_notification("n-5", "5005");
     t.telegram.script("5005", [Reply::Fail(502)]);
     let s = services(&t.host).await;

@@ -64,15 +64,15 @@ struct Inner {
 }
 
 #[derive(Clone)]
-struct Shared {
+pub(crate) struct Shared {
     inner: Arc<Mutex<Inner>>,
     /// The credential the stand-in accepts: the provider's API key or the bot token.
-    credential: Arc<String>,
+    pub(crate) credential: Arc<String>,
 }
 
 impl Shared {
     /// The next scripted reply for `key` (then `Ok` for ever).
-    fn next(&self, key: &str) -> Reply {
+    pub(crate) fn next(&self, key: &str) -> Reply {
         let mut inner = self.inner.lock().unwrap();
         inner
             .scripts
@@ -82,7 +82,7 @@ impl Shared {
     }
 
     /// What the remote holds for `key` (`Null` when nothing).
-    fn state(&self, key: &str) -> Value {
+    pub(crate) fn state(&self, key: &str) -> Value {
         let inner = self.inner.lock().unwrap();
         inner.state.get(key).cloned().unwrap_or(Value::Null)
     }
@@ -97,7 +97,26 @@ impl Shared {
         list.as_array_mut().expect("a list").push(item);
     }
 
-    fn record(&self, key: &str, body: &Value, status: u16) {
+    /// Records that the remote did something for `key` (sent, restarted).
+    pub(crate) fn did(&self, key: &str, what: Value) {
+        self.inner
+            .lock()
+            .unwrap()
+            .done
+            .push((key.to_string(), what));
+    }
+
+    /// What was done for `key` before, if anything (an idempotent replay).
+    pub(crate) fn done_for(&self, key: &str) -> Option<Value> {
+        let inner = self.inner.lock().unwrap();
+        inner
+            .done
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    }
+
+    pub(crate) fn record(&self, key: &str, body: &Value, status: u16) {
         self.inner.lock().unwrap().calls.push(Call {
             at: SystemTime::now(),
             key: key.to_string(),
@@ -115,7 +134,7 @@ pub struct Standin {
 }
 
 impl Standin {
-    fn start(addr: &str, credential: &str, routes: fn(Shared) -> Router) -> Standin {
+    pub(crate) fn start(addr: &str, credential: &str, routes: fn(Shared) -> Router) -> Standin {
         let listener = std::net::TcpListener::bind(addr).expect("stand-in binds");
         listener.set_nonblocking(true).unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -205,7 +224,7 @@ pub fn provider_at(addr: &str, api_key: &str) -> Standin {
     })
 }
 
-fn json_reply(status: u16, body: Value) -> Response {
+pub(crate) fn json_reply(status: u16, body: Value) -> Response {
     (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
 }
 

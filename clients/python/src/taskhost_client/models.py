@@ -122,12 +122,23 @@ class Attempt:
     message: Optional[str]
     duration_ms: int
     fuel: Optional[int]
+    #: sha256 of the plugin version the run ran on (absent for an expired lease).
+    plugin_digest: Optional[str] = None
 
     @classmethod
     def from_json(cls, b: Dict[str, Any]) -> "Attempt":
         at = parse_time(b["at"])
         assert at is not None
-        return cls(b["attempt"], at, b["host"], b["outcome"], b.get("message"), b["duration_ms"], b.get("fuel"))
+        return cls(
+            b["attempt"],
+            at,
+            b["host"],
+            b["outcome"],
+            b.get("message"),
+            b["duration_ms"],
+            b.get("fuel"),
+            b.get("plugin_digest"),
+        )
 
 
 @dataclass(frozen=True)

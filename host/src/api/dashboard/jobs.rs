@@ -234,13 +234,22 @@ pub async fn job(
                 a.message.as_deref().map(esc).unwrap_or_default(),
                 format!("{} ms", a.duration_ms),
                 a.fuel.map(|f| f.to_string()).unwrap_or_else(|| "—".into()),
+                // The plugin version the run ran on, short; the full digest
+                // is the cell's title.
+                a.plugin_digest.as_deref().map_or_else(
+                    || "—".into(),
+                    |d| {
+                        let short: String = d.chars().take(12).collect();
+                        format!("<code title=\"sha256:{}\">{}</code>", esc(d), esc(&short))
+                    },
+                ),
             ]
         })
         .collect();
     body.push_str(&table(
         "Attempts",
         &[
-            "#", "Started", "Host", "Outcome", "Message", "Duration", "Fuel",
+            "#", "Started", "Host", "Outcome", "Message", "Duration", "Fuel", "Plugin",
         ],
         &attempts,
         "attempts",

@@ -131,7 +131,12 @@ fn grants(g: Option<&crate::config::PluginGrants>) -> String {
             .collect();
         parts.push(format!("databases: {}", dbs.join(", ")));
     }
-    for (what, list) in [("http", &g.http), ("chains", &g.chains), ("jobs", &g.jobs)] {
+    for (what, list) in [
+        ("maintenance", &g.maintenance),
+        ("http", &g.http),
+        ("chains", &g.chains),
+        ("jobs", &g.jobs),
+    ] {
         if !list.is_empty() {
             parts.push(format!("{what}: {}", list.join(", ")));
         }

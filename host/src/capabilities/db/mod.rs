@@ -9,11 +9,16 @@
 //! files (the limit is 0 and the authorizer refuses it) nor load extensions,
 //! so the host's own store stays out of reach.
 //!
+//! A `maintenance` grant (`[plugins.NAME] maintenance = ["app"]`) allows
+//! `VACUUM` and `ANALYZE` through `db.execute`, and nothing else; without
+//! it they are `denied` (see [`maintenance`]).
+//!
 //! Every call is charged to the job's host-call budget, runs under the
 //! database's `statement_timeout`, returns at most `max_rows` rows, and
 //! runs in a `db` span that carries the job id. A statement that fails is a
 //! `failed` value for the plugin, never a trap.
 
+mod maintenance;
 mod postgres;
 mod sqlite;
 mod value;
@@ -32,9 +37,22 @@ use crate::runtime::JobState;
 
 /// What one call asks of a database.
 pub(crate) enum Op {
-    Query { sql: String, params: Vec<Value> },
-    Execute { sql: String, params: Vec<Value> },
-    Transaction { statements: Vec<Statement> },
+    Query {
+        sql: String,
+        params: Vec<Value>,
+    },
+    Execute {
+        sql: String,
+        params: Vec<Value>,
+    },
+    Transaction {
+        statements: Vec<Statement>,
+    },
+    /// `VACUUM` or `ANALYZE`, checked by [`maintenance::classify`]; runs
+    /// outside any transaction.
+    Maintenance {
+        sql: String,
+    },
 }
 
 impl Op {
@@ -43,6 +61,7 @@ impl Op {
             Op::Query { .. } => "query",
             Op::Execute { .. } => "execute",
             Op::Transaction { .. } => "transaction",
+            Op::Maintenance { .. } => "maintenance",
         }
     }
 }
@@ -141,7 +160,7 @@ impl Databases {
     /// a SQLite file that is the host's own store are errors.
     pub fn from_config(config: &Config) -> Result<Databases, String> {
         for (plugin, grants) in &config.plugins {
-            for db in grants.databases.keys() {
+            for db in grants.databases.keys().chain(&grants.maintenance) {
                 if !config.databases.contains_key(db) {
                     return Err(format!(
                         "[plugins.{plugin}] grants database {db:?}, which no [databases.{db}] table defines"
@@ -248,22 +267,39 @@ impl JobState {
     fn db_for(
         &mut self,
         db: &str,
-        op: &'static str,
+        op: &Op,
     ) -> wasmtime::Result<Result<(Arc<Database>, DbAccess), HostError>> {
         self.charge_host_call()?;
         let services = self.services();
         let shared = &services.shared.db;
         shared.counters.calls.fetch_add(1, Ordering::Relaxed);
-        let found = services
-            .grants
-            .databases
-            .get(db)
-            .and_then(|access| Some((shared.by_name.get(db)?.clone(), *access)));
+        let found = match op {
+            // Maintenance runs on the writing connection, under its own grant.
+            Op::Maintenance { .. } => services
+                .grants
+                .maintenance
+                .iter()
+                .any(|m| m == db)
+                .then(|| Some((shared.by_name.get(db)?.clone(), DbAccess::Write)))
+                .flatten(),
+            _ => services
+                .grants
+                .databases
+                .get(db)
+                .and_then(|access| Some((shared.by_name.get(db)?.clone(), *access))),
+        };
         Ok(match found {
             Some(found) => Ok(found),
             None => {
                 shared.counters.denied.fetch_add(1, Ordering::Relaxed);
-                let denied = super::denied(self, format_args!("database {db:?} (for {op})"));
+                let what = match op {
+                    Op::Maintenance { sql } => format!(
+                        "maintenance ({}) on database {db:?}: it needs `maintenance = [{db:?}]` in its grants",
+                        sql
+                    ),
+                    _ => format!("database {db:?} (for {})", op.name()),
+                };
+                let denied = super::denied(self, format_args!("{what}"));
                 Err(denied)
             }
         })
@@ -274,7 +310,14 @@ impl JobState {
         db: String,
         op: Op,
     ) -> wasmtime::Result<Result<OpResult, HostError>> {
-        let (database, access) = match self.db_for(&db, op.name())? {
+        let op = match maintenance_op(op) {
+            Ok(op) => op,
+            Err(e) => {
+                self.charge_host_call()?;
+                return Ok(Err(e));
+            }
+        };
+        let (database, access) = match self.db_for(&db, &op)? {
             Ok(found) => found,
             Err(e) => return Ok(Err(e)),
         };
@@ -299,6 +342,43 @@ impl JobState {
             span.in_scope(|| tracing::debug!(error, "db call failed"));
         }
         Ok(result)
+    }
+}
+
+/// Turns a `db.execute` of `VACUUM` or `ANALYZE` into [`Op::Maintenance`];
+/// such a statement anywhere else, or one outside the grammar, is `invalid`.
+fn maintenance_op(op: Op) -> Result<Op, HostError> {
+    let misplaced = |m: maintenance::Maintenance| {
+        HostError::Invalid(format!(
+            "{} runs alone through db.execute (it cannot run in a query or a transaction)",
+            m.command
+        ))
+    };
+    match op {
+        Op::Execute { sql, params } => match maintenance::classify(&sql) {
+            None => Ok(Op::Execute { sql, params }),
+            Some(Err(why)) => Err(HostError::Invalid(why)),
+            Some(Ok(_)) if !params.is_empty() => Err(HostError::Invalid(
+                "VACUUM and ANALYZE take no parameters".into(),
+            )),
+            Some(Ok(m)) => Ok(Op::Maintenance { sql: m.sql }),
+        },
+        Op::Query { sql, params } => match maintenance::classify(&sql) {
+            None => Ok(Op::Query { sql, params }),
+            Some(Err(why)) => Err(HostError::Invalid(why)),
+            Some(Ok(m)) => Err(misplaced(m)),
+        },
+        Op::Transaction { statements } => {
+            for s in &statements {
+                match maintenance::classify(&s.sql) {
+                    None => {}
+                    Some(Err(why)) => return Err(HostError::Invalid(why)),
+                    Some(Ok(m)) => return Err(misplaced(m)),
+                }
+            }
+            Ok(Op::Transaction { statements })
+        }
+        op @ Op::Maintenance { .. } => Ok(op),
     }
 }
 

@@ -7,13 +7,17 @@
 //! cannot give its role privileges it lacks. The read-only transaction and
 //! session default stay on as a second fence.
 //!
-//! Every call runs in a host `BEGIN … COMMIT` (or `ROLLBACK` on error) with
+//! A maintenance call (`VACUUM`, `ANALYZE`, checked by the grammar in
+//! `maintenance`) runs on a writing connection outside any transaction
+//! (VACUUM cannot run inside one), under the connection's statement
+//! timeout. Every other call runs in a host `BEGIN … COMMIT` (or `ROLLBACK` on error) with
 //! `SET LOCAL statement_timeout`, and the whole call has a wall-clock
 //! timeout too: past it the query is cancelled and the connection dropped.
 //! A connection goes back to the pool only when the call ended cleanly;
 //! the pool resets session state (`RESET ALL`, `DISCARD TEMP`, …) before
 //! handing it out again, so nothing a job set leaks into another job.
 
+use std::ops::Not;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod};
@@ -170,6 +174,12 @@ async fn run_op(
     op: Op,
     limits: &CallLimits,
 ) -> (Result<OpResult, HostError>, bool) {
+    if let Op::Maintenance { sql } = op {
+        return match client.batch_execute(&sql).await {
+            Ok(()) => (Ok(OpResult::Affected(0)), true),
+            Err(e) => (Err(pg_error(e, limits)), client.is_closed().not()),
+        };
+    }
     let begin = match access {
         DbAccess::Read => "BEGIN READ ONLY",
         DbAccess::Write => "BEGIN",
@@ -191,6 +201,7 @@ async fn run_op(
         Op::Transaction { statements } => transaction(client, &statements, limits)
             .await
             .map(OpResult::AffectedEach),
+        Op::Maintenance { .. } => Err(super::mismatch()),
     };
     let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
     match client.batch_execute(end).await {

@@ -11,6 +11,10 @@
 //! `query_only`, `cache_size` or `temp_store` would outlive the job on a
 //! pooled connection, and `temp_store_directory` changes the whole process.
 //!
+//! `ANALYZE` is refused by the authorizer too, and `VACUUM` fails for want
+//! of an attachable database; a call the `maintenance` grant allows runs
+//! the checked statement with both lifted for its duration.
+//!
 //! A query returns at most `max_bytes` of values, and `SQLITE_LIMIT_LENGTH`
 //! keeps any one string or blob under the same cap, so SQLite itself never
 //! builds a huge value in host memory (`zeroblob(300000000)`).
@@ -243,6 +247,9 @@ impl Guard {
             AuthAction::Transaction { .. } => {
                 "BEGIN, COMMIT and ROLLBACK are not allowed: use db.transaction, which runs its statements atomically"
             }
+            AuthAction::Analyze { .. } => {
+                "ANALYZE needs a maintenance grant: maintenance = [\"db\"] in the plugin's grants"
+            }
             AuthAction::Function { function_name }
                 if function_name.eq_ignore_ascii_case("load_extension") =>
             {
@@ -279,6 +286,10 @@ impl PluginConn {
                 .map(OpResult::Affected)
                 .map_err(|e| self.error(e, limits)),
             Op::Transaction { statements } => self.transaction(&statements, limits),
+            Op::Maintenance { sql } => self
+                .maintain(&sql)
+                .map(OpResult::Affected)
+                .map_err(|e| self.error(e, limits)),
         };
         if !self.conn.is_autocommit() {
             let _ = self.conn.execute_batch("ROLLBACK");
@@ -325,6 +336,18 @@ impl PluginConn {
             Ok(Rows { columns, rows })
         };
         read().map_err(|e| self.error(e, limits))
+    }
+
+    /// Runs a statement [`super::maintenance::classify`] allowed: VACUUM
+    /// attaches its temporary copy, so one attachment is allowed while it
+    /// runs; the authorizer is not armed (the statement is the host's
+    /// normalised text, not the plugin's).
+    fn maintain(&self, sql: &str) -> Result<u64, SqlError> {
+        self.conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 1)?;
+        let result = self.conn.execute_batch(sql);
+        self.conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
+        result?;
+        Ok(0)
     }
 
     /// Runs one statement to its end (rows it returns are discarded) and

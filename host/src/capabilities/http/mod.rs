@@ -1,6 +1,7 @@
 //! `http`: outbound requests to the origins `[plugins.NAME] http = [...]`
 //! grants (see [`grants`]), with `{secret:NAME}` references filled in by the
-//! host (see [`secrets`]) and loopback / private addresses refused unless
+//! host (see [`secrets`]), `{hmac-sha256:NAME}` signatures computed by the
+//! host (see [`signing`]), and loopback / private addresses refused unless
 //! granted by exact name (see [`address`]). Every call is charged to the
 //! job's host-call budget; every refusal is a typed `denied` naming the
 //! origin, logged (to `tracing` and the job's log) and counted.
@@ -9,6 +10,7 @@ mod address;
 pub(crate) mod client;
 mod grants;
 pub(crate) mod secrets;
+mod signing;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -165,7 +167,23 @@ impl HttpClient {
         // The host is settled: now the secrets may go in.
         let secrets = config.secrets();
         let lookup = |name: &str| secrets.get(name);
-        let rest = secrets::substitute(rest, lookup).map_err(|e| Sent::UnknownSecret(e.0))?;
+        let mut rest = secrets::substitute(rest, lookup).map_err(|e| Sent::UnknownSecret(e.0))?;
+        let body = match &request.body {
+            Some(b) => Some(Bytes::from(
+                secrets::substitute_bytes(b, lookup).map_err(|e| Sent::UnknownSecret(e.0))?,
+            )),
+            None => None,
+        };
+        let mut values = Vec::with_capacity(request.headers.len());
+        let mut carries = Vec::with_capacity(request.headers.len());
+        for (_, value) in &request.headers {
+            carries.push(secrets::mentions_secret(value) || signing::mentions_signature(value));
+            values.push(secrets::substitute(value, lookup).map_err(|e| Sent::UnknownSecret(e.0))?);
+        }
+        signing::sign(&mut rest, &mut values, body.as_deref(), lookup).map_err(|e| match e {
+            signing::SignError::Unknown(e) => Sent::UnknownSecret(e.0),
+            signing::SignError::Invalid(m) => Sent::Invalid(m),
+        })?;
         let mut url = Url::parse(&format!("{origin_part}{rest}"))
             .map_err(|e| Sent::Invalid(format!("bad URL for {origin}: {e}")))?;
         url.set_fragment(None);
@@ -177,21 +195,13 @@ impl HttpClient {
         let method = Method::from_bytes(request.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| Sent::Invalid(format!("bad method {:?}", request.method)))?;
         let mut headers = Vec::with_capacity(request.headers.len());
-        for (name, value) in &request.headers {
+        for (((name, _), value), carries) in request.headers.iter().zip(values).zip(carries) {
             let header = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| Sent::Invalid(format!("bad header name {name:?}")))?;
-            let carries = secrets::mentions_secret(value);
-            let value = secrets::substitute(value, lookup).map_err(|e| Sent::UnknownSecret(e.0))?;
             let value = HeaderValue::from_str(&value)
                 .map_err(|_| Sent::Invalid(format!("header {name:?} has a bad value")))?;
             headers.push((header, value, carries));
         }
-        let body = match &request.body {
-            Some(b) => Some(Bytes::from(
-                secrets::substitute_bytes(b, lookup).map_err(|e| Sent::UnknownSecret(e.0))?,
-            )),
-            None => None,
-        };
         let timeout = request
             .timeout_ms
             .map(Duration::from_millis)

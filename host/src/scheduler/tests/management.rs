@@ -321,3 +321,38 @@ async fn schedules_the_config_declares_are_changed_in_the_config_only() {
     scheduler.disable("runtime").await.unwrap();
     scheduler.remove("runtime").await.unwrap();
 }
+
+/// A reload that takes a schedule's handler away stops it firing here; one
+/// that brings it back starts it again, from after its last claimed tick.
+#[tokio::test]
+async fn schedules_follow_the_loaded_handler_set() {
+    let env = Env::new();
+    let store = env.store().await;
+    let scheduler = env.scheduler(&store);
+    scheduler
+        .add(ScheduleDef::new("m", "every 1m", "ping"))
+        .await
+        .unwrap();
+    env.set(t0() + secs(60));
+    scheduler.fire_due(env.now()).await;
+    assert_eq!(ticks(&*store).await, [t0() + secs(60)]);
+
+    scheduler.set_known_handlers(Vec::new()).await.unwrap();
+    let info = &scheduler.list().await.unwrap()[0];
+    assert!(info.problem.is_some(), "{info:?}");
+    env.set(t0() + secs(120));
+    scheduler.fire_due(env.now()).await;
+    assert_eq!(ticks(&*store).await.len(), 1, "no handler here: no fire");
+
+    let all = HANDLERS.iter().map(|h| h.to_string()).collect();
+    scheduler.set_known_handlers(all).await.unwrap();
+    let info = &scheduler.list().await.unwrap()[0];
+    assert_eq!(info.problem, None);
+    assert_eq!(
+        info.next_fire,
+        Some(t0() + secs(120)),
+        "after the last claimed tick"
+    );
+    scheduler.fire_due(env.now()).await;
+    assert_eq!(ticks(&*store).await, [t0() + secs(60), t0() + secs(120)]);
+}

@@ -26,6 +26,7 @@ mod admin;
 mod chains;
 mod leasing;
 mod listing;
+mod plugins;
 mod schedules;
 mod terminate;
 mod unique;
@@ -34,6 +35,7 @@ pub use admin::*;
 pub use chains::*;
 pub use leasing::*;
 pub use listing::*;
+pub use plugins::*;
 pub use schedules::*;
 pub use terminate::*;
 pub use unique::*;
@@ -63,6 +65,7 @@ macro_rules! conformance_suite {
             pagination_stable_under_inserts, list_filters, counts_by_queue_priority_status,
             batch_enqueue_is_atomic, changes_signal_ticks, job_ends_signal_wakes_waiters, hosts_are_seen_and_forgotten, schedule_tick_claimed_once,
             schedules_crud, active_schedule_job_follows_latest_tick,
+            attempt_records_plugin_digest, plugin_releases_deploy_and_roll_back,
             terminate_cancels_a_waiting_job, terminate_requests_a_running_job_to_stop,
             terminated_jobs_are_never_retried, cancel_action_needs_cancelled_outcome,
             unique_key_refuses_while_active, unique_key_is_free_after_the_job_ends,

@@ -116,6 +116,8 @@ struct RawAttempt {
     duration_ms: u64,
     #[serde(default)]
     fuel: Option<u64>,
+    #[serde(default)]
+    plugin_digest: Option<String>,
 }
 
 impl RawAttempt {
@@ -137,6 +139,7 @@ impl RawAttempt {
             message,
             duration_ms: self.duration_ms,
             fuel: self.fuel,
+            plugin_digest: self.plugin_digest,
         })
     }
 }
@@ -149,6 +152,8 @@ struct AttemptTail<'a> {
     message: Option<&'a str>,
     duration_ms: u64,
     fuel: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plugin_digest: Option<&'a str>,
 }
 
 /// The JSON members after `"host"` of a finished run's attempt.
@@ -158,6 +163,7 @@ pub(super) fn attempt_tail(report: &crate::job::RunReport) -> StoreResult<String
         message: report.message.as_deref(),
         duration_ms: u64::try_from(report.duration.as_millis()).unwrap_or(u64::MAX),
         fuel: report.fuel,
+        plugin_digest: report.plugin_digest.as_deref(),
     })?;
     Ok(tail[1..tail.len() - 1].to_owned())
 }

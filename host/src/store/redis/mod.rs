@@ -27,8 +27,11 @@ use crate::store::{StoreConfig, StoreError, StoreResult};
 
 mod chains;
 mod codec;
+mod completer;
 mod connect;
 mod ops;
+mod plugins;
+mod reads;
 mod scripts;
 mod signals;
 mod terminate;
@@ -92,15 +95,22 @@ const REAP_STEP: u32 = 1000;
 
 /// The Redis store.
 pub struct RedisStore {
+    runner: Arc<Runner>,
+    config: StoreConfig,
+    signals: Arc<Signals>,
+    stop: watch::Sender<bool>,
+    completions: tokio::sync::mpsc::UnboundedSender<completer::Completion>,
+}
+
+/// What every call needs: the connection, the prefix and the time source.
+/// Shared with the task that completes runs in batches.
+pub(super) struct Runner {
     shown_url: String,
     prefix: String,
     conn: ConnectionManager,
     clock: Arc<dyn Clock>,
     time: StoreTime,
-    config: StoreConfig,
-    signals: Arc<Signals>,
     closed: AtomicBool,
-    stop: watch::Sender<bool>,
     last_failure: Mutex<Option<(Instant, String)>>,
 }
 
@@ -122,31 +132,57 @@ impl RedisStore {
             client,
             format!("{}signal", options.prefix),
             signals.clone(),
-            stopped,
+            stopped.clone(),
         )
         .await
         .map_err(|e| {
             StoreError::backend(format!("cannot subscribe to Redis at {shown_url}: {e}"))
         })?;
-        Ok(Self {
+        let runner = Arc::new(Runner {
             shown_url,
             prefix: options.prefix,
             conn,
             clock,
             time: options.time,
+            closed: AtomicBool::new(false),
+            last_failure: Mutex::new(None),
+        });
+        let completions = completer::start(runner.clone(), signals.clone(), stopped);
+        Ok(Self {
+            runner,
             config: options.store,
             signals,
-            closed: AtomicBool::new(false),
             stop,
-            last_failure: Mutex::new(None),
+            completions,
         })
     }
 
     /// The URL, without its password.
     pub fn url(&self) -> &str {
-        &self.shown_url
+        &self.runner.shown_url
     }
 
+    async fn run(&self, script: &Script, args: &[String]) -> StoreResult<Value> {
+        self.runner.run(script, args).await
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> StoreResult<T> {
+        self.runner.query(cmd).await
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.runner.prefix)
+    }
+
+    /// A store time as this host's clock reads it: the host sleeps by its
+    /// own clock, so a due time is moved by the difference of the clocks.
+    fn to_host_time(&self, at: i64, store_now: i64) -> StoreResult<DateTime<Utc>> {
+        let ahead = chrono::Duration::microseconds(at.saturating_sub(store_now));
+        Ok(self.runner.clock.now() + ahead)
+    }
+}
+
+impl Runner {
     /// The time argument of every script: empty for Redis `TIME`.
     fn time_arg(&self) -> String {
         match self.time {
@@ -155,10 +191,16 @@ impl RedisStore {
         }
     }
 
-    fn open_conn(&self) -> StoreResult<ConnectionManager> {
+    /// `Closed` once the store was closed.
+    pub(super) fn check_open(&self) -> StoreResult<()> {
         if self.closed.load(Ordering::Acquire) {
             return Err(StoreError::Closed);
         }
+        Ok(())
+    }
+
+    fn open_conn(&self) -> StoreResult<ConnectionManager> {
+        self.check_open()?;
         Ok(self.conn.clone())
     }
 
@@ -175,7 +217,7 @@ impl RedisStore {
     /// connection broke is retried once the manager has reconnected (the
     /// first command after a Redis restart fails); the scripts are safe to
     /// repeat or, for a lease, only delay jobs by one lease length.
-    async fn run(&self, script: &Script, args: &[String]) -> StoreResult<Value> {
+    pub(super) async fn run(&self, script: &Script, args: &[String]) -> StoreResult<Value> {
         let mut conn = self.open_conn()?;
         let mut tries = 0;
         loop {
@@ -209,17 +251,6 @@ impl RedisStore {
                 Err(e) => return Err(self.failed(e)),
             }
         }
-    }
-
-    fn key(&self, name: &str) -> String {
-        format!("{}{name}", self.prefix)
-    }
-
-    /// A store time as this host's clock reads it: the host sleeps by its
-    /// own clock, so a due time is moved by the difference of the clocks.
-    fn to_host_time(&self, at: i64, store_now: i64) -> StoreResult<DateTime<Utc>> {
-        let ahead = chrono::Duration::microseconds(at.saturating_sub(store_now));
-        Ok(self.clock.now() + ahead)
     }
 }
 

@@ -1,7 +1,6 @@
 //! The [`Store`] trait on Redis: each method is one script call (or one
 //! bounded script call per step for the bulk actions) plus decoding.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -15,15 +14,16 @@ use super::scripts::{ADMIN, ENQUEUE, HOLDER, LEASE, LIST, MISC, READ, REAP, SWEE
 use super::{REAP_STEP, RedisStore, refusal};
 use crate::job::{Job, JobId, JobStatus, NewJob, OutcomeKind, RunReport, check_queue_name};
 use crate::store::{
-    CountRow, Counts, Enqueued, FailAction, HostRecord, Lease, LeaseRequest, LeaseToken, ListQuery,
-    Page, QueueInfo, Schedule, Store, StoreError, StoreResult, SweepReport, Termination,
+    Counts, Enqueued, FailAction, HostRecord, Lease, LeaseRequest, LeaseToken, ListQuery, Page,
+    PluginRelease, PluginReleases, QueueInfo, Schedule, Store, StoreError, StoreResult,
+    SweepReport, Termination,
 };
 
 /// The most jobs one lease call may take (as the embedded store).
 const MAX_LEASE_BATCH: u32 = 1000;
 
 /// Ids one list call may look at before answering with a cursor.
-const LIST_BUDGET: u32 = 20_000;
+pub(super) const LIST_BUDGET: u32 = 20_000;
 
 /// Jobs (or keys, or ticks) one sweep or bulk step touches: small enough
 /// that no call holds Redis for long.
@@ -99,16 +99,6 @@ impl RedisStore {
 
     async fn misc(&self, args: &[String]) -> StoreResult<redis::Value> {
         self.run(&MISC, args).await
-    }
-
-    fn schedule_from(&self, json: &str, last: Option<&String>, off: bool) -> StoreResult<Schedule> {
-        let mut s: Schedule = serde_json::from_str(json)?;
-        s.enabled = !off;
-        s.last_tick = match last {
-            Some(t) => codec::opt_time(t)?,
-            None => None,
-        };
-        Ok(s)
     }
 }
 
@@ -212,15 +202,25 @@ impl Store for RedisStore {
                 token.job, report.outcome
             )));
         }
-        let rest = vec![
+        let args = [
+            token.job.to_string(),
+            token.fence.to_string(),
             codec::attempt_tail(&report)?,
             serde_json::to_string(&result)?,
             if report.log.is_some() { "1" } else { "0" }.to_owned(),
             report.log.clone().unwrap_or_default(),
         ];
-        self.holder(token, "complete", rest).await?;
-        self.signals.apply(b"e");
-        Ok(())
+        // Gathered with the completions that arrive meanwhile into one call.
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.runner.check_open()?;
+        self.completions
+            .send(super::completer::Completion {
+                job: token.job,
+                args,
+                reply,
+            })
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn fail(
@@ -361,40 +361,7 @@ impl Store for RedisStore {
     }
 
     async fn counts(&self) -> StoreResult<Counts> {
-        let reply = self.run(&READ, &["counts".into()]).await?;
-        let reply = array(&reply)?;
-        let mut cells = BTreeMap::new();
-        for pair in array(&reply[1])?.chunks(2) {
-            let n = int(&pair[1])?;
-            if n > 0 {
-                cells.insert(codec::count_cell(&text(&pair[0])?)?, n as u64);
-            }
-        }
-        for due in array(&reply[2])?.chunks(3) {
-            let queue = text(&due[0])?;
-            let rank = int(&due[1])? as u8;
-            let priority = crate::job::Priority::from_rank(rank)
-                .ok_or_else(|| StoreError::backend(format!("priority {rank}")))?;
-            let n = int(&due[2])? as u64;
-            let scheduled = (queue.clone(), priority, JobStatus::Scheduled);
-            if let Some(c) = cells.get_mut(&scheduled) {
-                *c = c.saturating_sub(n);
-            }
-            *cells
-                .entry((queue, priority, JobStatus::Pending))
-                .or_default() += n;
-        }
-        let rows = cells
-            .into_iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|((queue, priority, status), count)| CountRow {
-                queue,
-                priority,
-                status,
-                count,
-            })
-            .collect();
-        Ok(Counts { rows })
+        self.read_counts().await
     }
 
     async fn next_due_at(
@@ -467,20 +434,7 @@ impl Store for RedisStore {
     }
 
     async fn queues(&self) -> StoreResult<Vec<QueueInfo>> {
-        let names: Vec<String> = self
-            .query(redis::cmd("SMEMBERS").arg(self.key("queues")))
-            .await?;
-        let paused: BTreeMap<String, String> = self
-            .query(redis::cmd("HGETALL").arg(self.key("paused")))
-            .await?;
-        let mut all: BTreeMap<String, bool> = names.into_iter().map(|n| (n, false)).collect();
-        for (name, flag) in paused {
-            all.insert(name, flag == "1");
-        }
-        Ok(all
-            .into_iter()
-            .map(|(name, paused)| QueueInfo { name, paused })
-            .collect())
+        self.read_queues().await
     }
 
     async fn host_seen(&self, host: &HostRecord) -> StoreResult<()> {
@@ -498,25 +452,7 @@ impl Store for RedisStore {
     }
 
     async fn hosts(&self, since: DateTime<Utc>) -> StoreResult<Vec<HostRecord>> {
-        let ids: Vec<String> = self
-            .query(
-                redis::cmd("ZREVRANGEBYSCORE")
-                    .arg(self.key("hosts_seen"))
-                    .arg("+inf")
-                    .arg(codec::micros(since)),
-            )
-            .await?;
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let records: Vec<Option<String>> = self
-            .query(redis::cmd("HMGET").arg(self.key("hosts")).arg(&ids))
-            .await?;
-        records
-            .into_iter()
-            .flatten()
-            .map(|r| Ok(serde_json::from_str(&r)?))
-            .collect()
+        self.read_hosts(since).await
     }
 
     async fn sweep(&self) -> StoreResult<SweepReport> {
@@ -544,7 +480,7 @@ impl Store for RedisStore {
 
     async fn check_writable(&self) -> StoreResult<()> {
         self.misc(&["probe".into()]).await?;
-        let last = self.last_failure.lock().ok().and_then(|l| l.clone());
+        let last = self.runner.last_failure.lock().ok().and_then(|l| l.clone());
         match last {
             Some((at, why)) if at.elapsed() < super::FAILURE_WINDOW => Err(StoreError::backend(
                 format!("{}s ago: {why}", at.elapsed().as_secs()),
@@ -612,37 +548,11 @@ impl Store for RedisStore {
     }
 
     async fn get_schedule(&self, name: &str) -> StoreResult<Schedule> {
-        let (json, last, off): (Option<String>, Option<String>, bool) = self
-            .query(
-                redis::cmd("EVAL")
-                    .arg(
-                        "return {redis.call('HGET', KEYS[1], ARGV[1]), \
-                         redis.call('HGET', KEYS[2], ARGV[1]), redis.call('HEXISTS', KEYS[3], ARGV[1])}",
-                    )
-                    .arg(3)
-                    .arg(self.key("schedules"))
-                    .arg(self.key("sched_last"))
-                    .arg(self.key("sched_off"))
-                    .arg(name),
-            )
-            .await?;
-        let json = json.ok_or_else(|| StoreError::ScheduleNotFound(name.to_owned()))?;
-        self.schedule_from(&json, last.as_ref(), off)
+        self.read_schedule(name).await
     }
 
     async fn list_schedules(&self) -> StoreResult<Vec<Schedule>> {
-        let all: BTreeMap<String, String> = self
-            .query(redis::cmd("HGETALL").arg(self.key("schedules")))
-            .await?;
-        let last: BTreeMap<String, String> = self
-            .query(redis::cmd("HGETALL").arg(self.key("sched_last")))
-            .await?;
-        let off: BTreeMap<String, String> = self
-            .query(redis::cmd("HGETALL").arg(self.key("sched_off")))
-            .await?;
-        all.iter()
-            .map(|(name, json)| self.schedule_from(json, last.get(name), off.contains_key(name)))
-            .collect()
+        self.read_schedules().await
     }
 
     async fn delete_schedule(&self, name: &str) -> StoreResult<()> {
@@ -664,8 +574,33 @@ impl Store for RedisStore {
         }
     }
 
+    async fn put_plugin(
+        &self,
+        name: &str,
+        digest: &str,
+        bytes: Vec<u8>,
+    ) -> StoreResult<PluginRelease> {
+        self.deploy_plugin(name, digest, bytes).await
+    }
+
+    async fn plugin_blob(&self, digest: &str) -> StoreResult<Option<Vec<u8>>> {
+        self.stored_plugin(digest).await
+    }
+
+    async fn plugin_generation(&self) -> StoreResult<u64> {
+        self.stored_plugin_generation().await
+    }
+
+    async fn plugin_releases(&self) -> StoreResult<PluginReleases> {
+        self.stored_plugin_releases().await
+    }
+
+    async fn rollback_plugin(&self, name: &str) -> StoreResult<PluginRelease> {
+        self.roll_back_plugin(name).await
+    }
+
     async fn close(&self) -> StoreResult<()> {
-        self.closed.store(true, Ordering::Release);
+        self.runner.closed.store(true, Ordering::Release);
         let _ = self.stop.send(true);
         Ok(())
     }

@@ -9,9 +9,13 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// A script with the shared head in front.
+/// A script with the shared head in front, its body wrapped so the count
+/// changes it summed are written once whatever branch it returns from.
 fn with_common(body: &str) -> Script {
-    Script::new(&format!("{}\n{body}", include_str!("lua/common.lua")))
+    Script::new(&format!(
+        "{}\nlocal function main()\n{body}\nend\nlocal answer = main()\nflush_counts()\nreturn answer\n",
+        include_str!("lua/common.lua")
+    ))
 }
 
 macro_rules! scripts {
@@ -27,8 +31,10 @@ scripts! {
     ENQUEUE = "enqueue.lua";
     /// Reap, then lease.
     LEASE = "lease.lua";
-    /// Renew, complete, fail, release.
+    /// Renew, fail, release.
     HOLDER = "holder.lua";
+    /// Complete a batch of runs.
+    COMPLETE = "complete.lua";
     /// Reap expired leases.
     REAP = "reap.lua";
     /// Reads that need the store's time.
@@ -43,6 +49,8 @@ scripts! {
     TICK = "tick.lua";
     /// Schedules, hosts, the sweep claim, the health probe.
     MISC = "misc.lua";
+    /// Plugin releases: deploy and roll back.
+    PLUGINS = "plugins.lua";
     /// Terminate requests and the question which were made.
     TERMINATE = "terminate.lua";
     /// Make and read chains.

@@ -128,7 +128,25 @@ async fn survives_a_redis_restart() {
     server.kill();
     drop(server);
     // Same port again, empty (no persistence): the scripts are gone too.
-    let _server = RedisServer::start_on(port).unwrap();
+    let server = RedisServer::start_on(port).unwrap();
+    // The signal connection comes back by itself (and ticks, since
+    // messages may have been missed), then carries other hosts' writes.
+    let mut changes = store.changes();
+    changes.borrow_and_update();
+    tokio::time::timeout(Duration::from_secs(30), changes.changed())
+        .await
+        .expect("the signal connection is re-made")
+        .unwrap();
+    let other = open(server.url(), "restart:").await;
+    changes.borrow_and_update();
+    other
+        .enqueue(NewJob::new("z", serde_json::Value::Null))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), changes.changed())
+        .await
+        .expect("woken by another host after the restart")
+        .unwrap();
     let id = store
         .enqueue(NewJob::new("y", serde_json::Value::Null))
         .await
@@ -162,4 +180,41 @@ async fn wrong_password_names_the_url_without_it() {
         .await
         .unwrap();
     store.check_writable().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sparse_filter_pages_with_a_cursor_instead_of_scanning_everything() {
+    let store = open(
+        RedisServer::shared().url(),
+        &format!("sparse:{}:", uuid::Uuid::now_v7()),
+    )
+    .await;
+    let job =
+        |handler: &str, queue: &str| NewJob::new(handler, serde_json::Value::Null).queue(queue);
+    let wanted = store.enqueue(job("h", "q")).await.unwrap().id;
+    // Both filters match many jobs, together only one: more than one
+    // call's scan budget lies between the newest job and it.
+    for _ in 0..super::ops::LIST_BUDGET / 500 + 1 {
+        let mut batch: Vec<_> = (0..500).map(|_| job("other", "q")).collect();
+        batch.extend((0..500).map(|_| job("h", "elsewhere")));
+        store.enqueue_batch(batch).await.unwrap();
+    }
+    let mut query = crate::store::ListQuery {
+        queue: Some("q".into()),
+        handler: Some("h".into()),
+        limit: 10,
+        ..Default::default()
+    };
+    let (mut found, mut calls) = (Vec::new(), 0);
+    loop {
+        let page = store.list(&query).await.unwrap();
+        calls += 1;
+        found.extend(page.jobs.iter().map(|j| j.id));
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(found, [wanted]);
+    assert!(calls > 1, "one call scanned past its budget");
 }

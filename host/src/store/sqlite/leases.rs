@@ -221,6 +221,7 @@ fn end_run(
         message: end.report.message.clone(),
         duration_ms: u64::try_from(end.report.duration.as_millis()).unwrap_or(u64::MAX),
         fuel: end.report.fuel,
+        plugin_digest: end.report.plugin_digest.clone(),
     };
     let now = micros(ctx.now);
     let finished = end.status.is_final().then_some(now);
@@ -437,5 +438,6 @@ fn expired_attempt(
         )),
         duration_ms: u64::try_from(ran.num_milliseconds()).unwrap_or(0),
         fuel: None,
+        plugin_digest: None,
     }
 }

@@ -21,7 +21,8 @@ use crate::job::{Job, JobId, JobStatus, NewJob, RunReport};
 use crate::store::chain::Chain;
 use crate::store::{
     Counts, Enqueued, FailAction, HostRecord, Lease, LeaseRequest, LeaseToken, ListQuery, Page,
-    QueueInfo, Schedule, Store, StoreConfig, StoreError, StoreResult, SweepReport, Termination,
+    PluginRelease, PluginReleases, QueueInfo, Schedule, Store, StoreConfig, StoreError,
+    StoreResult, SweepReport, Termination,
 };
 
 mod admin;
@@ -32,6 +33,7 @@ pub(crate) mod integrity;
 mod jobs;
 mod leases;
 pub mod maintenance;
+mod plugins;
 mod readers;
 mod schedules;
 pub(crate) mod schema;
@@ -442,6 +444,38 @@ impl Store for SqliteStore {
 
     async fn hosts(&self, since: DateTime<Utc>) -> StoreResult<Vec<HostRecord>> {
         self.read(move |c, _| hosts::list(c, since)).await
+    }
+
+    async fn put_plugin(
+        &self,
+        name: &str,
+        digest: &str,
+        bytes: Vec<u8>,
+    ) -> StoreResult<PluginRelease> {
+        let (name, digest) = (name.to_owned(), digest.to_owned());
+        self.writer
+            .call(move |c, ctx| plugins::put(c, ctx, &name, &digest, &bytes))
+            .await
+    }
+
+    async fn plugin_blob(&self, digest: &str) -> StoreResult<Option<Vec<u8>>> {
+        let digest = digest.to_owned();
+        self.read(move |c, _| plugins::blob(c, &digest)).await
+    }
+
+    async fn plugin_generation(&self) -> StoreResult<u64> {
+        self.read(|c, _| plugins::generation(c)).await
+    }
+
+    async fn plugin_releases(&self) -> StoreResult<PluginReleases> {
+        self.read(|c, _| plugins::active(c)).await
+    }
+
+    async fn rollback_plugin(&self, name: &str) -> StoreResult<PluginRelease> {
+        let name = name.to_owned();
+        self.writer
+            .call(move |c, ctx| plugins::rollback(c, ctx, &name))
+            .await
     }
 
     async fn sweep(&self) -> StoreResult<SweepReport> {

@@ -18,8 +18,8 @@ use crate::store::{StoreError, StoreResult};
 /// adds the scheduler's tables. Both ship in the first release. Version 3
 /// adds `store_meta`, version 4 `jobs.lease_ms`, version 5 `hosts`, version
 /// 6 `jobs.attempt_base` and `jobs.schedule`, version 7 the `job_counts`
-/// table its triggers keep, version 8 `jobs.cancel_requested`
-/// and `jobs.unique_key`.
+/// table its triggers keep, version 8 the deployed plugins, version 9
+/// `jobs.cancel_requested`, `jobs.unique_key` and the chains.
 pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: jobs, idempotency keys, queues.
     "
@@ -164,7 +164,25 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     END;
     CREATE INDEX jobs_scheduled_due ON jobs (run_at) WHERE status = 'scheduled';
     ",
-    // 8: a request to terminate a running job, which the host running it
+    // 8: plugin versions deployed through the store (`POST /api/v1/plugins`):
+    // each component once by digest, per name a stack of releases whose
+    // newest not rolled back is in service, and a generation every host polls.
+    "
+    CREATE TABLE plugin_blobs (
+        digest TEXT NOT NULL PRIMARY KEY,  -- sha256 hex of bytes
+        bytes  BLOB NOT NULL
+    );
+    CREATE TABLE plugin_releases (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        name        TEXT    NOT NULL,
+        digest      TEXT    NOT NULL,
+        deployed_at INTEGER NOT NULL,
+        rolled_back INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX plugin_releases_name ON plugin_releases (name, seq) WHERE rolled_back = 0;
+    INSERT INTO store_meta (key, value) VALUES ('plugin_generation', '0');
+    ",
+    // 9: a request to terminate a running job, which the host running it
     // sees (`Store::termination_requested`) and acts on; and the key that
     // keeps a job unique while it is active, found by its own index; and
     // chains, whose steps' jobs name them.

@@ -41,8 +41,19 @@ local K_SIGNAL = P .. 'signal'
 -- holder's status decides).
 local K_UNIQ = P .. 'uniq'
 
+-- Count changes are summed per cell and written once at the end of the
+-- script (scripts.rs wraps every body to call flush_counts), so a batch of
+-- 64 leases writes two cells, not 128.
+local DELTAS = {}
 local function count(q, p, status, n)
-  redis.call('HINCRBY', K_COUNTS, part(q) .. p .. ':' .. status, n)
+  local cell = part(q) .. p .. ':' .. status
+  DELTAS[cell] = (DELTAS[cell] or 0) + n
+end
+local function flush_counts()
+  for cell, n in pairs(DELTAS) do
+    if n ~= 0 then redis.call('HINCRBY', K_COUNTS, cell, n) end
+  end
+  DELTAS = {}
 end
 
 local function signal(what) redis.call('PUBLISH', K_SIGNAL, what) end

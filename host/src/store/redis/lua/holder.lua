@@ -1,9 +1,10 @@
--- Everything a lease holder does: renew, complete, fail, release. The
--- holder's (job, fence) must be the current lease, or nothing is written.
+-- What a lease holder does but complete (complete.lua, in batches): renew,
+-- fail, release. The holder's (job, fence) must be the current lease, or
+-- nothing is written.
 -- ARGV: prefix, time, mode, id, fence, then per mode:
 --   renew:    lease (µs), lease (ms)
---   complete: attempt json tail, result json, has log (0/1), log
---   fail:     attempt json tail, retry at ('' = bury, 'cancel' = cancelled)
+--   fail:     attempt json tail, retry at ('' = bury, 'cancel' = cancelled), has log
+--             (0/1), log
 --   release:  -
 -- The attempt tail is the raw JSON after "host": outcome, message,
 -- duration and fuel, written by the host.
@@ -37,16 +38,6 @@ end
 push_attempt(id, '{"attempt":' .. j[4] .. ',"at":' .. j[6] .. ',"host":' .. cjson.encode(j[7])
   .. ',' .. ARGV[6] .. '}')
 clear_lease(id)
-
-if mode == 'complete' then
-  set_status(id, q, p, 'running', 'succeeded')
-  redis.call('HSET', key, 'finished', s(now), 'result', ARGV[7])
-  if ARGV[8] == '1' then redis.call('HSET', key, 'log', ARGV[9]) end
-  redis.call('ZADD', K_FINISHED, s(now), id)
-  chain_job_ended(now, id, 'succeeded', ARGV[7])
-  signal('e')
-  return { 'ok', 'succeeded' }
-end
 
 -- fail
 local at = ARGV[7]

@@ -39,14 +39,19 @@ for p = 0, 3 do
   end)
   for i = 1, math.min(want, #cands) do
     local c = cands[i]
-    local id = c[2]
+    local id, q = c[2], c[4]
     local key = k_job(id)
+    local j = redis.call('HMGET', key, 'status', 'attempt')
     redis.call('ZREM', c[3], id)
-    set_status(id, c[4], tostring(p), redis.call('HGET', key, 'status'), 'running')
+    redis.call('ZREM', k_idx('s', j[1]), id)
+    redis.call('ZADD', k_idx('s', 'running'), 0, id)
+    if j[1] == 'scheduled' then redis.call('ZREM', k_sched(q, p), id) end
+    count(q, tostring(p), j[1], -1)
+    count(q, tostring(p), 'running', 1)
     taken = taken + 1
-    redis.call('HINCRBY', key, 'attempt', 1)
-    redis.call('HSET', key, 'started', s(now), 'fence', ARGV[fences + taken - 1],
-      'worker', worker, 'expires', s(expires), 'lease_ms', lease_ms)
+    redis.call('HSET', key, 'status', 'running', 'attempt', s(tonumber(j[2]) + 1),
+      'started', s(now), 'fence', ARGV[fences + taken - 1], 'worker', worker,
+      'expires', s(expires), 'lease_ms', lease_ms)
     redis.call('ZADD', K_LEASES, s(expires), id)
     out[#out + 1] = redis.call('HGETALL', key)
   end
