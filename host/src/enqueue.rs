@@ -31,6 +31,9 @@ pub struct EnqueueRequest {
     pub idempotency_key: Option<String>,
     /// Overrides the handler's retry policy's attempt budget.
     pub max_attempts: Option<u32>,
+    /// For a handler with `unique = "while-active"`: the key it is unique
+    /// under (default: its payload). Refused for other handlers.
+    pub unique_key: Option<String>,
 }
 
 impl EnqueueRequest {
@@ -81,6 +84,8 @@ pub struct Enqueuer {
 struct Known {
     policies: BTreeMap<String, RetryPolicy>,
     handler_names: Vec<String>,
+    /// Handlers with a uniqueness policy.
+    unique: std::collections::BTreeSet<String>,
 }
 
 impl Enqueuer {
@@ -133,6 +138,12 @@ impl Known {
         Ok(Known {
             policies,
             handler_names: registry.handler_names(),
+            unique: config
+                .handlers
+                .iter()
+                .filter(|(_, h)| h.unique.is_some())
+                .map(|(name, _)| name.clone())
+                .collect(),
         })
     }
 }
@@ -198,6 +209,19 @@ impl Enqueuer {
             }
             (None, at) => at,
         };
+        let unique_key = if known.unique.contains(&req.handler) {
+            Some(
+                req.unique_key
+                    .unwrap_or_else(|| crate::unique::payload_key(&req.payload)),
+            )
+        } else if req.unique_key.is_some() {
+            return Err(EnqueueError::Invalid(format!(
+                "unique_key given, but handler {:?} is not unique (set [handlers.\"{}\"] unique = \"while-active\")",
+                req.handler, req.handler
+            )));
+        } else {
+            None
+        };
         let mut job = NewJob::new(req.handler, req.payload)
             .priority(req.priority.unwrap_or(Priority::Normal))
             .max_attempts(req.max_attempts.unwrap_or(policy.max_attempts()));
@@ -210,6 +234,7 @@ impl Enqueuer {
         if let Some(k) = req.idempotency_key {
             job = job.idempotency_key(k);
         }
+        job.unique_key = unique_key;
         job.validate().map_err(EnqueueError::Invalid)?;
         Ok(job)
     }
@@ -252,6 +277,35 @@ impl Enqueuer {
             created = enqueued.iter().filter(|e| e.created).count(), total = enqueued.len(),
             "batch enqueued");
         Ok(enqueued)
+    }
+}
+
+impl Enqueuer {
+    /// Checks every step like an enqueue (known handler, payload size,
+    /// attempts from the handler's policy) and makes the chain; one bad
+    /// step refuses it and the error says which (0-based index). A unique
+    /// handler's step is not unique: the chain decides when it runs.
+    pub async fn enqueue_chain(
+        &self,
+        reqs: Vec<EnqueueRequest>,
+    ) -> Result<crate::store::chain::Chain, (Option<usize>, EnqueueError)> {
+        let mut steps = Vec::with_capacity(reqs.len());
+        for (i, req) in reqs.into_iter().enumerate() {
+            let mut job = self.prepare(req).map_err(|e| (Some(i), e))?;
+            job.unique_key = None;
+            steps.push(job);
+        }
+        let chain = self
+            .store
+            .enqueue_chain(steps)
+            .await
+            .map_err(|e| (None, e.into()))?;
+        if let Some(first) = chain.steps.first() {
+            crate::metrics::global().job(JobEvent::Enqueued, &first.handler, 1);
+        }
+        tracing::info!(target: "taskhost::jobs", chain = %chain.id, steps = chain.steps.len(),
+            "chain enqueued");
+        Ok(chain)
     }
 }
 

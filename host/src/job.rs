@@ -169,7 +169,7 @@ named_enum!(
         Retrying = "retrying",
         /// Out of attempts (or failed for good); kept in the DLQ until retried or purged.
         Dead = "dead",
-        /// Cancelled before it ran.
+        /// Cancelled before it ran, or terminated while running.
         Cancelled = "cancelled",
     }
 );
@@ -198,6 +198,8 @@ named_enum!(
         Trap = "trap",
         /// The worker stopped renewing its lease (killed, hung, machine gone).
         LeaseExpired = "lease-expired",
+        /// The run was stopped by a request to terminate the job.
+        Cancelled = "cancelled",
     }
 );
 
@@ -444,6 +446,11 @@ pub struct NewJob {
     pub idempotency_key: Option<String>,
     /// The schedule whose tick enqueues it.
     pub schedule: Option<String>,
+    /// While a job of the same handler with this key is waiting or running,
+    /// enqueueing adds nothing and answers that job's id (a handler's
+    /// `unique = "while-active"`). Scoped by handler like idempotency keys.
+    #[serde(default)]
+    pub unique_key: Option<String>,
 }
 
 impl NewJob {
@@ -458,7 +465,14 @@ impl NewJob {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             idempotency_key: None,
             schedule: None,
+            unique_key: None,
         }
+    }
+
+    /// Makes the job unique under `key` while it is active.
+    pub fn unique_key(mut self, key: impl Into<String>) -> Self {
+        self.unique_key = Some(key.into());
+        self
     }
 
     /// Sets the queue.
@@ -510,6 +524,9 @@ impl NewJob {
         }
         if let Some(key) = &self.idempotency_key {
             check_name("idempotency key", key)?;
+        }
+        if let Some(key) = &self.unique_key {
+            check_name("unique key", key)?;
         }
         Ok(())
     }

@@ -21,6 +21,7 @@ pub mod scheduler;
 pub mod services;
 pub mod stats;
 pub mod store;
+pub mod unique;
 pub mod units;
 pub mod worker;
 

@@ -104,6 +104,8 @@ pub enum JobEvent {
     Failed,
     Retried,
     Dead,
+    /// A running job stopped by a request to terminate it.
+    Cancelled,
 }
 
 impl JobEvent {
@@ -115,6 +117,7 @@ impl JobEvent {
             JobEvent::Failed => "taskhost_jobs_failed_total",
             JobEvent::Retried => "taskhost_jobs_retried_total",
             JobEvent::Dead => "taskhost_jobs_dead_total",
+            JobEvent::Cancelled => "taskhost_jobs_cancelled_total",
         }
     }
 }
@@ -229,6 +232,7 @@ impl Metrics {
             JobEvent::Failed,
             JobEvent::Retried,
             JobEvent::Dead,
+            JobEvent::Cancelled,
         ] {
             let name = event.metric();
             let _ = writeln!(

@@ -15,6 +15,7 @@ from taskhost_client import (
     NotFound,
     NotSupported,
     SyncJobManager,
+    TaskResult,
     TaskStatus,
     Unauthorized,
     Unavailable,
@@ -75,14 +76,25 @@ def test_enqueue_delayed_then_cancel(jobs: SyncJobManager) -> None:
     assert jobs.cancel(job_id) is False, "a job that already ended cannot be cancelled"
 
 
-def test_cancel_with_terminate_is_not_supported_and_leaves_the_job(jobs: SyncJobManager, parked: str) -> None:
+def test_cancel_with_terminate_stops_a_running_job(jobs: SyncJobManager) -> None:
+    # probe.sleep waits in a host call for as long as it is told.
+    job_id = jobs.enqueue("probe.sleep", ms=60_000)
+    deadline = time.monotonic() + 30
+    while jobs.get_status(job_id).status != TaskStatus.RUNNING:
+        assert time.monotonic() < deadline, "the job never started"
+        time.sleep(0.02)
+    assert jobs.cancel(job_id) is False, "a plain cancel leaves a running job alone"
+    assert jobs.cancel(job_id, terminate=True) is True
+    result = jobs.wait_for(job_id, timeout=30)
+    assert result.status == TaskStatus.CANCELLED
+    assert len(jobs.get_job(job_id).attempts) == 1, "not retried"
+    assert jobs.cancel(job_id, terminate=True) is False, "a finished job cannot be terminated"
+
+
+def test_cancel_with_terminate_cancels_a_waiting_job(jobs: SyncJobManager, parked: str) -> None:
     job_id = jobs.enqueue("cleanup", queue=parked)
-    version = jobs.host_version()
-    with pytest.raises(NotSupported) as e:
-        jobs.cancel(job_id, terminate=True)
-    assert e.value.host_version == version
-    assert f"taskhost host {version}" in str(e.value)
-    assert jobs.get_status(job_id).status == TaskStatus.PENDING
+    assert jobs.cancel(job_id, terminate=True) is True
+    assert jobs.get_status(job_id).status == TaskStatus.CANCELLED
 
 
 def test_schedules_are_declared_listed_redeclared_and_removed(jobs: SyncJobManager) -> None:
@@ -139,13 +151,32 @@ def test_a_batch_over_the_hosts_limit_is_refused_with_its_message(jobs: SyncJobM
     assert jobs.queue_length(parked) == 0
 
 
-def test_batch_callbacks_and_chains_are_not_supported(jobs: SyncJobManager) -> None:
+def test_batch_callbacks_are_not_supported(jobs: SyncJobManager) -> None:
     version = jobs.host_version()
     with pytest.raises(NotSupported, match=f"host {version}"):
         jobs.enqueue_batch("send_newsletter_email", [{"n": 1}], callback="report_done")
-    with pytest.raises(NotSupported, match=f"host {version}"):
-        jobs.chain([("validate_order", (), {"order_id": "x"}), ("process_payment", (), {"order_id": "x"})])
-    assert jobs.list_jobs(handler="validate_order") == []
+
+
+def _wait_for_step(jobs: SyncJobManager, job_id: str) -> TaskResult:
+    """A later chain step's job exists once its turn comes."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return jobs.wait_for(job_id, timeout=30)
+        except NotFound:
+            assert time.monotonic() < deadline, "the step was never enqueued"
+            time.sleep(0.02)
+
+
+def test_chain_runs_its_steps_in_order_passing_results_on(jobs: SyncJobManager) -> None:
+    order = str(uuid.uuid4())
+    ids = jobs.chain([("validate_order", (), {"order_id": order}), ("process_payment", (), {"order_id": order})])
+    assert len(ids) == 2
+    last = _wait_for_step(jobs, ids[1])
+    assert last.status == TaskStatus.SUCCEEDED
+    assert last.result == {"previous": {"order_id": order}, "order_id": order}
+    with pytest.raises(ValueError, match="positional args"):
+        jobs.chain([("validate_order", ("x",), {})])
 
 
 # Bad input.
@@ -229,8 +260,8 @@ async def test_async_client_covers_the_same_calls(parked: str) -> None:
         name = await jobs.schedule("cleanup_sessions", cron="0 * * * *", name=f"async-{uuid.uuid4().hex[:6]}")
         assert name in {s.name for s in await jobs.list_scheduled()}
         await jobs.unschedule(name)
-        with pytest.raises(NotSupported):
-            await jobs.chain([("validate_order", (), {})])
+        [step] = await jobs.chain([("validate_order", (), {"n": 1})])
+        assert (await jobs.wait_for(step, timeout=30)).result == {"n": 1}
 
 
 class _DropFirst:

@@ -1,6 +1,7 @@
 """The seed's samples (seed_app.py) served by FastAPI, called over ASGI,
 enqueueing on the real host."""
 
+import asyncio
 from datetime import timedelta
 from typing import AsyncIterator
 
@@ -9,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 import seed_app
-from taskhost_client import JobManager, NotSupported, TaskStatus, get_job_manager
+from taskhost_client import JobManager, TaskStatus, get_job_manager
 
 pytestmark = pytest.mark.anyio
 
@@ -70,13 +71,19 @@ async def test_scheduled_reports_are_set_up_at_every_start() -> None:
             await jobs.unschedule(name)
 
 
-async def test_the_order_chain_is_not_supported_and_enqueues_nothing(app_client: httpx.AsyncClient) -> None:
+async def test_the_order_chain_runs_validate_pay_confirm_in_order(app_client: httpx.AsyncClient) -> None:
+    answer = await app_client.post("/orders", json={"item": "book"})
+    assert answer.status_code == 200, answer.text
+    order_id = answer.json()["id"]
     jobs = await get_job_manager()
-    version = await jobs.host_version()
-    with pytest.raises(NotSupported, match=f"taskhost host {version}"):
-        await app_client.post("/orders", json={"item": "book"})
-    for handler in ("validate_order", "process_payment", "send_confirmation"):
-        assert await jobs.list_jobs(handler=handler, queue="default") == [], handler
+    deadline = asyncio.get_running_loop().time() + 30
+    while not (found := await _jobs_with(jobs, "send_confirmation", order_id=order_id)):
+        assert asyncio.get_running_loop().time() < deadline, "the chain never reached its last step"
+        await asyncio.sleep(0.05)
+    done = await jobs.wait_for(found[0].id, timeout=30)
+    assert done.status == TaskStatus.SUCCESS
+    # Each step got the one before's result (the probe echoes its payload).
+    assert done.result["previous"]["previous"] == {"order_id": order_id}
 
 
 async def test_the_newsletter_goes_out_in_batches(app_client: httpx.AsyncClient) -> None:

@@ -44,7 +44,7 @@ export class Unavailable extends TaskhostError {
   }
 }
 
-/** The host has no server side for this call yet (chains, batch callbacks, terminate). Nothing was sent or enqueued. */
+/** The host has no server side for this call yet (chains, batch callbacks). Nothing was sent or enqueued. */
 export class NotSupported extends TaskhostError {
   constructor(
     readonly feature: string,

@@ -177,12 +177,21 @@ export class JobManager {
     return name;
   }
 
-  /** Not supported by the host yet: throws `NotSupported` naming its version, and enqueues nothing. */
+  /**
+   * Runs the steps one after another (`POST /api/v1/chains`), each getting the previous one's result under
+   * `previous` in its payload; resolves to their job ids (a later step's job exists once its turn comes).
+   * Every step is checked before anything is sent.
+   */
   async chain(steps: ChainStep[]): Promise<string[]> {
-    steps.forEach((step, i) => {
+    const body = steps.map((step, i) => {
       if (!Array.isArray(step) || step.length !== 3) throw new RangeError(`chain step ${i} must be [handler, args, kwargs]`);
+      const [handler, args, payload] = step;
+      if (args.length > 0) throw new RangeError(`chain step ${i}: positional args are not supported; pass the payload as kwargs`);
+      encode(`chain step ${i} (${JSON.stringify(handler)})`, payload);
+      return { handler, payload };
     });
-    return this.notSupported("chain() (running jobs in sequence)");
+    const answer = await this.t.send<{ steps: { job: string }[] }>({ method: "POST", path: "/api/v1/chains", body: { steps: body } });
+    return answer.steps.map((s) => s.job);
   }
 
   /** The job's status and its result or last error. */
@@ -219,11 +228,15 @@ export class JobManager {
     }
   }
 
-  /** Cancels a job that has not started; false if it already had. `terminate` (stop a running job) throws `NotSupported`. */
+  /**
+   * Cancels a job that has not started; false if it already had. With `terminate`, a running job is
+   * stopped too (on whichever host runs it, within a second) and ends cancelled, not retried; false only
+   * if it had already finished.
+   */
   async cancel(jobId: string, options: { terminate?: boolean } = {}): Promise<boolean> {
-    if (options.terminate) return this.notSupported("terminating a running job (cancel with terminate)");
+    const params = options.terminate ? { terminate: "true" } : undefined;
     try {
-      await this.t.send({ method: "POST", path: `/api/v1/jobs/${path(jobId)}/cancel` });
+      await this.t.send({ method: "POST", path: `/api/v1/jobs/${path(jobId)}/cancel`, params });
       return true;
     } catch (e) {
       expect(e, Conflict);

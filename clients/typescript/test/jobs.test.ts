@@ -96,18 +96,35 @@ test("an idempotency key returns the original job", async () => {
   assert.equal(await jobs.queueLength(queue), 1);
 });
 
-test("enqueueDelayed, then cancel; terminate is not supported", async () => {
+test("enqueueDelayed, then cancel", async () => {
   const id = await jobs.enqueueDelayed("request_review", 7 * DAY, { order_id: "o-1" });
   const job = await jobs.getJob(id);
   assert.equal(job.status, TaskStatus.SCHEDULED);
   assert.ok(Math.abs(Date.parse(job.run_at) - Date.parse(job.created_at) - 7 * DAY) < 5000);
-  const version = await jobs.hostVersion();
-  const e = await rejects(jobs.cancel(id, { terminate: true }), NotSupported);
-  assert.equal(e.hostVersion, version);
-  assert.match(e.message, new RegExp(`taskhost host ${version}`));
-  assert.equal((await jobs.getStatus(id)).status, TaskStatus.SCHEDULED);
   assert.equal(await jobs.cancel(id), true);
   assert.equal(await jobs.cancel(id), false);
+});
+
+test("cancel with terminate stops a running job, not retried", async () => {
+  // probe.sleep waits in a host call for as long as it is told.
+  const id = await jobs.enqueue("probe.sleep", { ms: 60_000 });
+  const deadline = Date.now() + 30_000;
+  while ((await jobs.getStatus(id)).status !== TaskStatus.RUNNING) {
+    assert.ok(Date.now() < deadline, "the job never started");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal(await jobs.cancel(id), false, "a plain cancel leaves a running job alone");
+  assert.equal(await jobs.cancel(id, { terminate: true }), true);
+  const result = await jobs.waitFor(id, 30_000);
+  assert.equal(result.status, TaskStatus.CANCELLED);
+  assert.equal((await jobs.getJob(id)).attempts.length, 1, "not retried");
+  assert.equal(await jobs.cancel(id, { terminate: true }), false, "a finished job cannot be terminated");
+});
+
+test("cancel with terminate cancels a waiting job", async () => {
+  const id = await jobs.enqueue("cleanup", {}, { queue: parked() });
+  assert.equal(await jobs.cancel(id, { terminate: true }), true);
+  assert.equal((await jobs.getStatus(id)).status, TaskStatus.CANCELLED);
 });
 
 test("schedules are declared, listed, redeclared and removed", async () => {
@@ -160,19 +177,33 @@ test("a batch over the host's limit is refused with its message", async () => {
   assert.equal(await jobs.queueLength(queue), 0);
 });
 
-test("batch callbacks and chains are not supported and enqueue nothing", async () => {
+test("batch callbacks are not supported", async () => {
   const version = await jobs.hostVersion();
   const a = await rejects(jobs.enqueueBatch("send_newsletter_email", [{ n: 1 }], { callback: "report_done" }), NotSupported);
   assert.equal(a.hostVersion, version);
+});
+
+test("a chain runs its steps in order, passing each result on", async () => {
   const order = { order_id: randomUUID() };
-  await rejects(
-    jobs.chain([
-      ["validate_order", [], order],
-      ["process_payment", [], order],
-    ]),
-    NotSupported,
-  );
-  assert.deepEqual(await jobs.listJobs({ handler: "validate_order", queue: "default" }), []);
+  const ids = await jobs.chain([
+    ["validate_order", [], order],
+    ["process_payment", [], order],
+  ]);
+  assert.equal(ids.length, 2);
+  // The last step's job exists once its turn comes.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const done = await jobs.waitFor(ids[1], 30_000);
+      assert.equal(done.status, TaskStatus.SUCCEEDED);
+      assert.deepEqual(done.result, { previous: order, ...order });
+      break;
+    } catch (e) {
+      if (!(e instanceof NotFound) || Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  await assert.rejects(jobs.chain([["validate_order", ["x"], {}]]), RangeError);
 });
 
 test("an unknown handler is refused with the host's message", async () => {

@@ -152,9 +152,9 @@ pub async fn error_shape(request: Request, next: Next) -> Response {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
-            StoreError::NotFound(_) | StoreError::ScheduleNotFound(_) => {
-                ApiError::not_found(e.to_string())
-            }
+            StoreError::NotFound(_)
+            | StoreError::ScheduleNotFound(_)
+            | StoreError::ChainNotFound(_) => ApiError::not_found(e.to_string()),
             StoreError::WrongState { .. } | StoreError::LeaseLost(_) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }

@@ -39,6 +39,12 @@ pub struct EnqueueBody {
     /// A repeat within the key's TTL answers 200 with the original id.
     pub idempotency_key: Option<String>,
     pub max_attempts: Option<u32>,
+    /// Only for a handler configured `unique = "while-active"` (400
+    /// otherwise): the key it is unique under, default its payload. While
+    /// a job of the handler with this key is scheduled, pending, running or
+    /// retrying, the enqueue adds nothing and answers 200 with that job's
+    /// id (`created: false`).
+    pub unique_key: Option<String>,
 }
 
 fn empty_object() -> Value {
@@ -78,6 +84,7 @@ impl EnqueueBody {
             run_at,
             idempotency_key: self.idempotency_key,
             max_attempts: self.max_attempts,
+            unique_key: self.unique_key,
         })
     }
 }
@@ -281,16 +288,33 @@ pub async fn wait(
     }))
 }
 
-/// Cancel a job that has not started (pending, scheduled or retrying).
-#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = String, Path)),
-    responses((status = 200, body = Job), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "already running or finished")))]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct CancelQuery {
+    /// Also stop the job if it is running: the host running it (this or
+    /// another process sharing the store) drops the run within a second and
+    /// records it `cancelled`, not retried. The answer is the job as it
+    /// stands, still `running` until then; `wait` reports the end.
+    pub terminate: Option<bool>,
+}
+
+/// Cancel a job that has not started (pending, scheduled or retrying), or,
+/// with `terminate=true`, also one that is running.
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/cancel", tag = "jobs", params(("id" = String, Path), CancelQuery),
+    responses((status = 200, body = Job), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "already finished, or running and `terminate` not set")))]
 pub async fn cancel(
     _: Authorized<Admin>,
     State(state): State<ApiState>,
     Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<CancelQuery>,
 ) -> Result<Json<Job>, ApiError> {
     let id = parse_id(&id)?;
-    state.services.store.cancel(id).await?;
+    if q.terminate == Some(true) {
+        state.services.store.terminate(id).await?;
+    } else {
+        state.services.store.cancel(id).await?;
+    }
     Ok(Json(state.services.store.get(id).await?))
 }
 

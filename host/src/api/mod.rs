@@ -4,6 +4,7 @@
 
 mod admin;
 mod auth;
+mod chains;
 mod dashboard;
 mod error;
 mod extract;
@@ -110,6 +111,10 @@ pub fn app(state: ApiState) -> Router {
         .route("/jobs/{id}/result", get(jobs::result))
         .route("/jobs/{id}/wait", get(jobs::wait))
         .route("/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/chains", post(chains::enqueue_chain))
+        .route("/chains/{id}", get(chains::get_chain))
+        .route("/chains/{id}/wait", get(chains::wait_chain))
+        .route("/chains/{id}/cancel", post(chains::cancel_chain))
         .route("/dlq", get(admin::dlq_list).delete(admin::dlq_purge))
         .route("/dlq/retry-all", post(admin::dlq_retry_all))
         .route("/dlq/{id}", get(admin::dlq_get))

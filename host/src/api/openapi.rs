@@ -4,13 +4,14 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, jobs, plugins, stats};
+use super::{admin, chains, jobs, plugins, stats};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "taskhost", description = "Jobs, schedules, queues and the dead-letter queue of a taskhost host."),
     paths(
         jobs::enqueue, jobs::enqueue_batch, jobs::get_job, jobs::result, jobs::wait, jobs::cancel, jobs::list,
+        chains::enqueue_chain, chains::get_chain, chains::wait_chain, chains::cancel_chain,
         admin::dlq_list, admin::dlq_get, admin::dlq_retry, admin::dlq_retry_all, admin::dlq_purge,
         admin::pause_queue, admin::resume_queue, admin::purge_queue,
         admin::list_schedules, admin::add_schedule, admin::remove_schedule, admin::enable_schedule, admin::disable_schedule, admin::run_schedule,

@@ -79,6 +79,9 @@ impl Host for JobState {
             run_at: None,
             idempotency_key: request.idempotency_key,
             max_attempts: request.max_attempts,
+            // The WIT has no unique key (yet): a unique handler's job from
+            // a plugin is unique under its payload.
+            unique_key: None,
         };
         Ok(match enqueuer.enqueue(req).await {
             Ok(enqueued) => Ok(enqueued.id.to_string()),

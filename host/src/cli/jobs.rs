@@ -39,6 +39,11 @@ pub struct EnqueueArgs {
     key: Option<String>,
     #[arg(long)]
     max_attempts: Option<u32>,
+    /// For a handler with `unique = "while-active"`: the key it is unique
+    /// under (default: its payload); while a job with it is active, the
+    /// enqueue answers that job's id.
+    #[arg(long)]
+    unique_key: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -75,6 +80,7 @@ fn request(args: &EnqueueArgs) -> Result<EnqueueRequest, BadInput> {
         run_at,
         idempotency_key: args.key.clone(),
         max_attempts: args.max_attempts,
+        unique_key: args.unique_key.clone(),
     })
 }
 
@@ -132,6 +138,7 @@ pub async fn enqueue_remote(remote: &Remote, args: EnqueueArgs) -> anyhow::Resul
         "run_at": req.run_at,
         "idempotency_key": req.idempotency_key,
         "max_attempts": req.max_attempts,
+        "unique_key": req.unique_key,
     });
     let answer: Answer = remote.post("/api/v1/jobs", &body).await?;
     print_enqueued(&answer, args.json);
@@ -154,18 +161,37 @@ pub fn page_limit() -> clap::builder::RangedI64ValueParser<u32> {
     clap::value_parser!(u32).range(1..=i64::from(ListQuery::MAX_LIMIT))
 }
 
-/// `cancel`: a job that has not started (pending, scheduled, retrying).
-pub async fn cancel(config: Arc<Config>, id: String, json: bool) -> anyhow::Result<ExitCode> {
+/// `cancel`: a job that has not started (pending, scheduled, retrying);
+/// with `terminate`, also a running one (its host stops it).
+pub async fn cancel(
+    config: Arc<Config>,
+    id: String,
+    terminate: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let id = parse_id(&id)?;
     let store = open_store(&config, Arc::new(crate::clock::SystemClock)).await?;
-    store.cancel(id).await?;
+    if terminate {
+        store.terminate(id).await?;
+    } else {
+        store.cancel(id).await?;
+    }
     print_job(&store.get(id).await?, json)
 }
 
-pub async fn cancel_remote(remote: &Remote, id: String, json: bool) -> anyhow::Result<ExitCode> {
+pub async fn cancel_remote(
+    remote: &Remote,
+    id: String,
+    terminate: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let id = parse_id(&id)?;
+    let query = if terminate { "?terminate=true" } else { "" };
     let job: Job = remote
-        .post(&format!("/api/v1/jobs/{id}/cancel"), &serde_json::json!({}))
+        .post(
+            &format!("/api/v1/jobs/{id}/cancel{query}"),
+            &serde_json::json!({}),
+        )
         .await?;
     print_job(&job, json)
 }

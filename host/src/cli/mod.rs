@@ -3,6 +3,7 @@
 
 mod admin;
 mod bench;
+mod chain;
 mod init;
 mod jobs;
 mod output;
@@ -64,9 +65,16 @@ enum Command {
     /// Cancel a job that has not started (pending, scheduled or retrying).
     Cancel {
         id: String,
+        /// Also stop it if it is running (on any host sharing the store):
+        /// the run is dropped within a second and the job ends cancelled.
+        #[arg(long)]
+        terminate: bool,
         #[arg(long)]
         json: bool,
     },
+    /// Make a chain: jobs run one after another, each getting the previous
+    /// one's result under `previous`; prints the chain's id.
+    Chain(chain::ChainArgs),
     /// Wait for a job to end; exit code 0 succeeded, 1 dead, 3 cancelled, 4 still running at the timeout.
     Wait {
         id: String,
@@ -152,8 +160,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         return match cli.command {
             Command::Enqueue(args) => jobs::enqueue_remote(&remote, args).await,
             Command::Job { id, json } => jobs::show_remote(&remote, id, json).await,
-            Command::Cancel { id, json } => jobs::cancel_remote(&remote, id, json).await,
+            Command::Cancel {
+                id,
+                terminate,
+                json,
+            } => jobs::cancel_remote(&remote, id, terminate, json).await,
             Command::Jobs(args) => jobs::list_remote(&remote, args).await,
+            Command::Chain(args) => chain::execute_remote(&remote, args).await,
             Command::Wait { id, timeout } => jobs::wait_remote(&remote, id, timeout).await,
             Command::Dlq(cmd) => admin::dlq_remote(&remote, cmd).await,
             Command::Queue(cmd) => admin::queue_remote(&remote, cmd).await,
@@ -165,7 +178,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 run_local(cli.config.as_deref(), command).await
             }
             _ => Err(BadInput(
-                "--url works with enqueue, job, jobs, cancel, wait, dlq, queue, schedule and plugin".into(),
+                "--url works with enqueue, job, jobs, cancel, chain, wait, dlq, queue, schedule and plugin"
+                    .into(),
             )
             .into()),
         };
@@ -186,7 +200,12 @@ async fn run_local(config_path: Option<&Path>, command: Command) -> anyhow::Resu
         Command::Init { dir } => init::execute(&dir),
         Command::Enqueue(args) => jobs::enqueue(config()?, args).await,
         Command::Job { id, json } => jobs::show(config()?, id, json).await,
-        Command::Cancel { id, json } => jobs::cancel(config()?, id, json).await,
+        Command::Chain(args) => chain::execute(config()?, args).await,
+        Command::Cancel {
+            id,
+            terminate,
+            json,
+        } => jobs::cancel(config()?, id, terminate, json).await,
         Command::Jobs(args) => jobs::list(config()?, args).await,
         Command::Wait { id, timeout } => jobs::wait(config()?, id, timeout).await,
         Command::Dlq(cmd) => admin::dlq(config()?, cmd).await,

@@ -178,6 +178,9 @@ pub struct HandlerSettings {
     /// At most this many starts of the handler per span on this host
     /// (`"30/s"`); jobs beyond it wait for their slot, they do not fail.
     pub rate: Option<crate::worker::rate::Rate>,
+    /// `"while-active"`: at most one waiting or running job per unique key
+    /// (the enqueue's `unique_key`, else the payload); see [`crate::unique`].
+    pub unique: Option<crate::unique::UniquePolicy>,
 }
 
 mod option_size {

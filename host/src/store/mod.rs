@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use crate::job::{Job, JobId, JobStatus, NewJob, RunReport};
 
+pub mod chain;
 #[cfg(test)]
 pub mod conformance;
 pub mod redis;
@@ -27,6 +28,7 @@ pub use schedule::{MissedPolicy, OverlapPolicy, Schedule};
 pub use types::{
     CountRow, Counts, Enqueued, FailAction, HostRecord, Lease, LeaseRequest, LeaseToken, ListQuery,
     Page, PluginRelease, PluginReleases, QueueInfo, StoreConfig, SummaryPage, SweepReport,
+    Termination,
 };
 
 /// Why a store operation failed. Callers branch on the variant; the message
@@ -42,6 +44,9 @@ pub enum StoreError {
     /// No job with this id.
     #[error("job {0} not found")]
     NotFound(JobId),
+    /// No chain with this id.
+    #[error("chain {0} not found")]
+    ChainNotFound(JobId),
     /// No schedule with this name.
     #[error("schedule {0:?} not found")]
     ScheduleNotFound(String),
@@ -190,6 +195,27 @@ pub trait Store: Send + Sync {
 
     /// Cancels a job that has not started (scheduled, pending or retrying).
     async fn cancel(&self, id: JobId) -> StoreResult<()>;
+
+    /// Cancels a job whatever it is doing: one that has not started is
+    /// cancelled at once (as [`Store::cancel`]); for a running one the
+    /// request is recorded, ticks [`Store::changes`] on every process, and
+    /// the host holding the lease stops the run and ends it with
+    /// [`FailAction::Cancel`]. A lease of a job with a request that expires
+    /// (its host died) ends the job `cancelled` too. A finished job is
+    /// [`StoreError::WrongState`].
+    async fn terminate(&self, id: JobId) -> StoreResult<Termination>;
+
+    /// Which of `jobs` are running with a termination requested: what a
+    /// host asks, on each change tick, about the jobs it runs. One read.
+    async fn termination_requested(&self, jobs: &[JobId]) -> StoreResult<Vec<JobId>>;
+
+    /// Makes a chain of `steps` and enqueues its first, atomically; each
+    /// next step is enqueued by the commit that records its predecessor's
+    /// success (see [`chain`]). Answers the chain as made.
+    async fn enqueue_chain(&self, steps: Vec<NewJob>) -> StoreResult<chain::Chain>;
+
+    /// One chain with its steps' statuses.
+    async fn get_chain(&self, id: JobId) -> StoreResult<chain::Chain>;
 
     /// One job.
     async fn get(&self, id: JobId) -> StoreResult<Job>;

@@ -50,6 +50,7 @@ async fn sweep_once(store: &dyn Store, every: Duration) {
             jobs = report.jobs,
             idempotency_keys = report.idempotency_keys,
             ticks = report.ticks,
+            chains = report.chains,
             pages_freed = report.pages_freed,
             "retention sweep"
         ),

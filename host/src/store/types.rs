@@ -120,6 +120,21 @@ pub enum FailAction {
     },
     /// Send to the DLQ now (for errors a retry cannot fix).
     Dead,
+    /// End the job `cancelled`: it was stopped because someone asked to
+    /// terminate it ([`Store::terminate`](super::Store::terminate)); never
+    /// retried. The run's outcome must be `cancelled`.
+    Cancel,
+}
+
+/// The answer to [`Store::terminate`](super::Store::terminate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Termination {
+    /// The job had not started; it is `cancelled` now.
+    Cancelled,
+    /// The job is running; the request is recorded and the host running it
+    /// stops it and records it `cancelled`.
+    Requested,
 }
 
 /// A page request for [`Store::list`](super::Store::list). Jobs come newest
@@ -255,6 +270,9 @@ pub struct SweepReport {
     pub idempotency_keys: u64,
     /// Schedule ticks past their retention.
     pub ticks: u64,
+    /// Succeeded and cancelled chains past the jobs' retention (their
+    /// step jobs go by the jobs' rule).
+    pub chains: u64,
     /// Free database pages given back to the file system afterwards.
     pub pages_freed: u64,
 }

@@ -58,6 +58,11 @@ fn short(text: &str) -> String {
     out
 }
 
+pub(super) fn cancelled(job: &Job, duration: Duration) {
+    tracing::info!(target: "taskhost::jobs", job = %job.id, handler = %job.handler,
+        attempt = job.attempt, duration_ms = millis(duration), "job terminated on request; cancelled");
+}
+
 #[cfg(test)]
 mod tests {
     use super::short;

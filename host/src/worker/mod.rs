@@ -11,6 +11,7 @@ mod lifecycle;
 pub mod rate;
 pub mod retry;
 mod stats;
+mod terminate;
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -19,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::AbortHandle;
 
 use crate::clock::Clock;
@@ -54,8 +55,17 @@ pub struct Workers {
     rates: rate::RateLimits,
 }
 
-/// The jobs this host runs: their lease and the task running each.
-type RunningTable = HashMap<JobId, (LeaseToken, AbortHandle)>;
+/// The jobs this host runs: their lease, the task running each, and the
+/// signal that stops it when its job is terminated.
+type RunningTable = HashMap<JobId, Running>;
+
+/// One entry of the [`RunningTable`].
+struct Running {
+    token: LeaseToken,
+    task: AbortHandle,
+    /// Notified when someone asked to terminate the job.
+    stop: Arc<Notify>,
+}
 
 /// Runs `fut`, turning a panic inside it into `Err` with the panic's text.
 async fn catch_panic<T>(fut: impl std::future::Future<Output = T>) -> Result<T, String> {
@@ -120,6 +130,7 @@ impl Workers {
                 shutdown.clone(),
             )));
         }
+        let terminations = tokio::spawn(self.clone().watch_terminations());
         for d in dispatchers {
             let _ = d.await;
         }
@@ -128,12 +139,13 @@ impl Workers {
         for (sem, n) in &slots {
             let _ = tokio::time::timeout_at(deadline, sem.acquire_many(*n)).await;
         }
+        terminations.abort();
         let leftover: Vec<(LeaseToken, AbortHandle)> = self
             .running
             .lock()
             .expect("running lock")
             .drain()
-            .map(|(_, v)| v)
+            .map(|(_, r)| (r.token, r.task))
             .collect();
         for (token, abort) in &leftover {
             abort.abort();
@@ -268,11 +280,24 @@ impl Workers {
         // Hold the lock across the spawn so the task cannot finish (and
         // remove its entry) before the entry exists.
         let mut running = self.running.lock().expect("running lock");
-        let task = tokio::spawn(self.clone().execute(lease, permit));
-        running.insert(id, (token, task.abort_handle()));
+        let stop = Arc::new(Notify::new());
+        let task = tokio::spawn(self.clone().execute(lease, permit, stop.clone()));
+        running.insert(
+            id,
+            Running {
+                token,
+                task: task.abort_handle(),
+                stop,
+            },
+        );
     }
 
-    async fn execute(self: Arc<Self>, lease: Lease, permit: OwnedSemaphorePermit) {
+    async fn execute(
+        self: Arc<Self>,
+        lease: Lease,
+        permit: OwnedSemaphorePermit,
+        stop: Arc<Notify>,
+    ) {
         let Lease { job, token, .. } = lease;
         let metrics = crate::metrics::global();
         // However this task ends (a return, a panic, an abort at shutdown),
@@ -281,17 +306,38 @@ impl Workers {
         let _running = RunningGuard {
             running: &self.running,
             job: job.id,
-            heartbeat: tokio::spawn(heartbeat(self.store.clone(), token, self.settings.lease))
-                .abort_handle(),
+            heartbeat: tokio::spawn(heartbeat(
+                self.store.clone(),
+                token,
+                self.settings.lease,
+                stop.clone(),
+            ))
+            .abort_handle(),
         };
         // A job over its handler's rate waits here, its lease renewed; it
         // counts as started once it may run.
-        self.rates.acquire(&job.handler).await;
-        metrics.job(JobEvent::Started, &job.handler, 1);
-        lifecycle::started(&job);
-        let report = match catch_panic(self.runtime.run(job_input(&job))).await {
-            Ok(report) => report,
-            Err(panic) => Ok(self.host_panic(&job, panic)),
+        let began = std::time::Instant::now();
+        let run = async {
+            self.rates.acquire(&job.handler).await;
+            metrics.job(JobEvent::Started, &job.handler, 1);
+            lifecycle::started(&job);
+            catch_panic(self.runtime.run(job_input(&job))).await
+        };
+        // A termination request drops the run where it stands: the guest
+        // at its next epoch tick (a few ms even in a tight loop), a host
+        // call at its next await, with the instance and its resources.
+        let report = tokio::select! {
+            ran = run => match ran {
+                Ok(report) => report,
+                Err(panic) => Ok(self.host_panic(&job, panic)),
+            },
+            () = stop.notified() => {
+                _running.heartbeat.abort();
+                let disposition = self.terminated(&job, &token, began.elapsed()).await;
+                self.stats.record(disposition, began.elapsed(), 0);
+                drop(permit);
+                return;
+            }
         };
         _running.heartbeat.abort();
         let (disposition, duration, fuel) = match report {
@@ -320,6 +366,7 @@ impl Workers {
                 metrics.job(JobEvent::Failed, &job.handler, 1);
                 metrics.job(JobEvent::Dead, &job.handler, 1);
             }
+            Disposition::Cancelled => metrics.job(JobEvent::Cancelled, &job.handler, 1),
             Disposition::LeaseLost => metrics.lease_lost(),
         }
         drop(permit);
@@ -395,10 +442,16 @@ impl Workers {
             Ok(status) => {
                 // Logged after the commit, as the store recorded it.
                 let (d, fuel) = (report.duration, report.fuel_used);
-                if status == JobStatus::Retrying {
-                    lifecycle::retrying(job, &report.outcome, retry_in, d, fuel);
-                } else {
-                    lifecycle::dead(job, &report.outcome, d, fuel);
+                match status {
+                    JobStatus::Retrying => {
+                        lifecycle::retrying(job, &report.outcome, retry_in, d, fuel)
+                    }
+                    // Terminated while it failed: not retried.
+                    JobStatus::Cancelled => {
+                        lifecycle::cancelled(job, d);
+                        return Disposition::Cancelled;
+                    }
+                    _ => lifecycle::dead(job, &report.outcome, d, fuel),
                 }
                 disposition
             }
@@ -438,14 +491,27 @@ impl Drop for RunningGuard<'_> {
     }
 }
 
-/// Renews a lease every third of its length until aborted.
-async fn heartbeat(store: Arc<dyn Store>, token: LeaseToken, lease_for: Duration) {
+/// Renews a lease every third of its length until aborted. Each renewal
+/// also asks whether the job was terminated, a backstop for a request the
+/// change-signal watch ([`Workers::watch_terminations`]) missed.
+async fn heartbeat(
+    store: Arc<dyn Store>,
+    token: LeaseToken,
+    lease_for: Duration,
+    stop: Arc<Notify>,
+) {
     let mut tick = tokio::time::interval(lease_for / 3);
     tick.tick().await;
     loop {
         tick.tick().await;
         match store.renew(&token, lease_for).await {
-            Ok(_) => {}
+            Ok(_) => {
+                if let Ok(asked) = store.termination_requested(&[token.job]).await
+                    && !asked.is_empty()
+                {
+                    stop.notify_one();
+                }
+            }
             Err(StoreError::LeaseLost(_)) => {
                 tracing::warn!(job = %token.job, "lease lost while running");
                 return;
@@ -495,10 +561,14 @@ mod tests {
         let heartbeat = tokio::spawn(std::future::pending::<()>());
         let job = JobId::generate();
         let token = LeaseToken { job, fence: 1 };
-        running
-            .lock()
-            .unwrap()
-            .insert(job, (token, heartbeat.abort_handle()));
+        running.lock().unwrap().insert(
+            job,
+            Running {
+                token,
+                task: heartbeat.abort_handle(),
+                stop: Arc::default(),
+            },
+        );
         let table = running.clone();
         let beat = heartbeat.abort_handle();
         let task = tokio::spawn(async move {

@@ -17,6 +17,7 @@ pub struct WorkerStats {
     failed: AtomicU64,
     retried: AtomicU64,
     dead: AtomicU64,
+    cancelled: AtomicU64,
     lease_lost: AtomicU64,
     fuel_total: AtomicU64,
     recent: Mutex<VecDeque<Duration>>,
@@ -30,6 +31,8 @@ pub struct StatsSnapshot {
     pub failed: u64,
     pub retried: u64,
     pub dead: u64,
+    /// Runs stopped by a request to terminate their job (not failures).
+    pub cancelled: u64,
     pub lease_lost: u64,
     pub success_rate: f64,
     pub avg_duration_ms: f64,
@@ -43,6 +46,8 @@ pub enum Disposition {
     Succeeded,
     Retried,
     Dead,
+    /// Stopped by a request to terminate the job.
+    Cancelled,
     LeaseLost,
 }
 
@@ -54,10 +59,11 @@ impl WorkerStats {
             Disposition::Succeeded => &self.succeeded,
             Disposition::Retried => &self.retried,
             Disposition::Dead => &self.dead,
+            Disposition::Cancelled => &self.cancelled,
             Disposition::LeaseLost => &self.lease_lost,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        if disposition != Disposition::Succeeded {
+        if !matches!(disposition, Disposition::Succeeded | Disposition::Cancelled) {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
         let mut recent = self.recent.lock().expect("stats lock poisoned");
@@ -93,6 +99,7 @@ impl WorkerStats {
             failed: self.failed.load(Ordering::Relaxed),
             retried: self.retried.load(Ordering::Relaxed),
             dead: self.dead.load(Ordering::Relaxed),
+            cancelled: self.cancelled.load(Ordering::Relaxed),
             lease_lost: self.lease_lost.load(Ordering::Relaxed),
             success_rate: if processed == 0 {
                 0.0

@@ -4,7 +4,8 @@
 //! well-formed handler, `decl.ok`. `declare = "list:a,b,c"` declares
 //! handlers `a`, `b` and `c`, so the client tests can give a host the
 //! handler names an application's code uses; every handler succeeds with
-//! its payload as its result.
+//! its payload as its result (unless the payload says
+//! `"succeed_from_attempt": N`: then attempts before N fail permanently).
 
 use taskhost_sdk::bindings::Guest;
 use taskhost_sdk::{HandlerInfo, Job, JobError, config};
@@ -42,8 +43,19 @@ impl Guest for DeclProbe {
         }
     }
 
-    fn run(_ctx: Job, payload: String) -> Result<String, JobError> {
-        Ok(payload)
+    fn run(ctx: Job, payload: String) -> Result<String, JobError> {
+        // `"succeed_from_attempt": N` fails permanently before attempt N,
+        // so a test can send a job to the DLQ and see its retry succeed.
+        let from = serde_json::from_str::<serde_json::Value>(&payload)
+            .ok()
+            .and_then(|v| v.get("succeed_from_attempt")?.as_u64());
+        match from {
+            Some(n) if u64::from(ctx.attempt) < n => Err(JobError::permanent(format!(
+                "attempt {} is before attempt {n}",
+                ctx.attempt
+            ))),
+            _ => Ok(payload),
+        }
     }
 }
 

@@ -230,12 +230,12 @@ def wait_for(job_id: str, timeout: float, clock: Callable[[], float]) -> Op[Task
 
 
 def cancel(job_id: str, terminate: bool) -> Op[bool]:
-    """True when the job was cancelled, False when it had already started
-    or finished (the host's 409)."""
-    if terminate:
-        return (yield from not_supported("terminating a running job (cancel(terminate=True))"))
+    """True when the job was cancelled (or, with ``terminate``, is running
+    and its host stops it within a second, ending it cancelled), False
+    when it had already started or finished (the host's 409)."""
+    params = {"terminate": "true"} if terminate else None
     try:
-        yield Call("POST", f"/api/v1/jobs/{_path_part(job_id)}/cancel")
+        yield Call("POST", f"/api/v1/jobs/{_path_part(job_id)}/cancel", params=params)
     except Conflict:
         return False
     return True
@@ -317,9 +317,19 @@ def unschedule(name: str) -> Op[None]:
 
 
 def chain(steps: Sequence[Tuple[str, Sequence[Any], Mapping[str, Any]]]) -> Op[List[str]]:
-    """Chains have no server side yet (issue 21): refused before anything
-    is enqueued, so no first step runs without the rest."""
+    """Makes a chain on the host (``POST /api/v1/chains``): each step is
+    enqueued once the one before succeeded, with its result under
+    ``previous`` in the payload. Answers the steps' job ids (a later step's
+    job exists once its turn comes). Every step is checked before anything
+    is sent."""
+    bodies: List[Dict[str, Any]] = []
     for i, step in enumerate(steps):
         if len(step) != 3:
             raise ValueError(f"chain step {i} must be (handler, args, kwargs), got {step!r}")
-    return (yield from not_supported("chain() (running jobs in sequence)"))
+        handler, args, kwargs = step
+        if args:
+            raise ValueError(f"chain step {i}: positional args are not supported; pass the payload as kwargs")
+        _check_payload(f"chain step {i} ({handler!r})", kwargs)
+        bodies.append({"handler": handler, "payload": dict(kwargs)})
+    answer = yield Call("POST", "/api/v1/chains", body=encode("the chain", {"steps": bodies}))
+    return [str(s["job"]) for s in answer["steps"]]

@@ -138,8 +138,9 @@ class JobManager:
         return await self._t.run(_ops.schedule(handler, _every(interval), name, payload, options))
 
     async def chain(self, steps: Sequence[ChainStep]) -> List[str]:
-        """Not supported by the host yet: raises `NotSupported` naming its
-        version, and enqueues nothing."""
+        """Runs the steps one after another, each getting the previous
+        one's result under ``previous``; answers their job ids (a later
+        step's job exists once its turn comes)."""
         return await self._t.run(_ops.chain(steps))
 
     async def get_status(self, job_id: str) -> TaskResult:
@@ -172,7 +173,9 @@ class JobManager:
 
     async def cancel(self, job_id: str, terminate: bool = False) -> bool:
         """Cancels a job that has not started; False if it already had.
-        ``terminate=True`` (stop a running job) raises `NotSupported`."""
+        With ``terminate=True`` a running job is stopped too (on whichever
+        host runs it, within a second) and ends cancelled, not retried;
+        False only if it had already finished."""
         return await self._t.run(_ops.cancel(job_id, terminate))
 
     async def queue_length(self, queue: str = "default") -> int:

@@ -23,16 +23,22 @@ use crate::job::{NewJob, RunReport};
 use crate::store::{Lease, LeaseRequest, Store};
 
 mod admin;
+mod chains;
 mod leasing;
 mod listing;
 mod plugins;
 mod schedules;
+mod terminate;
+mod unique;
 
 pub use admin::*;
+pub use chains::*;
 pub use leasing::*;
 pub use listing::*;
 pub use plugins::*;
 pub use schedules::*;
+pub use terminate::*;
+pub use unique::*;
 
 /// Opens stores for the suite.
 #[async_trait]
@@ -59,7 +65,13 @@ macro_rules! conformance_suite {
             pagination_stable_under_inserts, list_filters, counts_by_queue_priority_status,
             batch_enqueue_is_atomic, changes_signal_ticks, job_ends_signal_wakes_waiters, hosts_are_seen_and_forgotten, schedule_tick_claimed_once,
             schedules_crud, active_schedule_job_follows_latest_tick,
-            attempt_records_plugin_digest, plugin_releases_deploy_and_roll_back);
+            attempt_records_plugin_digest, plugin_releases_deploy_and_roll_back,
+            terminate_cancels_a_waiting_job, terminate_requests_a_running_job_to_stop,
+            terminated_jobs_are_never_retried, cancel_action_needs_cancelled_outcome,
+            unique_key_refuses_while_active, unique_key_is_free_after_the_job_ends,
+            chain_runs_steps_in_order_with_results, dead_step_fails_chain_and_dlq_retry_resumes,
+            bad_chains_are_refused, finished_chains_are_swept_failed_ones_kept,
+            reaped_and_cancelled_steps_end_the_chain);
         $crate::store::conformance::conformance_suite!(@backend $backend; survives_reopen);
     };
     (@store $backend:expr; $($name:ident),+) => {$(

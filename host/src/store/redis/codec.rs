@@ -94,6 +94,10 @@ pub(super) fn job_args(id: JobId, job: &NewJob) -> StoreResult<Vec<String>> {
         job.idempotency_key.clone().unwrap_or_default(),
         scoped.unwrap_or_default(),
         job.schedule.clone().unwrap_or_default(),
+        job.unique_key
+            .as_deref()
+            .map(|k| crate::store::scoped_idempotency_key(&job.handler, k))
+            .unwrap_or_default(),
     ])
 }
 

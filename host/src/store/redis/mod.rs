@@ -25,6 +25,7 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::store::{StoreConfig, StoreError, StoreResult};
 
+mod chains;
 mod codec;
 mod completer;
 mod connect;
@@ -33,6 +34,7 @@ mod plugins;
 mod reads;
 mod scripts;
 mod signals;
+mod terminate;
 #[doc(hidden)]
 pub mod test_server;
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::job::{Job, JobId, JobStatus, NewJob, OutcomeKind, RunReport, check_qu
 use crate::store::{
     Counts, Enqueued, FailAction, HostRecord, Lease, LeaseRequest, LeaseToken, ListQuery, Page,
     PluginRelease, PluginReleases, QueueInfo, Schedule, Store, StoreError, StoreResult,
-    SweepReport,
+    SweepReport, Termination,
 };
 
 /// The most jobs one lease call may take (as the embedded store).
@@ -238,9 +238,16 @@ impl Store for RedisStore {
                 token.job, report.outcome
             )));
         }
+        if (report.outcome == OutcomeKind::Cancelled) != (action == FailAction::Cancel) {
+            return Err(StoreError::Invalid(format!(
+                "fail of job {}: outcome cancelled goes with the cancel action, and only it",
+                token.job
+            )));
+        }
         let at = match action {
             FailAction::Retry { at } => codec::micros(at).to_string(),
             FailAction::Dead => String::new(),
+            FailAction::Cancel => "cancel".to_owned(),
         };
         let rest = vec![
             codec::attempt_tail(&report)?,
@@ -288,6 +295,22 @@ impl Store for RedisStore {
         refusal(array(&reply)?, id, "cancel it")?;
         self.signals.apply(b"e");
         Ok(())
+    }
+
+    async fn enqueue_chain(&self, steps: Vec<NewJob>) -> StoreResult<crate::store::chain::Chain> {
+        self.create_chain(steps).await
+    }
+
+    async fn get_chain(&self, id: JobId) -> StoreResult<crate::store::chain::Chain> {
+        self.read_chain(id).await
+    }
+
+    async fn terminate(&self, id: JobId) -> StoreResult<Termination> {
+        self.request_termination(id).await
+    }
+
+    async fn termination_requested(&self, jobs: &[JobId]) -> StoreResult<Vec<JobId>> {
+        self.ask_terminations(jobs).await
     }
 
     async fn get(&self, id: JobId) -> StoreResult<Job> {
@@ -448,6 +471,7 @@ impl Store for RedisStore {
             total.jobs += n[0];
             total.idempotency_keys += n[1];
             total.ticks += n[2];
+            total.chains += n[3];
             if n.iter().all(|&k| k < u64::from(STEP)) {
                 return Ok(total);
             }

@@ -51,4 +51,8 @@ scripts! {
     MISC = "misc.lua";
     /// Plugin releases: deploy and roll back.
     PLUGINS = "plugins.lua";
+    /// Terminate requests and the question which were made.
+    TERMINATE = "terminate.lua";
+    /// Make and read chains.
+    CHAIN = "chain.lua";
 }

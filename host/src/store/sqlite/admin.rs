@@ -34,12 +34,14 @@ pub(super) fn dlq_retry(conn: &Connection, ctx: &Ctx, id: JobId) -> StoreResult<
     if changed == 0 {
         return Err(refusal(conn, id, "retry it from the DLQ"));
     }
+    super::chains::job_revived(conn, id)?;
     ctx.notify();
     Ok(())
 }
 
 /// Puts every dead job (of `queue`) back; answers how many.
 pub(super) fn dlq_retry_all(conn: &Connection, ctx: &Ctx, queue: Option<&str>) -> StoreResult<u64> {
+    super::chains::dead_steps_revived(conn, queue)?;
     let changed = conn
         .prepare_cached(&format!(
             "UPDATE jobs SET status = 'pending', run_at = ?2, finished_at = NULL, {FRESH_BUDGET}
@@ -130,10 +132,18 @@ pub(super) fn sweep_step(conn: &Connection, ctx: &Ctx) -> StoreResult<SweepRepor
                 SELECT schedule, tick FROM schedule_ticks WHERE tick <= ?1 LIMIT ?2)",
         )?
         .execute(params![ticks_before, SWEEP_STEP])?;
+    let chains = conn
+        .prepare_cached(
+            "DELETE FROM chains WHERE id IN (
+                SELECT id FROM chains INDEXED BY chains_finished
+                 WHERE status IN ('succeeded', 'cancelled') AND finished_at <= ?1 LIMIT ?2)",
+        )?
+        .execute(params![jobs_before, SWEEP_STEP])?;
     Ok(SweepReport {
         jobs: jobs as u64,
         idempotency_keys: idempotency_keys as u64,
         ticks: ticks as u64,
+        chains: chains as u64,
         pages_freed: 0,
     })
 }

@@ -34,6 +34,15 @@ pub(super) fn enqueue(conn: &Connection, ctx: &Ctx, job: NewJob) -> StoreResult<
     {
         return Ok(Enqueued { id, created: false });
     }
+    let unique = job
+        .unique_key
+        .as_deref()
+        .map(|k| crate::store::scoped_idempotency_key(&job.handler, k));
+    if let Some(unique) = &unique
+        && let Some(id) = active_with_unique_key(conn, unique)?
+    {
+        return Ok(Enqueued { id, created: false });
+    }
     let id = JobId::generate();
     let run_at = job.run_at.map_or(now, micros);
     let status = if run_at > now {
@@ -43,8 +52,8 @@ pub(super) fn enqueue(conn: &Connection, ctx: &Ctx, job: NewJob) -> StoreResult<
     };
     conn.prepare_cached(
         "INSERT INTO jobs (id, queue, handler, payload, priority, status, max_attempts, run_at,
-                           created_at, idempotency_key, schedule)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                           created_at, idempotency_key, schedule, unique_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?
     .execute(params![
         id.as_bytes(),
@@ -58,6 +67,7 @@ pub(super) fn enqueue(conn: &Connection, ctx: &Ctx, job: NewJob) -> StoreResult<
         now,
         job.idempotency_key,
         job.schedule,
+        unique,
     ])?;
     if let Some(key) = &key {
         let expires = now.saturating_add(span_micros(ctx.config.idempotency_ttl));
@@ -70,6 +80,19 @@ pub(super) fn enqueue(conn: &Connection, ctx: &Ctx, job: NewJob) -> StoreResult<
         .execute([&job.queue])?;
     ctx.notify();
     Ok(Enqueued { id, created: true })
+}
+
+/// The waiting or running job that holds a (scoped) unique key.
+fn active_with_unique_key(conn: &Connection, key: &str) -> StoreResult<Option<JobId>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id FROM jobs INDEXED BY jobs_unique_active
+              WHERE unique_key = ?1
+                AND status IN ('scheduled', 'pending', 'running', 'retrying')
+              LIMIT 1",
+        )?
+        .query_row([key], |r| job_id(0, r))
+        .optional()?)
 }
 
 /// One job, as seen at `now`.
@@ -206,7 +229,7 @@ pub(super) fn cancel(conn: &Connection, ctx: &Ctx, id: JobId) -> StoreResult<()>
         return Err(refusal(conn, id, "cancel it"));
     }
     ctx.ended();
-    Ok(())
+    super::chains::job_ended(conn, ctx, id, JobStatus::Cancelled, None)
 }
 
 /// When work may next be there for these workers.

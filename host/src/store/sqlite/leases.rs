@@ -131,13 +131,18 @@ struct Held {
     max_attempts: u32,
     started_at: DateTime<Utc>,
     worker: String,
+    /// Someone asked to terminate the job.
+    cancel_requested: bool,
+    /// The chain and step index, for a chain step.
+    chain: Option<(crate::job::JobId, i64)>,
 }
 
 /// Checks that `token` is the job's current lease.
 fn held(conn: &Connection, token: &LeaseToken) -> StoreResult<Held> {
     let row = conn
         .prepare_cached(
-            "SELECT status, lease_fence, attempt, max_attempts, started_at, lease_worker
+            "SELECT status, lease_fence, attempt, max_attempts, started_at, lease_worker,
+                    cancel_requested, chain, chain_step
                FROM jobs WHERE id = ?1",
         )?
         .query_row([token.job.as_bytes()], |r| {
@@ -151,6 +156,11 @@ fn held(conn: &Connection, token: &LeaseToken) -> StoreResult<Held> {
                     max_attempts: r.get(3)?,
                     started_at: time(4, r.get(4)?)?,
                     worker: r.get(5)?,
+                    cancel_requested: r.get(6)?,
+                    chain: match r.get::<_, Option<Vec<u8>>>(7)? {
+                        Some(_) => Some((job_id(7, r)?, r.get(8)?)),
+                        None => None,
+                    },
                 })
             }))
         })
@@ -202,6 +212,7 @@ fn end_run(
     held: Held,
     end: Ending,
 ) -> StoreResult<()> {
+    let chain = held.chain;
     let attempt = Attempt {
         attempt: held.attempt,
         at: held.started_at,
@@ -214,6 +225,7 @@ fn end_run(
     };
     let now = micros(ctx.now);
     let finished = end.status.is_final().then_some(now);
+    let result = end.result.map(serde_json::to_string).transpose()?;
     conn.prepare_cached(
         "UPDATE jobs SET status = ?2, run_at = COALESCE(?3, run_at), finished_at = ?4,
                 result = ?5, log = COALESCE(?6, log),
@@ -226,7 +238,7 @@ fn end_run(
         end.status.as_str(),
         end.run_at,
         finished,
-        end.result.map(serde_json::to_string).transpose()?,
+        result,
         end.report.log,
         serde_json::to_string(&attempt)?,
     ])?;
@@ -234,7 +246,7 @@ fn end_run(
         .borrow_mut()
         .forget(token.job, token.fence as i64);
     ctx.ended();
-    Ok(())
+    super::chains::step_ended(conn, ctx, chain, end.status, result.as_deref())
 }
 
 /// Records success.
@@ -277,8 +289,17 @@ pub(super) fn fail(
             token.job, report.outcome
         )));
     }
+    if (report.outcome == OutcomeKind::Cancelled) != (action == FailAction::Cancel) {
+        return Err(StoreError::Invalid(format!(
+            "fail of job {}: outcome cancelled goes with the cancel action, and only it",
+            token.job
+        )));
+    }
     let held = held(conn, token)?;
     let (status, run_at) = match action {
+        FailAction::Cancel => (JobStatus::Cancelled, None),
+        // A job someone asked to terminate is not run again.
+        FailAction::Retry { .. } if held.cancel_requested => (JobStatus::Cancelled, None),
         FailAction::Retry { at } if held.attempt < held.max_attempts => {
             ctx.notify();
             (JobStatus::Retrying, Some(micros(at)))
@@ -316,7 +337,7 @@ pub(super) fn release(conn: &Connection, ctx: &Ctx, token: &LeaseToken) -> Store
 /// A lease from before `lease_ms` existed counts as the default 30 s.
 pub(super) const EXPIRED_SQL: &str =
     "SELECT id, attempt, max_attempts, started_at, lease_worker, lease_expires_at,
-            lease_fence, COALESCE(lease_ms, 30000)
+            lease_fence, COALESCE(lease_ms, 30000), cancel_requested
        FROM jobs INDEXED BY jobs_leased WHERE status = 'running' AND lease_expires_at <= ?1";
 
 /// Returns the jobs of stale leases to their queue, or to the DLQ when out
@@ -337,6 +358,7 @@ pub(super) fn reap(conn: &Connection, ctx: &Ctx) -> StoreResult<u64> {
                     time(3, r.get(3)?)?,
                     r.get::<_, String>(4)?,
                     time(5, r.get(5)?)?,
+                    r.get::<_, bool>(8)?,
                 ),
                 Seen {
                     job: job_id(0, r)?,
@@ -367,10 +389,13 @@ pub(super) fn reap(conn: &Connection, ctx: &Ctx) -> StoreResult<u64> {
         let n = expired.len() as u64;
         ctx.after_commit(move || crate::metrics::global().lease_expired(n));
     }
-    for (id, attempt, max_attempts, started, worker, expired_at) in &expired {
+    for (id, attempt, max_attempts, started, worker, expired_at, terminate) in &expired {
         let entry = expired_attempt(*attempt, *started, worker, *expired_at);
-        let dead = attempt >= max_attempts;
-        let status = if dead {
+        // A job whose termination was asked for ends here: its host died
+        // before it could stop it, and nobody wants it run again.
+        let status = if *terminate {
+            JobStatus::Cancelled
+        } else if attempt >= max_attempts {
             JobStatus::Dead
         } else {
             JobStatus::Retrying
@@ -379,9 +404,10 @@ pub(super) fn reap(conn: &Connection, ctx: &Ctx) -> StoreResult<u64> {
             id.as_bytes(),
             status.as_str(),
             now,
-            dead.then_some(now),
+            status.is_final().then_some(now),
             serde_json::to_string(&entry)?,
         ])?;
+        super::chains::job_ended(conn, ctx, *id, status, None)?;
         let (id, worker, attempt) = (*id, worker.clone(), *attempt);
         // Logged once committed: a reap rolled back (a full disk) did not happen.
         ctx.after_commit(move || {

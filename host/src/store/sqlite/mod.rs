@@ -18,13 +18,15 @@ use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::job::{Job, JobId, JobStatus, NewJob, RunReport};
+use crate::store::chain::Chain;
 use crate::store::{
     Counts, Enqueued, FailAction, HostRecord, Lease, LeaseRequest, LeaseToken, ListQuery, Page,
     PluginRelease, PluginReleases, QueueInfo, Schedule, Store, StoreConfig, StoreError,
-    StoreResult, SweepReport,
+    StoreResult, SweepReport, Termination,
 };
 
 mod admin;
+mod chains;
 mod codec;
 mod hosts;
 pub(crate) mod integrity;
@@ -36,6 +38,7 @@ mod readers;
 mod schedules;
 pub(crate) mod schema;
 mod staleness;
+mod terminate;
 #[cfg(test)]
 mod tests;
 mod writer;
@@ -288,6 +291,33 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn enqueue_chain(&self, steps: Vec<NewJob>) -> StoreResult<Chain> {
+        let steps = crate::store::chain::stored_steps(&steps).map_err(StoreError::Invalid)?;
+        let id = self
+            .writer
+            .call(move |c, ctx| chains::create(c, ctx, &steps))
+            .await?;
+        self.get_chain(id).await
+    }
+
+    async fn get_chain(&self, id: JobId) -> StoreResult<Chain> {
+        self.read(move |c, _| chains::get(c, id)).await
+    }
+
+    async fn terminate(&self, id: JobId) -> StoreResult<Termination> {
+        self.writer
+            .call(move |c, ctx| terminate::terminate(c, ctx, id))
+            .await
+    }
+
+    async fn termination_requested(&self, jobs: &[JobId]) -> StoreResult<Vec<JobId>> {
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let jobs = jobs.to_vec();
+        self.read(move |c, _| terminate::requested(c, &jobs)).await
+    }
+
     async fn get(&self, id: JobId) -> StoreResult<Job> {
         self.read(move |c, now| jobs::get(c, now, id)).await
     }
@@ -455,8 +485,13 @@ impl Store for SqliteStore {
             total.jobs += step.jobs;
             total.idempotency_keys += step.idempotency_keys;
             total.ticks += step.ticks;
+            total.chains += step.chains;
             let full = admin::SWEEP_STEP as u64;
-            if step.jobs < full && step.idempotency_keys < full && step.ticks < full {
+            if step.jobs < full
+                && step.idempotency_keys < full
+                && step.ticks < full
+                && step.chains < full
+            {
                 break;
             }
         }

@@ -18,7 +18,8 @@ use crate::store::{StoreError, StoreResult};
 /// adds the scheduler's tables. Both ship in the first release. Version 3
 /// adds `store_meta`, version 4 `jobs.lease_ms`, version 5 `hosts`, version
 /// 6 `jobs.attempt_base` and `jobs.schedule`, version 7 the `job_counts`
-/// table its triggers keep, version 8 the deployed plugins.
+/// table its triggers keep, version 8 the deployed plugins, version 9
+/// `jobs.cancel_requested`, `jobs.unique_key` and the chains.
 pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: jobs, idempotency keys, queues.
     "
@@ -180,6 +181,28 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX plugin_releases_name ON plugin_releases (name, seq) WHERE rolled_back = 0;
     INSERT INTO store_meta (key, value) VALUES ('plugin_generation', '0');
+    ",
+    // 9: a request to terminate a running job, which the host running it
+    // sees (`Store::termination_requested`) and acts on; and the key that
+    // keeps a job unique while it is active, found by its own index; and
+    // chains, whose steps' jobs name them.
+    "
+    ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN unique_key TEXT;
+    CREATE INDEX jobs_unique_active ON jobs (unique_key)
+        WHERE unique_key IS NOT NULL
+          AND status IN ('scheduled', 'pending', 'running', 'retrying');
+    ALTER TABLE jobs ADD COLUMN chain BLOB;
+    ALTER TABLE jobs ADD COLUMN chain_step INTEGER;
+    CREATE TABLE chains (
+        id          BLOB    NOT NULL PRIMARY KEY,
+        status      TEXT    NOT NULL,
+        steps       TEXT    NOT NULL,              -- JSON array of steps
+        created_at  INTEGER NOT NULL,
+        finished_at INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX chains_finished ON chains (finished_at)
+        WHERE status IN ('succeeded', 'cancelled');
     ",
 ];
 

@@ -15,6 +15,7 @@ local function fresh_budget(id, key)
   redis.call('HSET', key, 'run_at', s(now), 'finished', '',
     'max', s(attempt + tonumber(j[5]) - tonumber(j[6])), 'base', s(attempt))
   redis.call('ZADD', k_ready(j[1], j[2], j[3]), s(now), id)
+  chain_job_revived(id)
 end
 
 if mode == 'cancel' or mode == 'dlq_retry' then
@@ -29,6 +30,7 @@ if mode == 'cancel' or mode == 'dlq_retry' then
     redis.call('ZREM', k_ready(j[2], j[3], j[4]), id)
     redis.call('HSET', key, 'finished', s(now))
     redis.call('ZADD', K_FINISHED, s(now), id)
+    chain_job_ended(now, id, 'cancelled')
     signal('e')
   else
     if st ~= 'dead' then return { 'wrong', st } end

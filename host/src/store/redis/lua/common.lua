@@ -37,6 +37,9 @@ local K_PAUSED = P .. 'paused'
 local K_IDEM = P .. 'idem'
 local K_IDEM_EXP = P .. 'idem_exp'
 local K_SIGNAL = P .. 'signal'
+-- Scoped unique key -> the job that last took it (active or not: the
+-- holder's status decides).
+local K_UNIQ = P .. 'uniq'
 
 -- Count changes are summed per cell and written once at the end of the
 -- script (scripts.rs wraps every body to call flush_counts), so a batch of
@@ -84,9 +87,12 @@ end
 
 -- Removes a job and every trace of it (not its idempotency key).
 local function remove_job(id)
-  local j = redis.call('HMGET', k_job(id), 'queue', 'handler', 'prio', 'status', 'sched')
+  local j = redis.call('HMGET', k_job(id), 'queue', 'handler', 'prio', 'status', 'sched', 'ukey')
   if not j[1] then return false end
   local q, h, p, st, sch = j[1], j[2], j[3], j[4], j[5]
+  if j[6] and j[6] ~= '' and redis.call('HGET', K_UNIQ, j[6]) == id then
+    redis.call('HDEL', K_UNIQ, j[6])
+  end
   redis.call('ZREM', K_ALL, id)
   redis.call('ZREM', k_idx('q', q), id)
   redis.call('ZREM', k_idx('h', h), id)
@@ -101,24 +107,8 @@ local function remove_job(id)
   return true
 end
 
--- Adds one job (or answers the job its live idempotency key is bound to).
--- Fields from `base`: id, queue, handler, payload, priority, run_at ('' =
--- now), max attempts, key, scoped key, schedule. Answers id, created (0/1).
-local function enqueue_one(now, ttl, base)
-  local id, q, h, payload, p = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
-  local run_at, max, ikey, scoped, sch = ARGV[base + 5], ARGV[base + 6], ARGV[base + 7], ARGV[base + 8], ARGV[base + 9]
-  if scoped ~= '' then
-    local bound = redis.call('HGET', K_IDEM, scoped)
-    if bound then
-      local sep = string.find(bound, '|', 1, true)
-      if tonumber(string.sub(bound, sep + 1)) > now then
-        return string.sub(bound, 1, sep - 1), 0
-      end
-    end
-  end
-  -- A retried call (its reply lost to a dropped connection) adds nothing.
-  if redis.call('EXISTS', k_job(id)) == 1 then return id, 1 end
-  if run_at == '' then run_at = now else run_at = tonumber(run_at) end
+-- Stores a new job with its indexes and counts.
+local function add_job(now, id, q, h, payload, p, run_at, max, ikey, sch)
   local status = 'pending'
   if run_at > now then status = 'scheduled' end
   redis.call('HSET', k_job(id), 'id', id, 'queue', q, 'handler', h, 'payload', payload,
@@ -133,6 +123,42 @@ local function enqueue_one(now, ttl, base)
   redis.call('ZADD', k_ready(q, h, p), s(run_at), id)
   if status == 'scheduled' then redis.call('ZADD', k_sched(q, p), s(run_at), id) end
   redis.call('SADD', K_QUEUES, q)
+end
+
+-- Adds one job (or answers the job its live idempotency key is bound to).
+-- Fields from `base`: id, queue, handler, payload, priority, run_at ('' =
+-- now), max attempts, key, scoped key, schedule, scoped unique key.
+-- Answers id, created (0/1).
+local function enqueue_one(now, ttl, base)
+  local id, q, h, payload, p = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
+  local run_at, max, ikey, scoped, sch = ARGV[base + 5], ARGV[base + 6], ARGV[base + 7], ARGV[base + 8], ARGV[base + 9]
+  local ukey = ARGV[base + 10]
+  if scoped ~= '' then
+    local bound = redis.call('HGET', K_IDEM, scoped)
+    if bound then
+      local sep = string.find(bound, '|', 1, true)
+      if tonumber(string.sub(bound, sep + 1)) > now then
+        return string.sub(bound, 1, sep - 1), 0
+      end
+    end
+  end
+  if ukey ~= '' then
+    local holder = redis.call('HGET', K_UNIQ, ukey)
+    if holder then
+      local st = redis.call('HGET', k_job(holder), 'status')
+      if st == 'scheduled' or st == 'pending' or st == 'running' or st == 'retrying' then
+        return holder, 0
+      end
+    end
+  end
+  -- A retried call (its reply lost to a dropped connection) adds nothing.
+  if redis.call('EXISTS', k_job(id)) == 1 then return id, 1 end
+  if run_at == '' then run_at = now else run_at = tonumber(run_at) end
+  add_job(now, id, q, h, payload, p, run_at, max, ikey, sch)
+  if ukey ~= '' then
+    redis.call('HSET', K_UNIQ, ukey, id)
+    redis.call('HSET', k_job(id), 'ukey', ukey)
+  end
   if scoped ~= '' then
     local expires = now + ttl
     redis.call('HSET', K_IDEM, scoped, id .. '|' .. s(expires))
@@ -141,13 +167,66 @@ local function enqueue_one(now, ttl, base)
   return id, 1
 end
 
+-- Chains: a hash per chain (status, steps JSON, created, finished); each
+-- step's job carries 'chain' and 'cstep' (0-based).
+local function k_chain(id) return P .. 'chain:' .. id end
+-- Succeeded and cancelled chains by finish time, for the retention sweep.
+local K_CHAINS_DONE = P .. 'chains_done'
+
+-- Enqueues step `n` (0-based) of chain `c` with `payload` (JSON text).
+local function add_chain_step(now, c, steps, n, payload)
+  local st = steps[n + 1]
+  add_job(now, st.job, st.queue, st.handler, payload, tostring(st.priority), now,
+    tostring(st.max_attempts), '', '')
+  redis.call('HSET', k_job(st.job), 'chain', c, 'cstep', tostring(n))
+  signal('w')
+end
+
+-- Moves a job's chain on once the job reached `status` ('succeeded' with
+-- `result`, JSON text): its next step, or the chain's own end.
+local function chain_job_ended(now, id, status, result)
+  local j = redis.call('HMGET', k_job(id), 'chain', 'cstep')
+  if not j[1] or j[1] == '' then return end
+  local c, n = j[1], tonumber(j[2])
+  local ended
+  if status == 'succeeded' then
+    local steps = cjson.decode(redis.call('HGET', k_chain(c), 'steps'))
+    local nxt = steps[n + 2]
+    if nxt then
+      local payload
+      if nxt.payload == '{}' then
+        payload = '{"previous":' .. result .. '}'
+      else
+        payload = '{"previous":' .. result .. ',' .. string.sub(nxt.payload, 2)
+      end
+      add_chain_step(now, c, steps, n + 1, payload)
+      return
+    end
+    ended = 'succeeded'
+  elseif status == 'dead' then
+    ended = 'failed'
+  elseif status == 'cancelled' then
+    ended = 'cancelled'
+  else
+    return
+  end
+  redis.call('HSET', k_chain(c), 'status', ended, 'finished', s(now))
+  if ended ~= 'failed' then redis.call('ZADD', K_CHAINS_DONE, s(now), c) end
+end
+
+-- A chain whose failed step went back to its queue runs again.
+local function chain_job_revived(id)
+  local c = redis.call('HGET', k_job(id), 'chain')
+  if c and c ~= '' then redis.call('HSET', k_chain(c), 'status', 'running', 'finished', '') end
+end
+
 -- Returns jobs whose lease expired (by the store's time) to their queue, or
 -- to the DLQ when out of attempts, each with a lease-expired attempt.
 local function reap(now, limit)
   local ids = redis.call('ZRANGEBYSCORE', K_LEASES, '-inf', s(now), 'LIMIT', 0, limit)
   for _, id in ipairs(ids) do
     local j = redis.call('HMGET', k_job(id), 'queue', 'handler', 'prio', 'attempt', 'max',
-      'started', 'worker', 'expires')
+      'started', 'worker', 'expires', 'cancel')
     local q, h, p = j[1], j[2], j[3]
     local attempt, max = tonumber(j[4]), tonumber(j[5])
     local started, expires = tonumber(j[6]), tonumber(j[8])
@@ -157,9 +236,16 @@ local function reap(now, limit)
       .. ',"duration_ms":' .. s(ran) .. '}')
     clear_lease(id)
     redis.call('HSET', k_job(id), 'run_at', s(now))
-    if attempt >= max then
+    if j[9] == '1' then
+      -- Its termination was asked for and its host died first: it ends here.
+      set_status(id, q, p, 'running', 'cancelled')
+      redis.call('HSET', k_job(id), 'finished', s(now))
+      redis.call('ZADD', K_FINISHED, s(now), id)
+      chain_job_ended(now, id, 'cancelled')
+    elseif attempt >= max then
       set_status(id, q, p, 'running', 'dead')
       redis.call('HSET', k_job(id), 'finished', s(now))
+      chain_job_ended(now, id, 'dead')
     else
       set_status(id, q, p, 'running', 'retrying')
       redis.call('ZADD', k_ready(q, h, p), s(now), id)

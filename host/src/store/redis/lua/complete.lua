@@ -14,7 +14,7 @@ for i = 0, n - 1 do
   local key = k_job(id)
   -- One read and one write of the hash per run: this is the hot path.
   local j = redis.call('HMGET', key, 'status', 'fence', 'queue', 'prio', 'attempt', 'started',
-    'worker', 'hist')
+    'worker', 'hist', 'chain')
   if not j[1] then
     out[#out + 1] = 'nf'
   elseif j[1] ~= 'running' or j[2] ~= ARGV[b + 1] then
@@ -41,6 +41,8 @@ for i = 0, n - 1 do
         'finished', s(now), 'result', ARGV[b + 3], 'hist', hist)
     end
     redis.call('ZADD', K_FINISHED, s(now), id)
+    -- A chain step enqueues its successor in the same call.
+    if j[9] and j[9] ~= '' then chain_job_ended(now, id, 'succeeded', ARGV[b + 3]) end
     out[#out + 1] = 'ok'
     done = done + 1
   end

@@ -3,7 +3,8 @@
 -- nothing is written.
 -- ARGV: prefix, time, mode, id, fence, then per mode:
 --   renew:    lease (µs), lease (ms)
---   fail:     attempt json tail, retry at ('' = bury), has log (0/1), log
+--   fail:     attempt json tail, retry at ('' = bury, 'cancel' = cancelled), has log
+--             (0/1), log
 --   release:  -
 -- The attempt tail is the raw JSON after "host": outcome, message,
 -- duration and fuel, written by the host.
@@ -20,7 +21,8 @@ if mode == 'renew' then
   return { 'ok', s(expires) }
 end
 
-local j = redis.call('HMGET', key, 'queue', 'handler', 'prio', 'attempt', 'max', 'started', 'worker')
+local j = redis.call('HMGET', key, 'queue', 'handler', 'prio', 'attempt', 'max', 'started', 'worker',
+  'cancel')
 local q, h, p = j[1], j[2], j[3]
 
 if mode == 'release' then
@@ -40,6 +42,15 @@ clear_lease(id)
 -- fail
 local at = ARGV[7]
 if ARGV[8] == '1' then redis.call('HSET', key, 'log', ARGV[9]) end
+-- A job someone asked to terminate is not run again.
+if at == 'cancel' or (at ~= '' and j[8] == '1') then
+  set_status(id, q, p, 'running', 'cancelled')
+  redis.call('HSET', key, 'finished', s(now))
+  redis.call('ZADD', K_FINISHED, s(now), id)
+  chain_job_ended(now, id, 'cancelled')
+  signal('e')
+  return { 'ok', 'cancelled' }
+end
 if at ~= '' and tonumber(j[4]) < tonumber(j[5]) then
   set_status(id, q, p, 'running', 'retrying')
   redis.call('HSET', key, 'run_at', at)
@@ -49,5 +60,6 @@ if at ~= '' and tonumber(j[4]) < tonumber(j[5]) then
 end
 set_status(id, q, p, 'running', 'dead')
 redis.call('HSET', key, 'finished', s(now))
+chain_job_ended(now, id, 'dead')
 signal('e')
 return { 'ok', 'dead' }

@@ -1,7 +1,8 @@
 -- One bounded step of the retention sweep: finished jobs past retention,
--- idempotency keys past their TTL, schedule ticks past their retention.
+-- idempotency keys past their TTL, schedule ticks past their retention,
+-- succeeded and cancelled chains past the jobs' retention.
 -- ARGV: prefix, time, job retention (µs), tick retention (µs), step.
--- Answers the three counts; the host calls again while any is a full step.
+-- Answers the four counts; the host calls again while any is a full step.
 local now = now_micros()
 local step = tonumber(ARGV[5])
 local jobs = redis.call('ZRANGEBYSCORE', K_FINISHED, '-inf', s(now - tonumber(ARGV[3])), 'LIMIT', 0, step)
@@ -17,4 +18,9 @@ for _, t in ipairs(ticks) do
   redis.call('HDEL', K_TICKS, t)
   redis.call('ZREM', K_TICKS_AT, t)
 end
-return { #jobs, #keys, #ticks }
+local chains = redis.call('ZRANGEBYSCORE', K_CHAINS_DONE, '-inf', s(now - tonumber(ARGV[3])), 'LIMIT', 0, step)
+for _, c in ipairs(chains) do
+  redis.call('DEL', k_chain(c))
+  redis.call('ZREM', K_CHAINS_DONE, c)
+end
+return { #jobs, #keys, #ticks, #chains }

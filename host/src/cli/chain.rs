@@ -1,0 +1,103 @@
+//! `taskhost chain STEPS`: make a chain of jobs (see `store::chain`), on
+//! the store or through a host's API with `--url`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Args;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::BadInput;
+use super::remote::Remote;
+use crate::config::Config;
+use crate::enqueue::{EnqueueError, EnqueueRequest};
+use crate::job::Priority;
+use crate::services::Services;
+use crate::store::chain::Chain;
+
+#[derive(Args)]
+pub struct ChainArgs {
+    /// The steps, a JSON array: `[{"handler": "validate_order", "payload":
+    /// {...}}, {"handler": "process_payment"}]` (each may also give
+    /// `queue`, `priority` and `max_attempts`).
+    steps: String,
+    /// Print the chain as JSON instead of its id.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One step as the command line takes it (the API's step body).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Step {
+    handler: String,
+    #[serde(default = "empty_object")]
+    payload: Value,
+    queue: Option<String>,
+    priority: Option<Priority>,
+    max_attempts: Option<u32>,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+fn steps(args: &ChainArgs) -> anyhow::Result<Vec<Step>> {
+    serde_json::from_str(&args.steps).map_err(|e| {
+        BadInput(format!(
+            "the steps are not a JSON array of {{\"handler\": …, \"payload\": {{…}}}} objects: {e}"
+        ))
+        .into()
+    })
+}
+
+fn print(chain: &Chain, json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(chain)?);
+    } else {
+        println!("{}", chain.id);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn execute(config: Arc<Config>, args: ChainArgs) -> anyhow::Result<ExitCode> {
+    let reqs = steps(&args)?
+        .into_iter()
+        .map(|s| EnqueueRequest {
+            handler: s.handler,
+            payload: s.payload,
+            queue: s.queue,
+            priority: s.priority,
+            max_attempts: s.max_attempts,
+            ..EnqueueRequest::default()
+        })
+        .collect();
+    let services = Services::open(config).await?;
+    let chain = services
+        .enqueuer
+        .enqueue_chain(reqs)
+        .await
+        .map_err(|(i, e)| {
+            let at = i.map(|i| format!("steps[{i}]: ")).unwrap_or_default();
+            match e {
+                EnqueueError::Store(e)
+                    if i.is_none() && !matches!(e, crate::store::StoreError::Invalid(_)) =>
+                {
+                    anyhow::Error::new(e)
+                }
+                e => BadInput(format!("{at}{e}")).into(),
+            }
+        })?;
+    services.store.close().await?;
+    print(&chain, args.json)
+}
+
+pub async fn execute_remote(remote: &Remote, args: ChainArgs) -> anyhow::Result<ExitCode> {
+    let steps: Value = serde_json::from_str(&args.steps)
+        .map_err(|e| BadInput(format!("the steps are not JSON: {e}")))?;
+    let chain: Chain = remote
+        .post("/api/v1/chains", &serde_json::json!({ "steps": steps }))
+        .await?;
+    print(&chain, args.json)
+}
