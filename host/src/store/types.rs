@@ -273,6 +273,8 @@ pub struct SweepReport {
     /// Succeeded and cancelled chains past the jobs' retention (their
     /// step jobs go by the jobs' rule).
     pub chains: u64,
+    /// Finished batches without dead jobs past the jobs' retention.
+    pub batches: u64,
     /// Free database pages given back to the file system afterwards.
     pub pages_freed: u64,
 }

@@ -23,6 +23,7 @@ use crate::job::{NewJob, RunReport};
 use crate::store::{Lease, LeaseRequest, Store};
 
 mod admin;
+mod batches;
 mod chains;
 mod leasing;
 mod listing;
@@ -32,6 +33,7 @@ mod terminate;
 mod unique;
 
 pub use admin::*;
+pub use batches::*;
 pub use chains::*;
 pub use leasing::*;
 pub use listing::*;
@@ -71,7 +73,11 @@ macro_rules! conformance_suite {
             unique_key_refuses_while_active, unique_key_is_free_after_the_job_ends,
             chain_runs_steps_in_order_with_results, dead_step_fails_chain_and_dlq_retry_resumes,
             bad_chains_are_refused, finished_chains_are_swept_failed_ones_kept,
-            reaped_and_cancelled_steps_end_the_chain);
+            reaped_and_cancelled_steps_end_the_chain,
+            batch_counts_jobs_and_fires_callbacks_once,
+            dead_batch_job_fires_on_complete_only_until_retried,
+            reaped_cancelled_and_purged_batch_jobs_count, bad_batches_are_refused,
+            finished_batches_are_swept_ones_with_dead_jobs_kept);
         $crate::store::conformance::conformance_suite!(@backend $backend; survives_reopen);
     };
     (@store $backend:expr; $($name:ident),+) => {$(

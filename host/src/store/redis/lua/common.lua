@@ -220,6 +220,76 @@ local function chain_job_revived(id)
   if c and c ~= '' then redis.call('HSET', k_chain(c), 'status', 'running', 'finished', '') end
 end
 
+-- Batches: a hash per batch (head JSON, total, enqueued, the succeeded,
+-- dead and cancelled counters, the callbacks' fired flags, created,
+-- finished) and a set of its unfinished jobs; each job carries 'batch'.
+local function k_batch(id) return P .. 'batch:' .. id end
+local function k_batch_open(id) return P .. 'batch_open:' .. id end
+-- Finished batches without dead jobs by finish time, for the sweep.
+local K_BATCHES_DONE = P .. 'batches_done'
+
+-- Enqueues a batch callback (stored like a chain step) under its fixed id,
+-- the batch id spliced in front of its payload.
+local function fire_batch_callback(now, b, cb)
+  local payload
+  if cb.payload == '{}' then
+    payload = '{"batch":"' .. b .. '"}'
+  else
+    payload = '{"batch":"' .. b .. '",' .. string.sub(cb.payload, 2)
+  end
+  add_job(now, cb.job, cb.queue, cb.handler, payload, tostring(cb.priority), now,
+    tostring(cb.max_attempts), '', '')
+  signal('w')
+end
+
+-- Marks a batch finished once every job is, and enqueues the callbacks
+-- that became due and were not fired yet.
+local function batch_settle(now, b)
+  local f = redis.call('HMGET', k_batch(b), 'total', 'succeeded', 'dead', 'cancelled', 'finished',
+    'cfired', 'sfired', 'head')
+  if not f[1] then return end
+  local total, ok, dead = tonumber(f[1]), tonumber(f[2]), tonumber(f[3])
+  if ok + dead + tonumber(f[4]) < total then return end
+  if f[5] == '' then
+    redis.call('HSET', k_batch(b), 'finished', s(now))
+    if dead == 0 then redis.call('ZADD', K_BATCHES_DONE, s(now), b) end
+  end
+  local head = cjson.decode(f[8])
+  if f[6] == '0' and type(head.on_complete) == 'table' then
+    fire_batch_callback(now, b, head.on_complete)
+    redis.call('HSET', k_batch(b), 'cfired', '1')
+  end
+  if f[7] == '0' and ok == total and type(head.on_success) == 'table' then
+    fire_batch_callback(now, b, head.on_success)
+    redis.call('HSET', k_batch(b), 'sfired', '1')
+  end
+end
+
+-- Counts `n` jobs of batch `b` reaching final `status`.
+local function batch_count(now, b, status, n)
+  if redis.call('EXISTS', k_batch(b)) == 0 then return end
+  redis.call('HINCRBY', k_batch(b), status, n)
+  batch_settle(now, b)
+end
+
+-- Counts job `id`'s end in its batch (`b`, or read from the job).
+local function batch_job_ended(now, id, status, b)
+  if b == nil then b = redis.call('HGET', k_job(id), 'batch') end
+  if not b or b == '' then return end
+  redis.call('SREM', k_batch_open(b), id)
+  batch_count(now, b, status, 1)
+end
+
+-- A dead job of a batch went back to its queue: unfinished again.
+local function batch_job_revived(id)
+  local b = redis.call('HGET', k_job(id), 'batch')
+  if not b or b == '' or redis.call('EXISTS', k_batch(b)) == 0 then return end
+  redis.call('SADD', k_batch_open(b), id)
+  redis.call('HINCRBY', k_batch(b), 'dead', -1)
+  redis.call('HSET', k_batch(b), 'finished', '')
+  redis.call('ZREM', K_BATCHES_DONE, b)
+end
+
 -- Returns jobs whose lease expired (by the store's time) to their queue, or
 -- to the DLQ when out of attempts, each with a lease-expired attempt.
 local function reap(now, limit)
@@ -242,10 +312,12 @@ local function reap(now, limit)
       redis.call('HSET', k_job(id), 'finished', s(now))
       redis.call('ZADD', K_FINISHED, s(now), id)
       chain_job_ended(now, id, 'cancelled')
+      batch_job_ended(now, id, 'cancelled')
     elseif attempt >= max then
       set_status(id, q, p, 'running', 'dead')
       redis.call('HSET', k_job(id), 'finished', s(now))
       chain_job_ended(now, id, 'dead')
+      batch_job_ended(now, id, 'dead')
     else
       set_status(id, q, p, 'running', 'retrying')
       redis.call('ZADD', k_ready(q, h, p), s(now), id)
