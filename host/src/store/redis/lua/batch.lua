@@ -71,9 +71,11 @@ end
 local f = redis.call('HMGET', kb, 'head', 'total', 'enqueued', 'succeeded', 'dead', 'cancelled',
   'cfired', 'sfired', 'created', 'finished')
 if not f[1] then return {} end
+-- Running jobs store-wide are few (bounded by the hosts' workers), unlike
+-- a batch's unfinished ones: count those of this batch among them.
 local running = 0
-for _, job in ipairs(redis.call('SMEMBERS', k_batch_open(id))) do
-  if redis.call('HGET', k_job(job), 'status') == 'running' then running = running + 1 end
+for _, job in ipairs(redis.call('ZRANGE', k_idx('s', 'running'), 0, -1)) do
+  if redis.call('SISMEMBER', k_batch_open(id), job) == 1 then running = running + 1 end
 end
 f[11] = s(running)
 return f
