@@ -118,10 +118,19 @@ fn big_batch_across_two_hosts(front: &TestHost, worker: &TestHost) {
         let made = jobs_of(&api, handler);
         assert_eq!(made.len(), 1, "{handler}: exactly one job: {made:?}");
         assert_eq!(made[0]["id"], done[cb]["job"]);
-        let job = get(&api, &format!("/api/v1/jobs/{}/wait", made[0]["id"].as_str().unwrap()));
+        let job = get(
+            &api,
+            &format!("/api/v1/jobs/{}/wait", made[0]["id"].as_str().unwrap()),
+        );
         assert_eq!(job["job"]["status"], "succeeded", "{job}");
     }
-    let on_complete = get(&api, &format!("/api/v1/jobs/{}", done["on_complete"]["job"].as_str().unwrap()));
+    let on_complete = get(
+        &api,
+        &format!(
+            "/api/v1/jobs/{}",
+            done["on_complete"]["job"].as_str().unwrap()
+        ),
+    );
     assert_eq!(on_complete["payload"], json!({"batch": id, "to": "ops"}));
     // Both hosts ran jobs of it (every 10th job asked).
     let hosts: std::collections::BTreeSet<String> = started["jobs"]
@@ -175,22 +184,45 @@ fn a_batch_with_a_dead_job_fires_on_complete_not_on_success_until_its_retry_succ
     assert_eq!(r.status, 201, "{}", r.text());
     let id = r.json()["batch"]["id"].as_str().unwrap().to_owned();
     let done = wait(&api, &id);
-    assert_eq!((done["succeeded"].as_u64(), done["dead"].as_u64()), (Some(9), Some(1)), "{done}");
+    assert_eq!(
+        (done["succeeded"].as_u64(), done["dead"].as_u64()),
+        (Some(9), Some(1)),
+        "{done}"
+    );
     assert_eq!(done["on_complete"]["fired"], true);
     assert_eq!(done["on_success"]["fired"], false);
-    let cb = get(&api, &format!("/api/v1/jobs/{}/wait", done["on_complete"]["job"].as_str().unwrap()));
+    let cb = get(
+        &api,
+        &format!(
+            "/api/v1/jobs/{}/wait",
+            done["on_complete"]["job"].as_str().unwrap()
+        ),
+    );
     assert_eq!(cb["job"]["status"], "succeeded", "{cb}");
-    assert!(jobs_of(&api, "batch_ok").is_empty(), "on_success must not fire");
+    assert!(
+        jobs_of(&api, "batch_ok").is_empty(),
+        "on_success must not fire"
+    );
 
     // The DLQ retry (attempt 2) succeeds: now all succeeded, and
     // on_success fires; on_complete is not enqueued a second time.
     let dead = &get(&api, "/api/v1/dlq")["jobs"][0];
-    let r = api.post(&format!("/api/v1/dlq/{}/retry", dead["id"].as_str().unwrap()), None, &json!({}));
+    let r = api.post(
+        &format!("/api/v1/dlq/{}/retry", dead["id"].as_str().unwrap()),
+        None,
+        &json!({}),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
     let all = wait(&api, &id);
     assert_eq!(all["succeeded"], 10, "{all}");
     assert_eq!(all["on_success"]["fired"], true);
-    let ok = get(&api, &format!("/api/v1/jobs/{}/wait", all["on_success"]["job"].as_str().unwrap()));
+    let ok = get(
+        &api,
+        &format!(
+            "/api/v1/jobs/{}/wait",
+            all["on_success"]["job"].as_str().unwrap()
+        ),
+    );
     assert_eq!(ok["job"]["status"], "succeeded", "{ok}");
     assert_eq!(jobs_of(&api, "batch_done").len(), 1);
     assert_eq!(jobs_of(&api, "batch_ok").len(), 1);
@@ -222,7 +254,10 @@ fn cancelling_a_batch_stops_its_running_jobs_and_cancels_the_rest() {
     for job in started["jobs"].as_array().unwrap() {
         let j = get(&api, &format!("/api/v1/jobs/{}", job.as_str().unwrap()));
         assert_eq!(j["status"], "cancelled", "{j}");
-        assert!(j["attempts"].as_array().unwrap().len() <= 1, "never retried: {j}");
+        assert!(
+            j["attempts"].as_array().unwrap().len() <= 1,
+            "never retried: {j}"
+        );
     }
     api.stop();
 }
@@ -232,14 +267,26 @@ fn bad_batches_are_refused_and_write_nothing() {
     let host = TestHost::new(DECLARE);
     let api = Server::start(&host);
     let cases = [
-        (json!({"handler": "item", "items": []}), 400, "1 to 10000 items"),
-        (json!({"handler": "nosuch", "items": [1]}), 404, "items[0]: unknown handler"),
+        (
+            json!({"handler": "item", "items": []}),
+            400,
+            "1 to 10000 items",
+        ),
+        (
+            json!({"handler": "nosuch", "items": [1]}),
+            404,
+            "items[0]: unknown handler",
+        ),
         (
             json!({"handler": "item", "items": vec![json!(1); 10_001]}),
             400,
             "1 to 10000 items",
         ),
-        (json!({"handler": "item", "items": [1], "batch_size": 0}), 400, "batch_size"),
+        (
+            json!({"handler": "item", "items": [1], "batch_size": 0}),
+            400,
+            "batch_size",
+        ),
         (
             json!({"handler": "item", "items": [1], "on_success": {"handler": "nosuch"}}),
             404,
@@ -255,18 +302,38 @@ fn bad_batches_are_refused_and_write_nothing() {
             400,
             "JSON object",
         ),
-        (json!({"handler": "item", "items": [1], "max_attempts": 0}), 400, "max_attempts"),
-        (json!({"handler": "item", "items": [1], "bogus": 1}), 400, "bogus"),
+        (
+            json!({"handler": "item", "items": [1], "max_attempts": 0}),
+            400,
+            "max_attempts",
+        ),
+        (
+            json!({"handler": "item", "items": [1], "bogus": 1}),
+            400,
+            "bogus",
+        ),
     ];
     for (body, code, says) in cases {
         let r = api.post("/api/v1/batches", None, &body);
         assert_eq!(r.status, code, "{body}: {}", r.text());
         assert!(r.text().contains(says), "{body}: {}", r.text());
     }
-    assert!(get(&api, "/api/v1/jobs")["jobs"].as_array().unwrap().is_empty());
+    assert!(
+        get(&api, "/api/v1/jobs")["jobs"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     let missing = "0190b0b0-0000-7000-8000-000000000000";
-    assert_eq!(api.get(&format!("/api/v1/batches/{missing}"), None).status, 404);
-    let r = api.post(&format!("/api/v1/batches/{missing}/cancel"), None, &json!({}));
+    assert_eq!(
+        api.get(&format!("/api/v1/batches/{missing}"), None).status,
+        404
+    );
+    let r = api.post(
+        &format!("/api/v1/batches/{missing}/cancel"),
+        None,
+        &json!({}),
+    );
     assert_eq!(r.status, 404);
     assert_eq!(api.get("/api/v1/batches/not-an-id", None).status, 400);
     api.stop();

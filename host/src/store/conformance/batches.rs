@@ -97,7 +97,10 @@ pub async fn batch_counts_jobs_and_fires_callbacks_once(store: &dyn Store, _cloc
         JobStatus::Succeeded
     );
     // Callback jobs are no members: their ends change nothing.
-    assert_eq!(counts(&store.get_batch(b.id).await.unwrap()), [0, 0, 5, 0, 0]);
+    assert_eq!(
+        counts(&store.get_batch(b.id).await.unwrap()),
+        [0, 0, 5, 0, 0]
+    );
 }
 
 /// A dead job fires `on_complete` but not `on_success`; its DLQ retry
@@ -149,7 +152,10 @@ pub async fn reaped_cancelled_and_purged_batch_jobs_count(store: &dyn Store, clo
     let crashed = lease_one(store, "item").await;
     clock.advance(chrono::Duration::seconds(31));
     assert_eq!(store.reap_expired().await.unwrap(), 1);
-    assert_eq!(store.get(crashed.job.id).await.unwrap().status, JobStatus::Dead);
+    assert_eq!(
+        store.get(crashed.job.id).await.unwrap().status,
+        JobStatus::Dead
+    );
     let waiting: Vec<_> = started
         .jobs
         .iter()
@@ -164,7 +170,10 @@ pub async fn reaped_cancelled_and_purged_batch_jobs_count(store: &dyn Store, clo
     let b = store.cancel_batch(id).await.unwrap();
     assert_eq!(counts(&b), [0, 1, 0, 1, 2], "the running job runs on");
     assert_eq!(
-        store.termination_requested(&[running.job.id]).await.unwrap(),
+        store
+            .termination_requested(&[running.job.id])
+            .await
+            .unwrap(),
         vec![running.job.id]
     );
     assert!(callbacks(store, "batch_done").await.is_empty());

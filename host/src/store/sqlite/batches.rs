@@ -137,7 +137,11 @@ fn settle(conn: &Connection, ctx: &Ctx, batch: JobId) -> StoreResult<()> {
         conn.prepare_cached("UPDATE batches SET complete_fired = 1 WHERE id = ?1")?
             .execute([batch.as_bytes()])?;
     }
-    if let Some(cb) = head.on_success.as_ref().filter(|_| !success_fired && ok == total) {
+    if let Some(cb) = head
+        .on_success
+        .as_ref()
+        .filter(|_| !success_fired && ok == total)
+    {
         fire(conn, ctx, batch, cb)?;
         conn.prepare_cached("UPDATE batches SET success_fired = 1 WHERE id = ?1")?
             .execute([batch.as_bytes()])?;
