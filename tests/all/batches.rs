@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::http_client::Server;
-use crate::support::{TestHost, redis, wait_until};
+use crate::support::{TestHost, redis, stderr, stdout, wait_until};
 
 /// The callback handlers (and `item`, which echoes its payload, or fails
 /// before attempt N when it says `"succeed_from_attempt": N`).
@@ -336,5 +336,33 @@ fn bad_batches_are_refused_and_write_nothing() {
     );
     assert_eq!(r.status, 404);
     assert_eq!(api.get("/api/v1/batches/not-an-id", None).status, 400);
+
+    // The CLI starts one on the store the host drains, and shows it.
+    let on_complete = r#"{"handler": "batch_done", "payload": {"via": "cli"}}"#;
+    let out = host.run_cli(&[
+        "batch",
+        "start",
+        "item",
+        "[1, 2, 3]",
+        "--on-complete",
+        on_complete,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let id = stdout(&out).trim().to_owned();
+    let done = wait(&api, &id);
+    assert_eq!(done["succeeded"], 3, "{done}");
+    let out = host.run_cli(&["batch", "show", &id]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(shown["on_complete"]["fired"], true, "{shown}");
+    let bad = host.run_cli(&["batch", "start", "item", "not json"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    let bad = host.run_cli(&["batch", "start", "nosuch", "[1]"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(
+        stderr(&bad).contains("items[0]: unknown handler"),
+        "{}",
+        stderr(&bad)
+    );
     api.stop();
 }
