@@ -17,12 +17,12 @@
 // go to the host (`log.report-panic`) and the job ends as a trap carrying
 // them, like a panic in a Rust plugin.
 
-import * as wlog from "taskhost:plugin/log@0.1.0";
-import * as wdb from "taskhost:plugin/db@0.1.0";
-import * as whttp from "taskhost:plugin/http@0.1.0";
-import * as wchain from "taskhost:plugin/chain@0.1.0";
-import * as wconfig from "taskhost:plugin/config@0.1.0";
-import * as wjobs from "taskhost:plugin/jobs@0.1.0";
+import * as wlog from "taskhost:plugin/log@0.1.1";
+import * as wdb from "taskhost:plugin/db@0.1.1";
+import * as whttp from "taskhost:plugin/http@0.1.1";
+import * as wchain from "taskhost:plugin/chain@0.1.1";
+import * as wconfig from "taskhost:plugin/config@0.1.1";
+import * as wjobs from "taskhost:plugin/jobs@0.1.1";
 
 /** Another attempt may cure this; `retryAfterMs` asks the host to wait. */
 export class Retryable extends Error {

@@ -366,3 +366,97 @@ fn bad_batches_are_refused_and_write_nothing() {
     );
     api.stop();
 }
+
+/// The probe plugin may enqueue the batch's and the callbacks' handlers.
+const PROBE_GRANT: &str = "[plugins.probe]\njobs = [\"item\", \"batch_ok\"]\n";
+
+#[test]
+fn a_plugin_starts_a_batch_through_the_jobs_interface() {
+    let host = TestHost::new(&format!("{WORKERS}{DECLARE}{PROBE_GRANT}"));
+    let api = Server::start(&host);
+    let run = |payload: Value| {
+        let r = api.post(
+            "/api/v1/jobs",
+            None,
+            &json!({"handler": "probe.batch", "payload": payload, "max_attempts": 1}),
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+        let id = r.json()["id"].as_str().unwrap().to_owned();
+        get(&api, &format!("/api/v1/jobs/{id}/wait?timeout=60s"))["job"].clone()
+    };
+    let job = run(json!({
+        "handler": "item", "items": [{"n": 1}, {"n": 2}, {"n": 3}], "on_success": "batch_ok",
+    }));
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let id = job["result"]["batch"].as_str().unwrap().to_owned();
+    let done = wait(&api, &id);
+    assert_eq!(done["succeeded"], 3, "{done}");
+    assert_eq!(done["on_success"]["fired"], true, "{done}");
+    let cb = get(
+        &api,
+        &format!(
+            "/api/v1/jobs/{}",
+            done["on_success"]["job"].as_str().unwrap()
+        ),
+    );
+    assert_eq!(cb["payload"], json!({"batch": id, "from": "probe"}));
+
+    // A callback of a handler the grant does not list refuses the whole
+    // batch: the job fails for good and no item job is written.
+    let denied = run(json!({
+        "handler": "item", "items": [{"n": 4}], "on_complete": "batch_done",
+    }));
+    assert_eq!(denied["status"], "dead", "{denied}");
+    assert!(
+        denied["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("denied")
+            || denied.to_string().contains("denied"),
+        "{denied}"
+    );
+    assert_eq!(
+        jobs_of(&api, "item").len(),
+        3,
+        "nothing of the refused batch"
+    );
+    api.stop();
+}
+
+/// Plugins built against WIT 0.1.0 (the same components with their
+/// package version set back to 0.1.0: a build against 0.1.0 differs only
+/// there, as they never import `start-batch`) load on this 0.1.1 host and
+/// run, `jobs.enqueue` included: the linker matches 0.1.x names by their
+/// 0.1 track.
+#[test]
+fn plugins_built_against_wit_0_1_0_load_and_run_on_this_host() {
+    let old = tempfile::tempdir().unwrap();
+    for name in ["hello", "probe"] {
+        let built =
+            std::fs::read(crate::support::plugin_dir().join(format!("{name}.wasm"))).unwrap();
+        let back = crate::support::bytes_replaced(&built, b"@0.1.1", b"@0.1.0");
+        std::fs::write(old.path().join(format!("{name}.wasm")), back).unwrap();
+    }
+    let host = TestHost::with_host_table(
+        &format!("plugins = {:?}\n", old.path().display().to_string()),
+        "[workers]\nqueues = { default = 2 }\n[plugins.probe]\njobs = [\"hello\"]\n",
+    );
+    let api = Server::start(&host);
+    let body = json!({"handler": "probe.fanout", "payload": {
+        "count": 2, "handler": "hello", "payload": {"name": "old"},
+    }});
+    let r = api.post("/api/v1/jobs", None, &body);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let fanout = get(&api, &format!("/api/v1/jobs/{id}/wait?timeout=60s"))["job"].clone();
+    assert_eq!(fanout["status"], "succeeded", "{fanout}");
+    for child in fanout["result"].as_array().unwrap() {
+        let child = get(
+            &api,
+            &format!("/api/v1/jobs/{}/wait?timeout=60s", child.as_str().unwrap()),
+        );
+        assert_eq!(child["job"]["status"], "succeeded", "{child}");
+        assert_eq!(child["job"]["result"]["greeting"], "Hello, old!", "{child}");
+    }
+    api.stop();
+}
