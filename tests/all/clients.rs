@@ -28,6 +28,8 @@ const APP_HANDLERS: &[&str] = &[
     "send_email",
     "fraud_alert",
     "send_reminder",
+    "report_done",
+    "batch_item",
 ];
 
 fn repo_root() -> PathBuf {
