@@ -25,6 +25,7 @@ use crate::store::{Lease, LeaseRequest, Store};
 mod admin;
 mod chains;
 mod leasing;
+mod limits;
 mod listing;
 mod plugins;
 mod schedules;
@@ -34,6 +35,7 @@ mod unique;
 pub use admin::*;
 pub use chains::*;
 pub use leasing::*;
+pub use limits::*;
 pub use listing::*;
 pub use plugins::*;
 pub use schedules::*;
@@ -71,8 +73,10 @@ macro_rules! conformance_suite {
             unique_key_refuses_while_active, unique_key_is_free_after_the_job_ends,
             chain_runs_steps_in_order_with_results, dead_step_fails_chain_and_dlq_retry_resumes,
             bad_chains_are_refused, finished_chains_are_swept_failed_ones_kept,
-            reaped_and_cancelled_steps_end_the_chain);
-        $crate::store::conformance::conformance_suite!(@backend $backend; survives_reopen);
+            reaped_and_cancelled_steps_end_the_chain,
+            limits_keep_priority_and_touch_only_their_handler);
+        $crate::store::conformance::conformance_suite!(@backend $backend; survives_reopen,
+            concurrency_holds_across_hosts, rate_spaces_starts_across_hosts);
     };
     (@store $backend:expr; $($name:ident),+) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,6 +127,7 @@ pub(crate) fn request(worker: &str, queues: &[&str], handlers: &[&str], max: u32
         worker: worker.to_owned(),
         lease_for: LEASE,
         max,
+        limits: Vec::new(),
     }
 }
 

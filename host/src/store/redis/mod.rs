@@ -29,6 +29,7 @@ mod chains;
 mod codec;
 mod completer;
 mod connect;
+mod limits;
 mod ops;
 mod plugins;
 mod reads;

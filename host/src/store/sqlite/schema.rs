@@ -19,7 +19,8 @@ use crate::store::{StoreError, StoreResult};
 /// adds `store_meta`, version 4 `jobs.lease_ms`, version 5 `hosts`, version
 /// 6 `jobs.attempt_base` and `jobs.schedule`, version 7 the `job_counts`
 /// table its triggers keep, version 8 the deployed plugins, version 9
-/// `jobs.cancel_requested`, `jobs.unique_key` and the chains.
+/// `jobs.cancel_requested`, `jobs.unique_key` and the chains, version 10
+/// the flow limits (`handler_limits`).
 pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: jobs, idempotency keys, queues.
     "
@@ -203,6 +204,15 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX chains_finished ON chains (finished_at)
         WHERE status IN ('succeeded', 'cancelled');
+    ",
+    // 10: flow limits: the next start each rate-limited handler booked, and
+    // an index that counts a handler's running jobs without a scan.
+    "
+    CREATE TABLE handler_limits (
+        handler    TEXT    NOT NULL PRIMARY KEY,
+        next_start INTEGER NOT NULL               -- µs, the store's time
+    ) WITHOUT ROWID;
+    CREATE INDEX jobs_running_by_handler ON jobs (handler) WHERE status = 'running';
     ",
 ];
 
