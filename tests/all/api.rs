@@ -31,7 +31,7 @@ pub(crate) fn config(api_keys: &str, extra: &str) -> String {
 fn started() -> (TestHost, Server) {
     let host = TestHost::new(&config(
         "",
-        "[scheduler]\nrefresh = \"200ms\"\n[workers]\nqueues = { default = 8, mail = 2 }\n[handlers.\"probe.spin\"]\nrate = \"5/s\"\n",
+        "[scheduler]\nrefresh = \"200ms\"\n[workers]\nqueues = { default = 8, mail = 2 }\n[handlers.\"probe.spin\"]\nrate = \"5/s\"\nconcurrency = 2\n",
     ));
     let server = Server::start(&host);
     (host, server)
@@ -302,6 +302,14 @@ fn dlq_queue_schedule_and_stats_endpoints() {
         .iter()
         .find(|h| h["name"] == "probe.spin");
     assert_eq!(spin.unwrap()["rate"], "5/s");
+    assert_eq!(spin.unwrap()["concurrency"], 2);
+    assert_eq!(hello["concurrency"], Value::Null, "no concurrency limit");
+    // The limits' standing, in the stats: nothing of probe.spin ran yet.
+    assert_eq!(
+        stats["flow_limits"],
+        json!([{"handler": "probe.spin", "running": 0, "next_start": null, "held": false}]),
+        "{stats}"
+    );
     assert_eq!(hello["plugin_digest"].as_str().unwrap().len(), 64);
     assert!(
         hello["limits"]["timeout_ms"].is_u64()
@@ -398,6 +406,11 @@ fn health_metrics_and_openapi() {
         "{scraped}"
     );
     assert!(value(&scraped, "process_resident_memory_bytes") > 0.0);
+    assert!(
+        scraped.contains("taskhost_limit_held{handler=\"probe.spin\"} 0")
+            && scraped.contains("taskhost_limited_running{handler=\"probe.spin\"} 0"),
+        "{scraped}"
+    );
     assert!(value(&scraped, "process_open_fds") > 0.0);
     // Every sample line parses as Prometheus text: name{labels} value.
     for line in after

@@ -9,6 +9,8 @@ mod cli;
 mod clients;
 mod clock;
 mod dashboard;
+mod flow_limits;
+
 mod db;
 mod db_isolation;
 mod db_maintenance;
