@@ -446,6 +446,10 @@ fn health_metrics_and_openapi() {
         "/api/v1/jobs/batch",
         "/api/v1/dlq/{id}/retry",
         "/api/v1/schedules/{name}/run",
+        "/api/v1/chains",
+        "/api/v1/chains/{id}",
+        "/api/v1/chains/{id}/wait",
+        "/api/v1/chains/{id}/cancel",
         "/health",
         "/metrics",
     ] {
@@ -482,6 +486,12 @@ fn endpoints(job: &str) -> Vec<(&'static str, String, &'static str)> {
         ("POST", "/api/v1/queues/q/pause".into(), "admin"),
         ("POST", "/api/v1/queues/q/resume".into(), "admin"),
         ("DELETE", "/api/v1/queues/q".into(), "admin"),
+        ("POST", "/api/v1/chains".into(), "enqueue"),
+        (
+            "POST",
+            "/api/v1/chains/00000000-0000-7000-8000-000000000000/cancel".into(),
+            "admin",
+        ),
     ];
     for path in [
         "/api/v1/stats".to_string(),
@@ -498,6 +508,8 @@ fn endpoints(job: &str) -> Vec<(&'static str, String, &'static str)> {
         "/api/v1/dlq".into(),
         format!("/api/v1/dlq/{job}"),
         "/api/v1/schedules".into(),
+        "/api/v1/chains/00000000-0000-7000-8000-000000000000".into(),
+        "/api/v1/chains/00000000-0000-7000-8000-000000000000/wait?timeout=1s".into(),
     ] {
         v.push(("GET", path, "read"));
     }
