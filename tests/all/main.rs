@@ -23,6 +23,7 @@ mod http_signing;
 mod invest;
 mod job_chains;
 mod logs;
+mod plugin_crates;
 mod plugin_deploy;
 mod polyglot;
 mod portfolio;
