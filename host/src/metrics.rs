@@ -325,29 +325,29 @@ impl Metrics {
 /// The flow limits: running jobs (all hosts) and whether the limit holds
 /// the handler's jobs back now, per limited handler.
 fn limit_gauges(out: &mut String, limits: &[crate::store::LimitState]) {
-    let _ = writeln!(
-        out,
-        "# HELP taskhost_limited_running Jobs running on every host, per handler with a rate or concurrency limit.\n# TYPE taskhost_limited_running gauge"
-    );
-    for l in limits {
-        let _ = writeln!(
-            out,
-            "taskhost_limited_running{{handler=\"{}\"}} {}",
-            escape(&l.handler),
-            l.running
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP taskhost_limit_held 1 while a handler's rate or concurrency limit holds its jobs back.\n# TYPE taskhost_limit_held gauge"
-    );
-    for l in limits {
-        let _ = writeln!(
-            out,
-            "taskhost_limit_held{{handler=\"{}\"}} {}",
-            escape(&l.handler),
-            u8::from(l.held)
-        );
+    type Read = fn(&crate::store::LimitState) -> u64;
+    let gauges: [(&str, &str, Read); 2] = [
+        (
+            "taskhost_limited_running",
+            "Jobs running on every host, per handler with a rate or concurrency limit.",
+            |l| l.running,
+        ),
+        (
+            "taskhost_limit_held",
+            "1 while a handler's rate or concurrency limit holds its jobs back.",
+            |l| u64::from(l.held),
+        ),
+    ];
+    for (name, help, read) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for l in limits {
+            let _ = writeln!(
+                out,
+                "{name}{{handler=\"{}\"}} {}",
+                escape(&l.handler),
+                read(l)
+            );
+        }
     }
 }
 
