@@ -306,6 +306,7 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
             );
         }
+        limit_gauges(&mut out, &gauges.limits);
         let _ = writeln!(
             out,
             "# HELP taskhost_capability_denied_total Host calls refused for want of a grant.\n# TYPE taskhost_capability_denied_total counter"
@@ -321,6 +322,35 @@ impl Metrics {
     }
 }
 
+/// The flow limits: running jobs (all hosts) and whether the limit holds
+/// the handler's jobs back now, per limited handler.
+fn limit_gauges(out: &mut String, limits: &[crate::store::LimitState]) {
+    type Read = fn(&crate::store::LimitState) -> u64;
+    let gauges: [(&str, &str, Read); 2] = [
+        (
+            "taskhost_limited_running",
+            "Jobs running on every host, per handler with a rate or concurrency limit.",
+            |l| l.running,
+        ),
+        (
+            "taskhost_limit_held",
+            "1 while a handler's rate or concurrency limit holds its jobs back.",
+            |l| u64::from(l.held),
+        ),
+    ];
+    for (name, help, read) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for l in limits {
+            let _ = writeln!(
+                out,
+                "{name}{{handler=\"{}\"}} {}",
+                escape(&l.handler),
+                read(l)
+            );
+        }
+    }
+}
+
 /// Values read at scrape time rather than counted.
 #[derive(Debug, Default)]
 pub struct Gauges {
@@ -328,6 +358,8 @@ pub struct Gauges {
     pub jobs: Vec<(String, Priority, JobStatus, u64)>,
     pub schedule_fires: u64,
     pub schedule_misses: u64,
+    /// Where each handler with a rate or concurrency limit stands.
+    pub limits: Vec<crate::store::LimitState>,
 }
 
 fn histograms(

@@ -31,7 +31,7 @@ pub(crate) fn config(api_keys: &str, extra: &str) -> String {
 fn started() -> (TestHost, Server) {
     let host = TestHost::new(&config(
         "",
-        "[scheduler]\nrefresh = \"200ms\"\n[workers]\nqueues = { default = 8, mail = 2 }\n[handlers.\"probe.spin\"]\nrate = \"5/s\"\n",
+        "[scheduler]\nrefresh = \"200ms\"\n[workers]\nqueues = { default = 8, mail = 2 }\n[handlers.\"probe.spin\"]\nrate = \"5/s\"\nconcurrency = 2\n",
     ));
     let server = Server::start(&host);
     (host, server)
@@ -302,6 +302,14 @@ fn dlq_queue_schedule_and_stats_endpoints() {
         .iter()
         .find(|h| h["name"] == "probe.spin");
     assert_eq!(spin.unwrap()["rate"], "5/s");
+    assert_eq!(spin.unwrap()["concurrency"], 2);
+    assert_eq!(hello["concurrency"], Value::Null, "no concurrency limit");
+    // The limits' standing, in the stats: nothing of probe.spin ran yet.
+    assert_eq!(
+        stats["flow_limits"],
+        json!([{"handler": "probe.spin", "running": 0, "next_start": null, "held": false}]),
+        "{stats}"
+    );
     assert_eq!(hello["plugin_digest"].as_str().unwrap().len(), 64);
     assert!(
         hello["limits"]["timeout_ms"].is_u64()
@@ -398,6 +406,11 @@ fn health_metrics_and_openapi() {
         "{scraped}"
     );
     assert!(value(&scraped, "process_resident_memory_bytes") > 0.0);
+    assert!(
+        scraped.contains("taskhost_limit_held{handler=\"probe.spin\"} 0")
+            && scraped.contains("taskhost_limited_running{handler=\"probe.spin\"} 0"),
+        "{scraped}"
+    );
     assert!(value(&scraped, "process_open_fds") > 0.0);
     // Every sample line parses as Prometheus text: name{labels} value.
     for line in after
@@ -433,6 +446,10 @@ fn health_metrics_and_openapi() {
         "/api/v1/jobs/batch",
         "/api/v1/dlq/{id}/retry",
         "/api/v1/schedules/{name}/run",
+        "/api/v1/chains",
+        "/api/v1/chains/{id}",
+        "/api/v1/chains/{id}/wait",
+        "/api/v1/chains/{id}/cancel",
         "/api/v1/batches",
         "/api/v1/batches/{id}",
         "/api/v1/batches/{id}/wait",
@@ -473,6 +490,12 @@ fn endpoints(job: &str) -> Vec<(&'static str, String, &'static str)> {
         ("POST", "/api/v1/queues/q/pause".into(), "admin"),
         ("POST", "/api/v1/queues/q/resume".into(), "admin"),
         ("DELETE", "/api/v1/queues/q".into(), "admin"),
+        ("POST", "/api/v1/chains".into(), "enqueue"),
+        (
+            "POST",
+            "/api/v1/chains/00000000-0000-7000-8000-000000000000/cancel".into(),
+            "admin",
+        ),
         ("POST", "/api/v1/batches".into(), "enqueue"),
         (
             "POST",
@@ -495,6 +518,8 @@ fn endpoints(job: &str) -> Vec<(&'static str, String, &'static str)> {
         "/api/v1/dlq".into(),
         format!("/api/v1/dlq/{job}"),
         "/api/v1/schedules".into(),
+        "/api/v1/chains/00000000-0000-7000-8000-000000000000".into(),
+        "/api/v1/chains/00000000-0000-7000-8000-000000000000/wait?timeout=1s".into(),
         "/api/v1/batches/00000000-0000-7000-8000-000000000000".into(),
         "/api/v1/batches/00000000-0000-7000-8000-000000000000/wait?timeout=1s".into(),
     ] {

@@ -5,12 +5,11 @@
 //! payload), and the suites reach it through `TASKHOST_URL` and
 //! `TASKHOST_TOKEN`.
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use crate::api::{ADMIN, READ, config};
 use crate::http_client::Server;
-use crate::support::{TestHost, python};
+use crate::support::{TestHost, python, repo_root};
 
 /// The handler names the seed's code samples (and the client tests) use.
 const APP_HANDLERS: &[&str] = &[
@@ -31,13 +30,6 @@ const APP_HANDLERS: &[&str] = &[
     "report_done",
     "batch_item",
 ];
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
 
 /// A host serving `default` (the `parked` queue has no workers, so its
 /// jobs stay waiting), with the app handlers and `hello` (which fails for

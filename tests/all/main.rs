@@ -10,6 +10,8 @@ mod cli;
 mod clients;
 mod clock;
 mod dashboard;
+mod flow_limits;
+
 mod db;
 mod db_isolation;
 mod db_maintenance;
@@ -22,6 +24,7 @@ mod http_signing;
 mod invest;
 mod job_chains;
 mod logs;
+mod plugin_crates;
 mod plugin_deploy;
 mod polyglot;
 mod portfolio;

@@ -177,6 +177,14 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCollector {
 }
 
 /// The host's parts opened in this process (store in the host folder).
+/// The repository's root (the parent of `tests/`).
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
 pub async fn services(host: &TestHost) -> taskhost::services::Services {
     taskhost::services::Services::open(host.config())
         .await

@@ -117,6 +117,10 @@ pub struct AllStats {
     /// Plugins whose file was deleted (after `host.unload_grace`): their
     /// handlers' jobs stay pending here until the plugin comes back.
     pub waiting_for_plugins: Vec<WaitingPlugin>,
+    /// Handlers with a rate or concurrency limit: their running jobs on
+    /// every host, their next rate slot, and whether the limit holds their
+    /// jobs back now.
+    pub flow_limits: Vec<crate::store::LimitState>,
     pub uptime_seconds: u64,
 }
 
@@ -153,8 +157,15 @@ pub async fn all(
                 since: g.since,
             })
             .collect(),
+        flow_limits: limit_states(&state).await?,
         uptime_seconds: state.started.elapsed().as_secs(),
     }))
+}
+
+/// Where this host's limited handlers stand, read from the store.
+async fn limit_states(state: &ApiState) -> Result<Vec<crate::store::LimitState>, ApiError> {
+    let limits = crate::store::HandlerLimit::from_config(state.services.runtime.config());
+    Ok(state.services.store.limit_states(&limits).await?)
 }
 
 #[derive(Serialize, ToSchema)]
@@ -177,9 +188,12 @@ pub struct HandlerView {
     /// The resolved retry policy.
     #[schema(value_type = Object)]
     pub retry: serde_json::Value,
-    /// `[handlers.NAME] rate` ("30/s"): the most starts per span on this
-    /// host; `null`: unlimited.
+    /// `[handlers.NAME] rate` ("30/s"): the most starts per span on all
+    /// hosts sharing the store; `null`: unlimited.
     pub rate: Option<String>,
+    /// `[handlers.NAME] concurrency`: the most jobs running at once on all
+    /// hosts sharing the store; `null`: unlimited.
+    pub concurrency: Option<u32>,
 }
 
 /// The handlers this host runs, with their limits and retry policies.
@@ -201,6 +215,7 @@ pub(super) fn handler_views(state: &ApiState) -> Vec<HandlerView> {
             .handlers()
             .map(|h| {
                 let limits = runtime.limits(h);
+                let settings = runtime.config().handlers.get(&h.name);
                 HandlerView {
                     name: h.name.clone(),
                     description: h.description.clone(),
@@ -214,12 +229,8 @@ pub(super) fn handler_views(state: &ApiState) -> Vec<HandlerView> {
                     },
                     retry: serde_json::to_value(state.services.enqueuer.policy(&h.name))
                         .unwrap_or_default(),
-                    rate: runtime
-                        .config()
-                        .handlers
-                        .get(&h.name)
-                        .and_then(|s| s.rate)
-                        .map(|r| r.to_string()),
+                    rate: settings.and_then(|s| s.rate).map(|r| r.to_string()),
+                    concurrency: settings.and_then(|s| s.concurrency).map(|n| n.get()),
                 }
             })
             .collect()
@@ -361,6 +372,7 @@ pub async fn metrics(
             .collect(),
         schedule_fires: sched.fired,
         schedule_misses: sched.missed,
+        limits: limit_states(&state).await?,
     };
     Ok((
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -205,6 +205,7 @@ async fn cycles(
                 worker: format!("bench-{w}"),
                 lease_for: Duration::from_secs(60),
                 max: LEASE_BATCH,
+                limits: Vec::new(),
             };
             let mut done = 0usize;
             loop {

@@ -293,6 +293,22 @@ mod tests {
     }
 
     #[test]
+    fn a_handler_concurrency_is_read_and_zero_is_refused_with_its_line() {
+        let c = parse(
+            "[handlers.send]\nconcurrency = 3\n",
+            Path::new("c.toml"),
+            Path::new("."),
+            env(&[]),
+        )
+        .unwrap();
+        assert_eq!(c.handlers["send"].concurrency.map(|n| n.get()), Some(3));
+        let msg = refused("[handlers.send]\nfuel = 10\nconcurrency = 0\n");
+        assert!(msg.contains("line 3") && msg.contains("nonzero"), "{msg}");
+        let msg = refused("[handlers.send]\nconcurrency = -1\n");
+        assert!(msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
     fn bad_environment_value_names_the_variable() {
         let err = parse(
             "",

@@ -175,9 +175,13 @@ pub struct HandlerSettings {
     pub max_attempts: Option<u32>,
     /// This handler's retry policy (replaces `[retry]` as a whole).
     pub retry: Option<RetrySettings>,
-    /// At most this many starts of the handler per span on this host
-    /// (`"30/s"`); jobs beyond it wait for their slot, they do not fail.
+    /// At most this many starts of the handler per span (`"30/s"`), on all
+    /// hosts sharing the store together; jobs beyond it stay pending until
+    /// their slot, they do not fail. See [`crate::store::limits`].
     pub rate: Option<crate::worker::rate::Rate>,
+    /// At most this many jobs of the handler running at once, on all hosts
+    /// sharing the store together.
+    pub concurrency: Option<std::num::NonZeroU32>,
     /// `"while-active"`: at most one waiting or running job per unique key
     /// (the enqueue's `unique_key`, else the payload); see [`crate::unique`].
     pub unique: Option<crate::unique::UniquePolicy>,

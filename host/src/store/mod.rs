@@ -19,12 +19,14 @@ pub mod batch;
 pub mod chain;
 #[cfg(test)]
 pub mod conformance;
+pub mod limits;
 pub mod redis;
 mod schedule;
 pub mod sqlite;
 pub mod sweeper;
 mod types;
 
+pub use limits::{HandlerLimit, LimitState};
 pub use schedule::{MissedPolicy, OverlapPolicy, Schedule};
 pub use types::{
     CountRow, Counts, Enqueued, FailAction, HostRecord, Lease, LeaseRequest, LeaseToken, ListQuery,
@@ -255,6 +257,11 @@ pub trait Store: Send + Sync {
         queues: &[String],
         handlers: &[String],
     ) -> StoreResult<Option<DateTime<Utc>>>;
+
+    /// Where each limited handler stands by its limits (running jobs on
+    /// every host, next rate slot), read with the store's time; workers
+    /// sleep on it when a lease left jobs held back.
+    async fn limit_states(&self, limits: &[HandlerLimit]) -> StoreResult<Vec<LimitState>>;
 
     /// Ticks when work may have become available: local enqueues, retries,
     /// releases, resumes, and (where the backend can tell) other processes'

@@ -57,6 +57,9 @@ pub struct LeaseRequest {
     pub lease_for: Duration,
     /// The most jobs to lease at once.
     pub max: u32,
+    /// Rate and concurrency limits of the handlers, counted across every
+    /// host sharing the store; a job they hold back is not leased.
+    pub limits: Vec<super::HandlerLimit>,
 }
 
 /// Proof of holding a lease (a fencing token). Every lease gets a new one, so

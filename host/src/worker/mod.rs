@@ -29,7 +29,7 @@ use crate::enqueue::Enqueuer;
 use crate::job::{Job, JobId, JobStatus, OutcomeKind, RunReport};
 use crate::metrics::JobEvent;
 use crate::runtime::{JobInput, JobReport, Outcome, Runtime};
-use crate::store::{FailAction, Lease, LeaseRequest, LeaseToken, Store, StoreError};
+use crate::store::{FailAction, HandlerLimit, Lease, LeaseRequest, LeaseToken, Store, StoreError};
 
 pub use stats::{Disposition, StatsSnapshot, WorkerStats};
 
@@ -41,6 +41,14 @@ const BATCH_WAIT: Duration = Duration::from_micros(500);
 /// How long an idle dispatcher sleeps when nothing at all is scheduled.
 const IDLE_SLEEP: Duration = Duration::from_secs(60);
 
+/// What an idle dispatcher wakes on.
+struct Signals<'a> {
+    changes: &'a mut watch::Receiver<u64>,
+    ends: &'a mut watch::Receiver<u64>,
+    plugins: &'a mut watch::Receiver<u64>,
+    shutdown: &'a mut watch::Receiver<bool>,
+}
+
 /// The workers of one host.
 pub struct Workers {
     store: Arc<dyn Store>,
@@ -51,8 +59,9 @@ pub struct Workers {
     host_id: String,
     stats: WorkerStats,
     running: Mutex<RunningTable>,
-    /// Per-handler rate limits, shared by every queue's workers.
-    rates: rate::RateLimits,
+    /// Per-handler rate and concurrency limits, which the store enforces
+    /// in the lease across every host sharing it.
+    limits: Vec<HandlerLimit>,
 }
 
 /// The jobs this host runs: their lease, the task running each, and the
@@ -94,9 +103,9 @@ impl Workers {
         settings: WorkerSettings,
         host_id: String,
     ) -> Arc<Workers> {
-        let rates = rate::RateLimits::from_config(runtime.config());
+        let limits = HandlerLimit::from_config(runtime.config());
         Arc::new(Workers {
-            rates,
+            limits,
             store,
             runtime,
             enqueuer,
@@ -171,6 +180,7 @@ impl Workers {
         let mut seen_generation = *plugins.borrow_and_update();
         let mut handlers = self.runtime.registry().handler_names();
         let mut changes = self.store.changes();
+        let mut ends = self.store.job_ends();
         let concurrency = slots.available_permits();
         // Whether the last lease call got all it asked for: more may be waiting.
         let mut backlog = false;
@@ -197,6 +207,7 @@ impl Workers {
                 worker: self.host_id.clone(),
                 lease_for: self.settings.lease,
                 max: want as u32,
+                limits: self.limits.clone(),
             };
             let leases = match self.store.lease(&request).await {
                 Ok(leases) => leases,
@@ -216,9 +227,12 @@ impl Workers {
                 self.idle(
                     &queues,
                     &handlers,
-                    &mut changes,
-                    &mut plugins,
-                    &mut shutdown,
+                    Signals {
+                        changes: &mut changes,
+                        ends: &mut ends,
+                        plugins: &mut plugins,
+                        shutdown: &mut shutdown,
+                    },
                 )
                 .await;
                 continue;
@@ -242,25 +256,42 @@ impl Workers {
     /// on writes. A write that made nothing due here (another queue's
     /// enqueue, a completion) costs one read, not a lease transaction, so
     /// idle queues do not slow the busy ones.
-    async fn idle(
-        &self,
-        queues: &[String],
-        handlers: &[String],
-        changes: &mut watch::Receiver<u64>,
-        plugins: &mut watch::Receiver<u64>,
-        shutdown: &mut watch::Receiver<bool>,
-    ) {
+    ///
+    /// Jobs of a handler its limits hold back are not due: the wait is for
+    /// its next rate slot, or for a job's end when its concurrency is taken.
+    async fn idle(&self, queues: &[String], handlers: &[String], signals: Signals<'_>) {
+        let Signals {
+            changes,
+            ends,
+            plugins,
+            shutdown,
+        } = signals;
         loop {
             // Mark what we have seen before asking what is next, so a write
             // in between wakes us rather than being missed.
             changes.borrow_and_update();
-            let wait = match self.store.next_due_at(queues, handlers).await {
-                Ok(Some(at)) => (at - self.clock.now()).to_std().unwrap_or(Duration::ZERO),
-                Ok(None) => IDLE_SLEEP,
+            ends.borrow_and_update();
+            let (open, slot) = match self.held_back(handlers).await {
+                Ok(held) => held,
+                Err(e) => {
+                    tracing::warn!("cannot read the handlers' limits: {e}");
+                    (
+                        handlers.to_vec(),
+                        Some(self.clock.now() + chrono::Duration::seconds(1)),
+                    )
+                }
+            };
+            let held = open.len() < handlers.len();
+            let due = match self.store.next_due_at(queues, &open).await {
+                Ok(at) => at,
                 Err(e) => {
                     tracing::warn!("cannot read the next due time: {e}");
-                    Duration::from_secs(1)
+                    Some(self.clock.now() + chrono::Duration::seconds(1))
                 }
+            };
+            let wait = match due.into_iter().chain(slot).min() {
+                Some(at) => (at - self.clock.now()).to_std().unwrap_or(Duration::ZERO),
+                None => IDLE_SLEEP,
             };
             if wait.is_zero() {
                 return;
@@ -268,11 +299,48 @@ impl Workers {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => return,
                 _ = changes.changed() => {}
+                // A job ended: a handler held by its concurrency may start.
+                _ = ends.changed(), if held => return,
                 // The handler set changed: the caller leases for the new one.
                 _ = plugins.changed() => return,
                 _ = shutdown.changed() => return,
             }
         }
+    }
+
+    /// The handlers whose limits let a job start now, and the earliest
+    /// rate slot of those held back by their rate alone.
+    async fn held_back(
+        &self,
+        handlers: &[String],
+    ) -> Result<(Vec<String>, Option<chrono::DateTime<chrono::Utc>>), StoreError> {
+        let limits: Vec<HandlerLimit> = self
+            .limits
+            .iter()
+            .filter(|l| handlers.contains(&l.handler))
+            .cloned()
+            .collect();
+        if limits.is_empty() {
+            return Ok((handlers.to_vec(), None));
+        }
+        let states = self.store.limit_states(&limits).await?;
+        let slot = states
+            .iter()
+            .zip(&limits)
+            .filter(|(state, limit)| {
+                state.held
+                    && limit
+                        .concurrency
+                        .is_none_or(|n| state.running < u64::from(n.get()))
+            })
+            .filter_map(|(state, _)| state.next_start)
+            .min();
+        let open = handlers
+            .iter()
+            .filter(|h| !states.iter().any(|s| s.held && &s.handler == *h))
+            .cloned()
+            .collect();
+        Ok((open, slot))
     }
 
     fn start(self: Arc<Self>, lease: Lease, permit: OwnedSemaphorePermit) {
@@ -314,11 +382,8 @@ impl Workers {
             ))
             .abort_handle(),
         };
-        // A job over its handler's rate waits here, its lease renewed; it
-        // counts as started once it may run.
         let began = std::time::Instant::now();
         let run = async {
-            self.rates.acquire(&job.handler).await;
             metrics.job(JobEvent::Started, &job.handler, 1);
             lifecycle::started(&job);
             catch_panic(self.runtime.run(job_input(&job))).await

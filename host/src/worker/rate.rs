@@ -1,22 +1,13 @@
-//! Per-handler rate limits (`[handlers.NAME] rate = "30/s"`): a remote
-//! such as Telegram allows about 30 messages a second per bot, and a
-//! backlog of thousands must not turn into a storm of 429s.
-//!
-//! One limiter per handler is shared by every worker of the host (all
-//! queues). A leased job of a limited handler waits for its slot before it
-//! starts; it is never failed for the rate. Slots are spaced evenly
-//! (`1/rate` apart, no burst), so over any span `t` at most `t·rate + 1`
-//! jobs of the handler start on this host.
+//! The rate of `[handlers.NAME] rate = "30/s"`: a remote such as Telegram
+//! allows about 30 messages a second per bot, and a backlog of thousands
+//! must not turn into a storm of 429s. The store enforces it across hosts
+//! ([`crate::store::limits`]); this module reads and prints it.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error as _};
-use tokio::time::Instant;
-
-use crate::config::Config;
 
 /// A rate: `count` jobs per `per`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,61 +88,6 @@ impl Serialize for Rate {
     }
 }
 
-/// The rate limiters of one host, by handler.
-#[derive(Debug, Default)]
-pub struct RateLimits {
-    limiters: HashMap<String, Limiter>,
-}
-
-#[derive(Debug)]
-struct Limiter {
-    interval: Duration,
-    /// The earliest start of the next job. Held (a fair, FIFO lock) by the
-    /// caller waiting for it, so callers start in the order they asked.
-    next: tokio::sync::Mutex<Option<Instant>>,
-}
-
-impl RateLimits {
-    /// A limiter for every `[handlers.NAME]` with a `rate`.
-    pub fn from_config(config: &Config) -> RateLimits {
-        let limiters = config
-            .handlers
-            .iter()
-            .filter_map(|(name, h)| {
-                h.rate.map(|rate| {
-                    (
-                        name.clone(),
-                        Limiter {
-                            interval: rate.interval(),
-                            next: tokio::sync::Mutex::new(None),
-                        },
-                    )
-                })
-            })
-            .collect();
-        RateLimits { limiters }
-    }
-
-    /// Waits until a job of `handler` may start (at once for a handler
-    /// without a rate); callers start in the order they asked.
-    ///
-    /// The next start is one interval after this one actually woke, not
-    /// after the slot it was due: slots booked ahead would all fire at once
-    /// when a busy machine wakes their waiters late, a burst above the rate
-    /// that the remote service then refuses. A late wake loses its slot
-    /// instead; the rate is a ceiling, never a quota to catch up on.
-    pub async fn acquire(&self, handler: &str) {
-        let Some(limiter) = self.limiters.get(handler) else {
-            return;
-        };
-        let mut next = limiter.next.lock().await;
-        if let Some(at) = *next {
-            tokio::time::sleep_until(at).await;
-        }
-        *next = Some(Instant::now() + limiter.interval);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,90 +110,6 @@ mod tests {
         for bad in ["30", "0/s", "x/s", "30/parsec", "-1/s"] {
             let e = bad.parse::<Rate>().unwrap_err().to_string();
             assert!(e.contains(&format!("{bad:?}")), "{e}");
-        }
-    }
-
-    #[tokio::test]
-    async fn starts_are_spaced_by_the_rate_across_callers() {
-        let mut config = Config::default();
-        config.handlers.insert(
-            "send".into(),
-            crate::config::HandlerSettings {
-                rate: Some("10/s".parse().unwrap()),
-                ..Default::default()
-            },
-        );
-        let limits = std::sync::Arc::new(RateLimits::from_config(&config));
-        let t0 = Instant::now();
-        let tasks: Vec<_> = (0..5)
-            .map(|_| {
-                let limits = limits.clone();
-                tokio::spawn(async move {
-                    limits.acquire("send").await;
-                    Instant::now() - t0
-                })
-            })
-            .collect();
-        let mut starts = Vec::new();
-        for t in tasks {
-            starts.push(t.await.unwrap());
-        }
-        starts.sort();
-        // The i-th start comes no sooner than i intervals after the first
-        // (the upper bound is only a ceiling for a loaded machine).
-        for (i, start) in starts.iter().enumerate() {
-            let want = Duration::from_millis(100 * i as u64);
-            assert!(
-                *start >= want && *start < want + Duration::from_secs(2),
-                "start {i} at {start:?}, wanted {want:?} (all: {starts:?})"
-            );
-        }
-        // A handler without a rate starts at once, however busy the other.
-        let before = Instant::now();
-        limits.acquire("other").await;
-        assert!(Instant::now() - before < Duration::from_millis(50));
-    }
-
-    /// A stalled runtime (a busy machine) wakes its waiters late: they
-    /// still start one interval apart, not in a burst that catches up the
-    /// slots they missed.
-    #[tokio::test]
-    async fn waiters_woken_late_do_not_start_in_a_burst() {
-        let mut config = Config::default();
-        config.handlers.insert(
-            "send".into(),
-            crate::config::HandlerSettings {
-                rate: Some("10/s".parse().unwrap()),
-                ..Default::default()
-            },
-        );
-        let limits = std::sync::Arc::new(RateLimits::from_config(&config));
-        let tasks: Vec<_> = (0..5)
-            .map(|_| {
-                let limits = limits.clone();
-                tokio::spawn(async move {
-                    limits.acquire("send").await;
-                    Instant::now()
-                })
-            })
-            .collect();
-        // Let every waiter ask, then stall this (only) runtime thread past
-        // the slots of the next four.
-        for _ in 0..10 {
-            tokio::task::yield_now().await;
-        }
-        std::thread::sleep(Duration::from_millis(450));
-        let mut starts = Vec::new();
-        for t in tasks {
-            starts.push(t.await.unwrap());
-        }
-        starts.sort();
-        for pair in starts.windows(2) {
-            let gap = pair[1] - pair[0];
-            assert!(
-                gap >= Duration::from_millis(99),
-                "two starts {gap:?} apart at 10/s (all: {starts:?})"
-            );
         }
     }
 }

@@ -26,6 +26,7 @@ mod admin;
 mod batches;
 mod chains;
 mod leasing;
+mod limits;
 mod listing;
 mod plugins;
 mod schedules;
@@ -36,6 +37,7 @@ pub use admin::*;
 pub use batches::*;
 pub use chains::*;
 pub use leasing::*;
+pub use limits::*;
 pub use listing::*;
 pub use plugins::*;
 pub use schedules::*;
@@ -74,11 +76,13 @@ macro_rules! conformance_suite {
             chain_runs_steps_in_order_with_results, dead_step_fails_chain_and_dlq_retry_resumes,
             bad_chains_are_refused, finished_chains_are_swept_failed_ones_kept,
             reaped_and_cancelled_steps_end_the_chain,
+            limits_keep_priority_and_touch_only_their_handler,
             batch_counts_jobs_and_fires_callbacks_once,
             dead_batch_job_fires_on_complete_only_until_retried,
             reaped_cancelled_and_purged_batch_jobs_count, bad_batches_are_refused,
             finished_batches_are_swept_ones_with_dead_jobs_kept);
-        $crate::store::conformance::conformance_suite!(@backend $backend; survives_reopen);
+        $crate::store::conformance::conformance_suite!(@backend $backend; survives_reopen,
+            concurrency_holds_across_hosts, rate_spaces_starts_across_hosts);
     };
     (@store $backend:expr; $($name:ident),+) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,6 +133,7 @@ pub(crate) fn request(worker: &str, queues: &[&str], handlers: &[&str], max: u32
         worker: worker.to_owned(),
         lease_for: LEASE,
         max,
+        limits: Vec::new(),
     }
 }
 

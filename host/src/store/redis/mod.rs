@@ -30,6 +30,7 @@ mod chains;
 mod codec;
 mod completer;
 mod connect;
+mod limits;
 mod ops;
 mod plugins;
 mod reads;

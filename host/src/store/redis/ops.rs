@@ -14,9 +14,9 @@ use super::scripts::{ADMIN, ENQUEUE, HOLDER, LEASE, LIST, MISC, READ, REAP, SWEE
 use super::{REAP_STEP, RedisStore, refusal};
 use crate::job::{Job, JobId, JobStatus, NewJob, OutcomeKind, RunReport, check_queue_name};
 use crate::store::{
-    Counts, Enqueued, FailAction, HostRecord, Lease, LeaseRequest, LeaseToken, ListQuery, Page,
-    PluginRelease, PluginReleases, QueueInfo, Schedule, Store, StoreError, StoreResult,
-    SweepReport, Termination,
+    Counts, Enqueued, FailAction, HandlerLimit, HostRecord, Lease, LeaseRequest, LeaseToken,
+    LimitState, ListQuery, Page, PluginRelease, PluginReleases, QueueInfo, Schedule, Store,
+    StoreError, StoreResult, SweepReport, Termination,
 };
 
 /// The most jobs one lease call may take (as the embedded store).
@@ -152,6 +152,13 @@ impl Store for RedisStore {
         args.extend(req.queues.iter().cloned());
         args.push(req.handlers.len().to_string());
         args.extend(req.handlers.iter().cloned());
+        let limits: Vec<HandlerLimit> = req
+            .limits
+            .iter()
+            .filter(|l| req.handlers.contains(&l.handler))
+            .cloned()
+            .collect();
+        args.extend(super::limits::args(&limits));
         args.extend((0..req.max).map(|_| rand::random::<u64>().to_string()));
         let reply = self.run(&LEASE, &args).await?;
         let reply = array(&reply)?;
@@ -397,6 +404,10 @@ impl Store for RedisStore {
         let times = [text(&reply[0])?, text(&reply[1])?];
         let earliest = times.iter().filter_map(|t| t.parse::<i64>().ok()).min();
         earliest.map(|at| self.to_host_time(at, now)).transpose()
+    }
+
+    async fn limit_states(&self, limits: &[HandlerLimit]) -> StoreResult<Vec<LimitState>> {
+        self.read_limits(limits).await
     }
 
     fn changes(&self) -> watch::Receiver<u64> {

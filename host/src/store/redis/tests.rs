@@ -63,6 +63,7 @@ fn request(handlers: &[&str]) -> LeaseRequest {
         worker: "w".into(),
         lease_for: Duration::from_secs(30),
         max: 10,
+        limits: Vec::new(),
     }
 }
 

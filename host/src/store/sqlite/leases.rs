@@ -14,10 +14,13 @@ use serde_json::Value;
 use super::codec::{
     JOB_COLUMN_COUNT, JOB_COLUMNS, WAITING, job_from_row, job_id, micros, span_micros, time,
 };
+use super::limits;
 use super::staleness::Seen;
 use super::writer::Ctx;
 use crate::job::{Attempt, JobStatus, OutcomeKind, Priority, RunReport};
-use crate::store::{FailAction, Lease, LeaseRequest, LeaseToken, StoreError, StoreResult};
+use crate::store::{
+    FailAction, HandlerLimit, Lease, LeaseRequest, LeaseToken, StoreError, StoreResult,
+};
 
 /// The most jobs one lease call may take.
 pub(super) const MAX_LEASE_BATCH: u32 = 1000;
@@ -65,6 +68,11 @@ pub(super) static LEASE_SQL: LazyLock<String> = LazyLock::new(|| {
 
 /// Reaps expired leases, then leases due jobs: all of the most urgent
 /// priority first, oldest run-at first within it.
+///
+/// Handlers with flow limits take part only up to their budget (what
+/// their concurrency leaves, one start per rate slot); within a priority
+/// they are leased before the unlimited handlers, whose backlog would
+/// otherwise fill every lease and starve them.
 pub(super) fn lease(
     conn: &Connection,
     ctx: &Ctx,
@@ -76,42 +84,80 @@ pub(super) fn lease(
     let now = micros(ctx.now);
     let expires = now.saturating_add(span_micros(req.lease_for));
     let expires_at = time(0, expires)?;
+    // Handlers leased together (JSON), their limit with its booked next
+    // start and starting budget, and the budget left.
+    type Limited<'a> = Option<(&'a HandlerLimit, Option<i64>, u32)>;
+    let mut groups: Vec<(String, Limited, u32)> = Vec::new();
+    let limited: Vec<&HandlerLimit> = req
+        .limits
+        .iter()
+        .filter(|l| req.handlers.contains(&l.handler))
+        .collect();
+    for limit in &limited {
+        let (running, next) = limits::standing(conn, &limit.handler)?;
+        let budget = limit.budget(running, next, now);
+        if budget > 0 {
+            let one = serde_json::to_string(&[&limit.handler])?;
+            groups.push((one, Some((*limit, next, budget)), budget));
+        }
+    }
+    if limited.is_empty() {
+        groups.push((handlers.to_owned(), None, u32::MAX));
+    } else {
+        let free: Vec<&String> = req
+            .handlers
+            .iter()
+            .filter(|h| !limited.iter().any(|l| &l.handler == *h))
+            .collect();
+        if !free.is_empty() {
+            groups.push((serde_json::to_string(&free)?, None, u32::MAX));
+        }
+    }
     let mut stmt = conn.prepare_cached(&LEASE_SQL)?;
     let mut leases = Vec::new();
     for priority in Priority::ALL {
-        let want = req.max as usize - leases.len();
-        if want == 0 {
-            break;
+        for (group, _, budget) in groups.iter_mut() {
+            let group: &str = group;
+            let want = (req.max as usize - leases.len()).min(*budget as usize);
+            if want == 0 {
+                continue;
+            }
+            let mut batch = stmt
+                .query_map(
+                    params![
+                        now,
+                        req.worker,
+                        expires,
+                        priority.rank(),
+                        queues,
+                        group,
+                        want as i64,
+                        lease_ms(req.lease_for)
+                    ],
+                    |r| {
+                        let job = job_from_row(r, now)?;
+                        let fence: i64 = r.get(JOB_COLUMN_COUNT)?;
+                        Ok(Lease {
+                            token: LeaseToken {
+                                job: job.id,
+                                fence: fence as u64,
+                            },
+                            expires_at,
+                            job,
+                        })
+                    },
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            // RETURNING order is unspecified; restore leasing order.
+            batch.sort_by_key(|l| (l.job.run_at, l.job.id));
+            *budget -= batch.len() as u32;
+            leases.extend(batch);
         }
-        let mut batch = stmt
-            .query_map(
-                params![
-                    now,
-                    req.worker,
-                    expires,
-                    priority.rank(),
-                    queues,
-                    handlers,
-                    want as i64,
-                    lease_ms(req.lease_for)
-                ],
-                |r| {
-                    let job = job_from_row(r, now)?;
-                    let fence: i64 = r.get(JOB_COLUMN_COUNT)?;
-                    Ok(Lease {
-                        token: LeaseToken {
-                            job: job.id,
-                            fence: fence as u64,
-                        },
-                        expires_at,
-                        job,
-                    })
-                },
-            )?
-            .collect::<Result<Vec<_>, _>>()?;
-        // RETURNING order is unspecified; restore leasing order.
-        batch.sort_by_key(|l| (l.job.run_at, l.job.id));
-        leases.extend(batch);
+    }
+    for (_, limit, left) in &groups {
+        if let Some((limit, next, budget)) = limit {
+            limits::book(conn, limit, *next, now, budget - left)?;
+        }
     }
     let mut watch = ctx.leases.borrow_mut();
     for l in &leases {

@@ -21,9 +21,9 @@ use crate::job::{Job, JobId, JobStatus, NewJob, RunReport};
 use crate::store::batch::{Batch, NewBatch, StartedBatch};
 use crate::store::chain::Chain;
 use crate::store::{
-    Counts, Enqueued, FailAction, HostRecord, Lease, LeaseRequest, LeaseToken, ListQuery, Page,
-    PluginRelease, PluginReleases, QueueInfo, Schedule, Store, StoreConfig, StoreError,
-    StoreResult, SweepReport, Termination,
+    Counts, Enqueued, FailAction, HandlerLimit, HostRecord, Lease, LeaseRequest, LeaseToken,
+    LimitState, ListQuery, Page, PluginRelease, PluginReleases, QueueInfo, Schedule, Store,
+    StoreConfig, StoreError, StoreResult, SweepReport, Termination,
 };
 
 mod admin;
@@ -34,6 +34,7 @@ mod hosts;
 pub(crate) mod integrity;
 mod jobs;
 mod leases;
+mod limits;
 pub mod maintenance;
 mod plugins;
 mod readers;
@@ -405,6 +406,15 @@ impl Store for SqliteStore {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         })
+    }
+
+    async fn limit_states(&self, limits: &[HandlerLimit]) -> StoreResult<Vec<LimitState>> {
+        if limits.is_empty() {
+            return Ok(Vec::new());
+        }
+        let limits = limits.to_vec();
+        self.read(move |c, now| limits::states(c, codec::micros(now), &limits))
+            .await
     }
 
     fn changes(&self) -> watch::Receiver<u64> {

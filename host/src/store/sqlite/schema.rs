@@ -20,7 +20,7 @@ use crate::store::{StoreError, StoreResult};
 /// 6 `jobs.attempt_base` and `jobs.schedule`, version 7 the `job_counts`
 /// table its triggers keep, version 8 the deployed plugins, version 9
 /// `jobs.cancel_requested`, `jobs.unique_key` and the chains, version 10
-/// the batches.
+/// the flow limits (`handler_limits`), version 11 the batches.
 pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: jobs, idempotency keys, queues.
     "
@@ -205,7 +205,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX chains_finished ON chains (finished_at)
         WHERE status IN ('succeeded', 'cancelled');
     ",
-    // 10: batches, whose jobs name them; the counters move in the commit
+    // 10: flow limits: the next start each rate-limited handler booked, and
+    // an index that counts a handler's running jobs without a scan.
+    "
+    CREATE TABLE handler_limits (
+        handler    TEXT    NOT NULL PRIMARY KEY,
+        next_start INTEGER NOT NULL               -- µs, the store's time
+    ) WITHOUT ROWID;
+    CREATE INDEX jobs_running_by_handler ON jobs (handler) WHERE status = 'running';
+    ",
+    // 11: batches, whose jobs name them; the counters move in the commit
     // that ends a job, which also enqueues a callback whose time came.
     "
     ALTER TABLE jobs ADD COLUMN batch BLOB;

@@ -58,6 +58,28 @@ end
 
 local function signal(what) redis.call('PUBLISH', K_SIGNAL, what) end
 
+-- Flow limits: handler -> the next start its rate booked (µs).
+local K_LIMITS = P .. 'limits'
+
+-- A limited handler's running jobs (on every host) and booked next start.
+local function limit_standing(h)
+  local running = redis.call('ZINTERCARD', 2, k_idx('s', 'running'), k_idx('h', h))
+  return running, tonumber(redis.call('HGET', K_LIMITS, h) or '')
+end
+
+-- How many jobs of `h` may start at `now` (as HandlerLimit::budget): what
+-- concurrency `conc` (0: none) leaves, at most one when the rate's
+-- interval `iv` (µs, 0: none) applies, none before its booked start.
+local function limit_budget(now, h, iv, conc)
+  local running, nxt = limit_standing(h)
+  local left = 1000000000
+  if conc > 0 then left = math.max(0, conc - running) end
+  if iv > 0 then
+    if nxt and nxt > now then left = 0 else left = math.min(left, 1) end
+  end
+  return left, nxt
+end
+
 -- Moves a job between states: status index, counts, scheduled set.
 local function set_status(id, q, p, from, to)
   if from == to then return end

@@ -6,6 +6,8 @@
 --   next #q q... #h h...: earliest run-at of a waiting job, earliest
 --                    lease expiry, now ('' for none)
 --   active name:     the latest tick's job while unfinished, or ''
+--   limits #l (handler, interval µs, concurrency)...: now, then per limit
+--                    running, booked next start ('' for none), held (0/1)
 local now = now_micros()
 local mode = ARGV[3]
 if mode == 'get' then
@@ -57,5 +59,17 @@ elseif mode == 'active' then
   local st = redis.call('HGET', k_job(id), 'status')
   if st == 'scheduled' or st == 'pending' or st == 'running' or st == 'retrying' then return id end
   return ''
+elseif mode == 'limits' then
+  local out = { s(now) }
+  for i = 0, tonumber(ARGV[4]) - 1 do
+    local b = 5 + i * 3
+    local h = ARGV[b]
+    local running, nxt = limit_standing(h)
+    local left = limit_budget(now, h, tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]))
+    out[#out + 1] = running
+    out[#out + 1] = nxt and s(nxt) or ''
+    out[#out + 1] = left == 0 and 1 or 0
+  end
+  return out
 end
 return redis.error_reply('unknown read ' .. mode)
