@@ -1,8 +1,6 @@
 //! `/api/v1/batches…`: run one handler over many items under one batch id,
 //! watch its counts, wait for its end, cancel it.
 
-use std::time::Duration;
-
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -18,9 +16,6 @@ use super::jobs::parse_id;
 use crate::enqueue::{BatchRequest, EnqueueRequest};
 use crate::job::Priority;
 use crate::store::batch::{Batch, StartedBatch};
-
-/// Longest a `wait` may hold the request.
-const MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// A batch to start: one job of `handler` per item.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -162,28 +157,12 @@ pub async fn wait_batch(
     ApiQuery(q): ApiQuery<BatchWaitQuery>,
 ) -> Result<Json<BatchWaitAnswer>, ApiError> {
     let id = parse_id(&id)?;
-    let timeout = match q.timeout.as_deref() {
-        Some(t) => crate::schedule::parse_duration(t)
-            .map_err(|e| ApiError::bad_request(format!("timeout: {e}")))?,
-        None => Duration::from_secs(30),
-    }
-    .min(MAX_WAIT);
-    let deadline = tokio::time::Instant::now() + timeout;
-    let store = &state.services.store;
+    let hold = super::wait::hold(q.timeout.as_deref())?;
+    let store = &*state.services.store;
     // A batch finishes with the commit that ends its last job.
-    let mut ends = store.job_ends();
-    loop {
-        ends.borrow_and_update();
-        let batch = store.get_batch(id).await?;
-        if batch.finished || tokio::time::Instant::now() >= deadline {
-            return Ok(Json(BatchWaitAnswer {
-                finished: batch.finished,
-                batch,
-            }));
-        }
-        tokio::select! {
-            _ = ends.changed() => {}
-            _ = tokio::time::sleep_until(deadline) => {}
-        }
-    }
+    let batch = super::wait::until(store, hold, || store.get_batch(id), |b| b.finished).await?;
+    Ok(Json(BatchWaitAnswer {
+        finished: batch.finished,
+        batch,
+    }))
 }

@@ -13,6 +13,7 @@ mod jobs;
 mod openapi;
 mod plugins;
 mod stats;
+mod wait;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

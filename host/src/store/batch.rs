@@ -218,12 +218,7 @@ pub(crate) fn prepare(batch: &NewBatch) -> Result<Prepared, String> {
 
 /// A callback's payload (JSON text) with the batch id spliced in first.
 pub(crate) fn callback_payload(payload: &str, batch: JobId) -> String {
-    let rest = payload.trim().strip_prefix('{').unwrap_or("}").trim_start();
-    if rest.starts_with('}') {
-        format!("{{\"{BATCH}\":\"{batch}\"}}")
-    } else {
-        format!("{{\"{BATCH}\":\"{batch}\",{rest}")
-    }
+    crate::store::chain::with_first(&format!("\"{BATCH}\":\"{batch}\""), payload)
 }
 
 /// The view of a stored batch.

@@ -247,20 +247,8 @@ def get_batch(batch_id: str) -> Op[BatchStatus]:
 def wait_batch(batch_id: str, timeout: float, clock: Callable[[], float]) -> Op[BatchStatus]:
     """Long-polls the batch's `/wait` until every job finished or
     ``timeout`` seconds pass."""
-    deadline = clock() + timeout
-    while True:
-        left = max(0.0, deadline - clock())
-        hold = min(left, MAX_WAIT_SECONDS)
-        answer = yield Call(
-            "GET",
-            f"/api/v1/batches/{_path_part(batch_id)}/wait",
-            params={"timeout": f"{max(1, round(hold * 1000))}ms"},
-            retry_safe=True,
-            hold=hold,
-        )
-        status = BatchStatus.from_json(answer["batch"])
-        if status.finished or clock() >= deadline:
-            return status
+    answer = yield from _long_poll(f"/api/v1/batches/{_path_part(batch_id)}/wait", timeout, clock)
+    return BatchStatus.from_json(answer["batch"])
 
 
 def _renumber(message: str, offset: int) -> str:
@@ -287,23 +275,29 @@ def list_jobs(**filters: Optional[str]) -> Op[List[JobSummary]]:
     return [JobSummary.from_json(j) for j in answer["jobs"]]
 
 
-def wait_for(job_id: str, timeout: float, clock: Callable[[], float]) -> Op[TaskResult]:
-    """Long-polls `/wait` until the job ends or ``timeout`` seconds pass;
-    each request holds at most the host's 60 s."""
+def _long_poll(path: str, timeout: float, clock: Callable[[], float]) -> Op[Dict[str, Any]]:
+    """Long-polls ``path`` (a `/wait` endpoint) until its answer says
+    ``finished`` or ``timeout`` seconds pass; each request holds at most the
+    host's 60 s. Answers the last answer."""
     deadline = clock() + timeout
     while True:
         left = max(0.0, deadline - clock())
         hold = min(left, MAX_WAIT_SECONDS)
-        answer = yield Call(
+        answer: Dict[str, Any] = yield Call(
             "GET",
-            f"/api/v1/jobs/{_path_part(job_id)}/wait",
+            path,
             params={"timeout": f"{max(1, round(hold * 1000))}ms"},
             retry_safe=True,
             hold=hold,
         )
-        result = TaskResult.from_json(answer["job"], finished=answer["finished"])
-        if result.finished or clock() >= deadline:
-            return result
+        if answer["finished"] or clock() >= deadline:
+            return answer
+
+
+def wait_for(job_id: str, timeout: float, clock: Callable[[], float]) -> Op[TaskResult]:
+    """Long-polls the job's `/wait` until it ends or ``timeout`` seconds pass."""
+    answer = yield from _long_poll(f"/api/v1/jobs/{_path_part(job_id)}/wait", timeout, clock)
+    return TaskResult.from_json(answer["job"], finished=answer["finished"])
 
 
 def cancel(job_id: str, terminate: bool) -> Op[bool]:

@@ -189,6 +189,13 @@ local function enqueue_one(now, ttl, base)
   return id, 1
 end
 
+-- A JSON object's text (`payload`) with the member `first` (raw JSON
+-- text: `"name":value`) spliced in front of its own members.
+local function with_first(first, payload)
+  if payload == '{}' then return '{' .. first .. '}' end
+  return '{' .. first .. ',' .. string.sub(payload, 2)
+end
+
 -- Chains: a hash per chain (status, steps JSON, created, finished); each
 -- step's job carries 'chain' and 'cstep' (0-based).
 local function k_chain(id) return P .. 'chain:' .. id end
@@ -215,13 +222,7 @@ local function chain_job_ended(now, id, status, result)
     local steps = cjson.decode(redis.call('HGET', k_chain(c), 'steps'))
     local nxt = steps[n + 2]
     if nxt then
-      local payload
-      if nxt.payload == '{}' then
-        payload = '{"previous":' .. result .. '}'
-      else
-        payload = '{"previous":' .. result .. ',' .. string.sub(nxt.payload, 2)
-      end
-      add_chain_step(now, c, steps, n + 1, payload)
+      add_chain_step(now, c, steps, n + 1, with_first('"previous":' .. result, nxt.payload))
       return
     end
     ended = 'succeeded'
@@ -253,14 +254,8 @@ local K_BATCHES_DONE = P .. 'batches_done'
 -- Enqueues a batch callback (stored like a chain step) under its fixed id,
 -- the batch id spliced in front of its payload.
 local function fire_batch_callback(now, b, cb)
-  local payload
-  if cb.payload == '{}' then
-    payload = '{"batch":"' .. b .. '"}'
-  else
-    payload = '{"batch":"' .. b .. '",' .. string.sub(cb.payload, 2)
-  end
-  add_job(now, cb.job, cb.queue, cb.handler, payload, tostring(cb.priority), now,
-    tostring(cb.max_attempts), '', '')
+  add_job(now, cb.job, cb.queue, cb.handler, with_first('"batch":"' .. b .. '"', cb.payload),
+    tostring(cb.priority), now, tostring(cb.max_attempts), '', '')
   signal('w')
 end
 
