@@ -6,13 +6,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Subcommand};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::BadInput;
 use super::remote::Remote;
 use crate::config::Config;
-use crate::enqueue::{BatchRequest, EnqueueError, EnqueueRequest};
+use crate::enqueue::{BatchRequest, EnqueueError};
 use crate::job::{JobId, Priority};
 use crate::services::Services;
 use crate::store::StoreError;
@@ -55,21 +54,8 @@ pub struct StartArgs {
     json: bool,
 }
 
-/// A callback as the command line takes it (the API's callback body).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Callback {
-    handler: String,
-    #[serde(default = "empty_object")]
-    payload: Value,
-    queue: Option<String>,
-    priority: Option<Priority>,
-    max_attempts: Option<u32>,
-}
-
-fn empty_object() -> Value {
-    Value::Object(Default::default())
-}
+/// A callback as the command line takes it: a chain step's shape.
+type Callback = super::chain::Step;
 
 fn items(args: &StartArgs) -> anyhow::Result<Vec<Value>> {
     serde_json::from_str(&args.items)
@@ -87,17 +73,6 @@ fn callback(flag: &str, text: &Option<String>) -> anyhow::Result<Option<Callback
             })
         })
         .transpose()
-}
-
-fn request(cb: Callback) -> EnqueueRequest {
-    EnqueueRequest {
-        handler: cb.handler,
-        payload: cb.payload,
-        queue: cb.queue,
-        priority: cb.priority,
-        max_attempts: cb.max_attempts,
-        ..EnqueueRequest::default()
-    }
 }
 
 fn print_started(started: &StartedBatch, json: bool) -> anyhow::Result<ExitCode> {
@@ -130,8 +105,9 @@ pub async fn execute(config: Arc<Config>, cmd: BatchCmd) -> anyhow::Result<ExitC
                 priority: args.priority,
                 max_attempts: args.max_attempts,
                 chunk: args.batch_size,
-                on_complete: callback("on-complete", &args.on_complete)?.map(request),
-                on_success: callback("on-success", &args.on_success)?.map(request),
+                on_complete: callback("on-complete", &args.on_complete)?
+                    .map(Callback::into_request),
+                on_success: callback("on-success", &args.on_success)?.map(Callback::into_request),
             };
             Ok((req, args.json))
         }
