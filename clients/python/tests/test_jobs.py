@@ -185,6 +185,14 @@ def test_batch_reports_its_counts_and_fires_both_callbacks(jobs: SyncJobManager)
         jobs.batch("batch_item", [{"n": 1}], batch_size=0)
 
 
+def test_cancelling_a_batch_cancels_its_waiting_jobs(jobs: SyncJobManager, parked: str) -> None:
+    started = jobs.batch("batch_item", [{"n": 1}, {"n": 2}], queue=parked, on_complete="report_done")
+    cancelled = jobs.cancel_batch(started.id)
+    assert (cancelled.cancelled, cancelled.finished, cancelled.on_complete_fired) == (2, True, True)
+    for job_id in started.jobs:
+        assert jobs.get_status(job_id).status == TaskStatus.CANCELLED
+
+
 def _wait_for_step(jobs: SyncJobManager, job_id: str) -> TaskResult:
     """A later chain step's job exists once its turn comes."""
     deadline = time.monotonic() + 30

@@ -261,6 +261,11 @@ export class JobManager {
     return this.t.send<BatchStatus>({ method: "GET", path: `/api/v1/batches/${path(batchId)}`, retrySafe: true });
   }
 
+  /** Cancels the batch's waiting jobs and stops its running ones; cancelled jobs count as finished, so `onComplete` fires. */
+  async cancelBatch(batchId: string): Promise<BatchStatus> {
+    return this.t.send<BatchStatus>({ method: "POST", path: `/api/v1/batches/${path(batchId)}/cancel` });
+  }
+
   /** Waits until every job of the batch has finished, at most `timeoutMs` (`finished` false on timeout). */
   async waitBatch(batchId: string, timeoutMs = 60_000): Promise<BatchStatus> {
     const deadline = Date.now() + timeoutMs;

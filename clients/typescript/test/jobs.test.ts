@@ -211,6 +211,15 @@ test("a batch reports its counts and fires both callbacks", async () => {
   await assert.rejects(jobs.batch("batch_item", [{ n: 1 }], { batchSize: 0 }), RangeError);
 });
 
+test("cancelling a batch cancels its waiting jobs", async () => {
+  const started = await jobs.batch("batch_item", [{ n: 1 }, { n: 2 }], { queue: parked(), onComplete: "report_done" });
+  const cancelled = await jobs.cancelBatch(started.batch.id);
+  assert.equal(cancelled.cancelled, 2);
+  assert.equal(cancelled.finished, true);
+  assert.equal(cancelled.on_complete?.fired, true);
+  for (const id of started.jobs) assert.equal((await jobs.getStatus(id)).status, TaskStatus.CANCELLED);
+});
+
 test("a chain runs its steps in order, passing each result on", async () => {
   const order = { order_id: randomUUID() };
   const ids = await jobs.chain([

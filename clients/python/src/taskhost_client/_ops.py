@@ -244,6 +244,12 @@ def get_batch(batch_id: str) -> Op[BatchStatus]:
     return BatchStatus.from_json(answer)
 
 
+def cancel_batch(batch_id: str) -> Op[BatchStatus]:
+    """Cancels the batch's waiting jobs and terminates its running ones."""
+    answer = yield Call("POST", f"/api/v1/batches/{_path_part(batch_id)}/cancel")
+    return BatchStatus.from_json(answer)
+
+
 def wait_batch(batch_id: str, timeout: float, clock: Callable[[], float]) -> Op[BatchStatus]:
     """Long-polls the batch's `/wait` until every job finished or
     ``timeout`` seconds pass."""

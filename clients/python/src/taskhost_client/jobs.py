@@ -146,6 +146,12 @@ class JobManager:
         """The batch's counts and callbacks."""
         return await self._t.run(_ops.get_batch(batch_id))
 
+    async def cancel_batch(self, batch_id: str) -> BatchStatus:
+        """Cancels the batch's waiting jobs and stops its running ones (on
+        whichever host runs them, within a second); cancelled jobs count as
+        finished, so ``on_complete`` fires. Answers the batch as it stands."""
+        return await self._t.run(_ops.cancel_batch(batch_id))
+
     async def wait_batch(self, batch_id: str, timeout: float = 60.0) -> BatchStatus:
         """Waits until every job of the batch has finished, at most
         ``timeout`` seconds (``finished`` False on timeout)."""
@@ -336,6 +342,9 @@ class SyncJobManager:
 
     def get_batch(self, batch_id: str) -> BatchStatus:
         return self._t.run(_ops.get_batch(batch_id))
+
+    def cancel_batch(self, batch_id: str) -> BatchStatus:
+        return self._t.run(_ops.cancel_batch(batch_id))
 
     def wait_batch(self, batch_id: str, timeout: float = 60.0) -> BatchStatus:
         return self._t.run(_ops.wait_batch(batch_id, timeout, time.monotonic))
