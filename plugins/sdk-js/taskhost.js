@@ -234,8 +234,23 @@ export const config = {
   get: (key) => call(wconfig.get, key),
 };
 
-/** Enqueue further jobs; returns the new job's id. */
+/** A batch callback as the host takes it: a handler name, or `{ handler, payload }`. */
+function batchCallback(cb) {
+  if (cb === undefined) return undefined;
+  const { handler, payload } = typeof cb === "string" ? { handler: cb, payload: {} } : cb;
+  return { handler, payload: JSON.stringify(payload ?? {}) };
+}
+
+/** Enqueue further jobs; returns the new job's id. `startBatch` (WIT 0.1.1) starts a batch and returns its id. */
 export const jobs = {
+  startBatch(handlerName, items, { onComplete, onSuccess } = {}) {
+    return call(wjobs.startBatch, {
+      handler: handlerName,
+      items: items.map((item) => JSON.stringify(item)),
+      onComplete: batchCallback(onComplete),
+      onSuccess: batchCallback(onSuccess),
+    });
+  },
   enqueue(handlerName, payload, { queue, priority, delayMs, idempotencyKey, maxAttempts } = {}) {
     return call(wjobs.enqueue, {
       handler: handlerName,
