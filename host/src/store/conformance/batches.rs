@@ -230,7 +230,8 @@ pub async fn bad_batches_are_refused(store: &dyn Store, _clock: &ManualClock) {
 }
 
 /// Finished batches go with the jobs' retention; one with a dead job stays
-/// (a DLQ retry may still finish it).
+/// while that job is in the DLQ (a retry may still finish it), and goes
+/// once it was purged.
 pub async fn finished_batches_are_swept_ones_with_dead_jobs_kept(
     store: &dyn Store,
     clock: &ManualClock,
@@ -249,4 +250,10 @@ pub async fn finished_batches_are_swept_ones_with_dead_jobs_kept(
         Err(StoreError::BatchNotFound(_))
     ));
     assert_eq!(store.get_batch(failed.id).await.unwrap().dead, 1);
+    assert_eq!(store.dlq_purge(None).await.unwrap(), 1);
+    assert_eq!(store.sweep().await.unwrap().batches, 1);
+    assert!(matches!(
+        store.get_batch(failed.id).await,
+        Err(StoreError::BatchNotFound(_))
+    ));
 }

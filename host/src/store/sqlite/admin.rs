@@ -58,6 +58,7 @@ pub(super) fn dlq_retry_all(conn: &Connection, ctx: &Ctx, queue: Option<&str>) -
 
 /// Deletes dead jobs (of `queue`); answers how many.
 pub(super) fn dlq_purge(conn: &Connection, queue: Option<&str>) -> StoreResult<u64> {
+    super::batches::dead_purged(conn, queue)?;
     let removed = conn
         .prepare_cached("DELETE FROM jobs WHERE status = 'dead' AND (?1 IS NULL OR queue = ?1)")?
         .execute([queue])?;
@@ -147,7 +148,8 @@ pub(super) fn sweep_step(conn: &Connection, ctx: &Ctx) -> StoreResult<SweepRepor
         .prepare_cached(
             "DELETE FROM batches WHERE id IN (
                 SELECT id FROM batches INDEXED BY batches_finished
-                 WHERE finished_at IS NOT NULL AND dead = 0 AND finished_at <= ?1 LIMIT ?2)",
+                 WHERE finished_at IS NOT NULL AND dead = purged AND finished_at <= ?1
+                 LIMIT ?2)",
         )?
         .execute(params![jobs_before, SWEEP_STEP])?;
     Ok(SweepReport {

@@ -202,6 +202,22 @@ pub(super) fn dead_revived(conn: &Connection, queue: Option<&str>) -> StoreResul
     Ok(())
 }
 
+/// The dead jobs of `queue` (or any) are about to be purged: counted, so
+/// a finished batch none of whose dead jobs is left in the DLQ can be swept.
+pub(super) fn dead_purged(conn: &Connection, queue: Option<&str>) -> StoreResult<()> {
+    conn.prepare_cached(
+        "UPDATE batches SET
+                purged = purged + (SELECT count(*) FROM jobs
+                                    WHERE batch = batches.id AND status = 'dead'
+                                      AND (?1 IS NULL OR queue = ?1))
+          WHERE id IN (SELECT batch FROM jobs
+                        WHERE status = 'dead' AND batch IS NOT NULL
+                          AND (?1 IS NULL OR queue = ?1))",
+    )?
+    .execute([queue])?;
+    Ok(())
+}
+
 /// How many waiting jobs of `queue` each batch has: read before a purge
 /// removes them, then given to [`purged`].
 pub(super) fn waiting_in(conn: &Connection, queue: &str) -> StoreResult<Vec<(JobId, i64)>> {

@@ -227,13 +227,14 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         succeeded      INTEGER NOT NULL DEFAULT 0,
         dead           INTEGER NOT NULL DEFAULT 0,
         cancelled      INTEGER NOT NULL DEFAULT 0,
+        purged         INTEGER NOT NULL DEFAULT 0,    -- dead jobs purged from the DLQ
         complete_fired INTEGER NOT NULL DEFAULT 0,
         success_fired  INTEGER NOT NULL DEFAULT 0,
         created_at     INTEGER NOT NULL,
         finished_at    INTEGER
     ) WITHOUT ROWID;
     CREATE INDEX batches_finished ON batches (finished_at)
-        WHERE finished_at IS NOT NULL AND dead = 0;
+        WHERE finished_at IS NOT NULL AND dead = purged;
     ",
 ];
 

@@ -67,7 +67,12 @@ for _, id in ipairs(ids) do
       n = n + 1
     end
   elseif j[1] == 'dead' and (queue == '' or j[2] == queue) then
-    if mode == 'dlq_purge' then remove_job(id) else fresh_budget(id, key) end
+    if mode == 'dlq_purge' then
+      batch_job_purged(id)
+      remove_job(id)
+    else
+      fresh_budget(id, key)
+    end
     n = n + 1
   end
 end

@@ -16,7 +16,7 @@ if mode == 'add' then
     -- A retried call (its reply lost to a dropped connection) adds nothing.
     if redis.call('EXISTS', kb) == 1 then return { 'ok' } end
     redis.call('HSET', kb, 'head', ARGV[5], 'total', s(head.total), 'enqueued', 0,
-      'succeeded', 0, 'dead', 0, 'cancelled', 0, 'cfired', '0', 'sfired', '0',
+      'succeeded', 0, 'dead', 0, 'cancelled', 0, 'purged', 0, 'cfired', '0', 'sfired', '0',
       'created', s(now), 'finished', '')
   else
     if redis.call('EXISTS', kb) == 0 then return { 'nf' } end

@@ -248,7 +248,8 @@ end
 -- finished) and a set of its unfinished jobs; each job carries 'batch'.
 local function k_batch(id) return P .. 'batch:' .. id end
 local function k_batch_open(id) return P .. 'batch_open:' .. id end
--- Finished batches without dead jobs by finish time, for the sweep.
+-- Finished batches none of whose dead jobs is left in the DLQ ('dead'
+-- equals 'purged'), by finish time, for the sweep.
 local K_BATCHES_DONE = P .. 'batches_done'
 
 -- Enqueues a batch callback (stored like a chain step) under its fixed id,
@@ -263,13 +264,13 @@ end
 -- that became due and were not fired yet.
 local function batch_settle(now, b)
   local f = redis.call('HMGET', k_batch(b), 'total', 'succeeded', 'dead', 'cancelled', 'finished',
-    'cfired', 'sfired', 'head')
+    'cfired', 'sfired', 'head', 'purged')
   if not f[1] then return end
   local total, ok, dead = tonumber(f[1]), tonumber(f[2]), tonumber(f[3])
   if ok + dead + tonumber(f[4]) < total then return end
   if f[5] == '' then
     redis.call('HSET', k_batch(b), 'finished', s(now))
-    if dead == 0 then redis.call('ZADD', K_BATCHES_DONE, s(now), b) end
+    if dead == tonumber(f[9] or 0) then redis.call('ZADD', K_BATCHES_DONE, s(now), b) end
   end
   local head = cjson.decode(f[8])
   if f[6] == '0' and type(head.on_complete) == 'table' then
@@ -305,6 +306,18 @@ local function batch_job_revived(id)
   redis.call('HINCRBY', k_batch(b), 'dead', -1)
   redis.call('HSET', k_batch(b), 'finished', '')
   redis.call('ZREM', K_BATCHES_DONE, b)
+end
+
+-- A dead job of a batch is purged from the DLQ: once none is left there,
+-- a finished batch goes to the sweep.
+local function batch_job_purged(id)
+  local b = redis.call('HGET', k_job(id), 'batch')
+  if not b or b == '' or redis.call('EXISTS', k_batch(b)) == 0 then return end
+  local purged = redis.call('HINCRBY', k_batch(b), 'purged', 1)
+  local f = redis.call('HMGET', k_batch(b), 'dead', 'finished')
+  if tonumber(f[1]) == purged and f[2] and f[2] ~= '' then
+    redis.call('ZADD', K_BATCHES_DONE, f[2], b)
+  end
 end
 
 -- Returns jobs whose lease expired (by the store's time) to their queue, or
