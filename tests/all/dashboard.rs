@@ -17,6 +17,7 @@ fn started(extra_api: &str) -> (TestHost, Server) {
         extra_api,
         "[scheduler]\nrefresh = \"200ms\"\n[workers]\nqueues = { default = 4, mail = 2 }\n\
          [handlers.\"probe.sleep\"]\ntimeout = \"10m\"\n\
+         [handlers.\"probe.spin\"]\nrate = \"30/s\"\nconcurrency = 2\n\
          [plugins.probe]\nhttp = [\"http://127.0.0.1:9\"]\n",
     ));
     let server = Server::start(&host);
@@ -319,6 +320,9 @@ fn pages_show_the_store_and_actions_change_it() {
     assert_eq!(probe[4], "http: http://127.0.0.1:9", "{probe:?}");
     let handlers = browser.table("table.handlers");
     assert!(handlers.iter().any(|h| h[0] == "hello"), "{handlers:?}");
+    let column = |name: &str| handlers.iter().find(|h| h[0] == name).unwrap()[7].clone();
+    assert_eq!(column("probe.spin"), "30/s, 2 at once", "{handlers:?}");
+    assert_eq!(column("hello"), "—", "{handlers:?}");
     // Per-handler runs: the dead job ran three times, the retrying one once.
     let runs = browser.table("table.runs");
     let outcome = runs.iter().find(|r| r[0] == "probe.outcome").unwrap();

@@ -29,7 +29,9 @@ use crate::enqueue::Enqueuer;
 use crate::job::{Job, JobId, JobStatus, OutcomeKind, RunReport};
 use crate::metrics::JobEvent;
 use crate::runtime::{JobInput, JobReport, Outcome, Runtime};
-use crate::store::{FailAction, HandlerLimit, Lease, LeaseRequest, LeaseToken, Store, StoreError};
+use crate::store::{
+    FailAction, HandlerLimit, Lease, LeaseRequest, LeaseToken, LimitState, Store, StoreError,
+};
 
 pub use stats::{Disposition, StatsSnapshot, WorkerStats};
 
@@ -40,6 +42,16 @@ const LEASE_BATCH: usize = 256;
 const BATCH_WAIT: Duration = Duration::from_micros(500);
 /// How long an idle dispatcher sleeps when nothing at all is scheduled.
 const IDLE_SLEEP: Duration = Duration::from_secs(60);
+
+/// Where a dispatcher's handlers stand by their limits.
+struct HeldBack {
+    /// The handlers a job may start of now.
+    open: Vec<String>,
+    /// The earliest rate slot of a handler held back by its rate alone.
+    slot: Option<chrono::DateTime<chrono::Utc>>,
+    /// Some handler is held back by its concurrency: a job's end may free it.
+    full: bool,
+}
 
 /// What an idle dispatcher wakes on.
 struct Signals<'a> {
@@ -271,17 +283,18 @@ impl Workers {
             // in between wakes us rather than being missed.
             changes.borrow_and_update();
             ends.borrow_and_update();
-            let (open, slot) = match self.held_back(handlers).await {
+            let held = match self.held_back(handlers).await {
                 Ok(held) => held,
                 Err(e) => {
                     tracing::warn!("cannot read the handlers' limits: {e}");
-                    (
-                        handlers.to_vec(),
-                        Some(self.clock.now() + chrono::Duration::seconds(1)),
-                    )
+                    HeldBack {
+                        open: handlers.to_vec(),
+                        slot: Some(self.clock.now() + chrono::Duration::seconds(1)),
+                        full: false,
+                    }
                 }
             };
-            let held = open.len() < handlers.len();
+            let HeldBack { open, slot, full } = held;
             let due = match self.store.next_due_at(queues, &open).await {
                 Ok(at) => at,
                 Err(e) => {
@@ -300,7 +313,7 @@ impl Workers {
                 _ = tokio::time::sleep(wait) => return,
                 _ = changes.changed() => {}
                 // A job ended: a handler held by its concurrency may start.
-                _ = ends.changed(), if held => return,
+                _ = ends.changed(), if full => return,
                 // The handler set changed: the caller leases for the new one.
                 _ = plugins.changed() => return,
                 _ = shutdown.changed() => return,
@@ -308,12 +321,8 @@ impl Workers {
         }
     }
 
-    /// The handlers whose limits let a job start now, and the earliest
-    /// rate slot of those held back by their rate alone.
-    async fn held_back(
-        &self,
-        handlers: &[String],
-    ) -> Result<(Vec<String>, Option<chrono::DateTime<chrono::Utc>>), StoreError> {
+    /// Which of `handlers` their limits let start a job now.
+    async fn held_back(&self, handlers: &[String]) -> Result<HeldBack, StoreError> {
         let limits: Vec<HandlerLimit> = self
             .limits
             .iter()
@@ -321,26 +330,33 @@ impl Workers {
             .cloned()
             .collect();
         if limits.is_empty() {
-            return Ok((handlers.to_vec(), None));
+            return Ok(HeldBack {
+                open: handlers.to_vec(),
+                slot: None,
+                full: false,
+            });
         }
         let states = self.store.limit_states(&limits).await?;
-        let slot = states
-            .iter()
-            .zip(&limits)
-            .filter(|(state, limit)| {
-                state.held
-                    && limit
-                        .concurrency
-                        .is_none_or(|n| state.running < u64::from(n.get()))
-            })
-            .filter_map(|(state, _)| state.next_start)
-            .min();
-        let open = handlers
-            .iter()
-            .filter(|h| !states.iter().any(|s| s.held && &s.handler == *h))
-            .cloned()
-            .collect();
-        Ok((open, slot))
+        let full = |state: &LimitState, limit: &HandlerLimit| {
+            limit
+                .concurrency
+                .is_some_and(|n| state.running >= u64::from(n.get()))
+        };
+        let held: Vec<(&LimitState, &HandlerLimit)> =
+            states.iter().zip(&limits).filter(|(s, _)| s.held).collect();
+        Ok(HeldBack {
+            open: handlers
+                .iter()
+                .filter(|h| !held.iter().any(|(s, _)| &s.handler == *h))
+                .cloned()
+                .collect(),
+            slot: held
+                .iter()
+                .filter(|(s, l)| !full(s, l))
+                .filter_map(|(s, _)| s.next_start)
+                .min(),
+            full: held.iter().any(|(s, l)| full(s, l)),
+        })
     }
 
     fn start(self: Arc<Self>, lease: Lease, permit: OwnedSemaphorePermit) {

@@ -47,6 +47,7 @@ pub async fn plugins(v: Viewer, State(state): State<ApiState>, Query(f): Query<F
                 format!("{} ms", h.limits.timeout_ms),
                 format!("{} MiB", h.limits.memory_bytes / (1 << 20)),
                 h.limits.host_calls.to_string(),
+                flow_limits(h),
                 format!("<code>{}</code>", esc(&h.retry.to_string())),
             ]
         })
@@ -61,6 +62,7 @@ pub async fn plugins(v: Viewer, State(state): State<ApiState>, Query(f): Query<F
             "Timeout",
             "Memory",
             "Host calls",
+            "Flow limits",
             "Retry policy",
         ],
         &handlers,
@@ -110,6 +112,22 @@ pub async fn plugins(v: Viewer, State(state): State<ApiState>, Query(f): Query<F
 }
 
 /// A plugin's grants (never its settings or secrets), escaped.
+/// `rate` and `concurrency` (counted across every host) in words.
+fn flow_limits(h: &super::super::stats::HandlerView) -> String {
+    let mut parts = Vec::new();
+    if let Some(rate) = &h.rate {
+        parts.push(esc(rate));
+    }
+    if let Some(n) = h.concurrency {
+        parts.push(format!("{n} at once"));
+    }
+    if parts.is_empty() {
+        "—".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
 fn grants(g: Option<&crate::config::PluginGrants>) -> String {
     let Some(g) = g else {
         return "none".into();
