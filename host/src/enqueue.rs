@@ -309,6 +309,94 @@ impl Enqueuer {
     }
 }
 
+/// A request to run one handler over many items: a batch.
+#[derive(Debug, Clone, Default)]
+pub struct BatchRequest {
+    pub handler: String,
+    /// One job per item, the item its payload.
+    pub items: Vec<Value>,
+    pub queue: Option<String>,
+    pub priority: Option<Priority>,
+    /// Overrides the handler's retry policy's attempt budget.
+    pub max_attempts: Option<u32>,
+    /// Jobs per atomic chunk (default [`crate::store::batch::DEFAULT_CHUNK`]).
+    pub chunk: Option<usize>,
+    /// Enqueued once when every job has finished.
+    pub on_complete: Option<EnqueueRequest>,
+    /// Enqueued once when every job has succeeded.
+    pub on_success: Option<EnqueueRequest>,
+}
+
+impl Enqueuer {
+    /// Checks every item like an enqueue (known handler, payload size,
+    /// attempts from the handler's policy) and each callback, then makes
+    /// the batch; anything bad refuses it before anything is written, and
+    /// the error names where (`items[3]`, `on_success`). Batch jobs and
+    /// callbacks are never unique: the batch decides when they run.
+    pub async fn start_batch(
+        &self,
+        req: BatchRequest,
+    ) -> Result<crate::store::batch::StartedBatch, (Option<String>, EnqueueError)> {
+        use crate::store::batch::{DEFAULT_CHUNK, MAX_JOBS, NewBatch};
+        if req.items.is_empty() || req.items.len() > MAX_JOBS {
+            return Err((
+                None,
+                EnqueueError::Invalid(format!(
+                    "a batch has 1 to {MAX_JOBS} items, not {}",
+                    req.items.len()
+                )),
+            ));
+        }
+        let one = |payload: Value| EnqueueRequest {
+            handler: req.handler.clone(),
+            payload,
+            queue: req.queue.clone(),
+            priority: req.priority,
+            max_attempts: req.max_attempts,
+            ..EnqueueRequest::default()
+        };
+        let mut items = Vec::with_capacity(req.items.len());
+        let mut first = None;
+        for (i, item) in req.items.into_iter().enumerate() {
+            let job = self
+                .prepare(one(item))
+                .map_err(|e| (Some(format!("items[{i}]")), e))?;
+            items.push(job.payload);
+            first.get_or_insert((job.queue, job.priority, job.max_attempts));
+        }
+        let callback = |name: &str, cb: Option<EnqueueRequest>| {
+            cb.map(|cb| {
+                let mut job = self.prepare(cb).map_err(|e| (Some(name.to_owned()), e))?;
+                job.unique_key = None;
+                Ok(job)
+            })
+            .transpose()
+        };
+        let on_complete = callback("on_complete", req.on_complete)?;
+        let on_success = callback("on_success", req.on_success)?;
+        let (queue, priority, max_attempts) = first.expect("a batch has items");
+        let batch = NewBatch {
+            handler: req.handler.clone(),
+            queue,
+            priority,
+            max_attempts,
+            items,
+            chunk: req.chunk.unwrap_or(DEFAULT_CHUNK),
+            on_complete,
+            on_success,
+        };
+        let started = self
+            .store
+            .start_batch(batch)
+            .await
+            .map_err(|e| (None, e.into()))?;
+        crate::metrics::global().job(JobEvent::Enqueued, &req.handler, started.batch.total);
+        tracing::info!(target: "taskhost::jobs", batch = %started.batch.id,
+            handler = %req.handler, jobs = started.batch.total, "batch started");
+        Ok(started)
+    }
+}
+
 /// Handler names close to `name`, for "did you mean" answers. Names longer
 /// than a handler name may be get no suggestions, and candidates whose
 /// length alone puts them out of reach are skipped, so the cost stays

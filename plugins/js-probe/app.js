@@ -53,4 +53,5 @@ handler("js-probe.capabilities", (job, p) => ({
   chain: show(() => String(chain.blockNumber("local"))),
   config: show(() => config.get("token")),
   jobs: show(() => jobs.enqueue("js.hello", { name: "fan" })),
+  batch: show(() => jobs.startBatch("js.hello", [{ name: "a" }, { name: "b" }], { onComplete: "js.hello" })),
 }));

@@ -70,4 +70,5 @@ def capabilities(job, p: dict):
         "chain": _show(lambda: str(chain.block_number("local"))),
         "config": _show(lambda: config.get("token")),
         "jobs": _show(lambda: jobs.enqueue("py.hello", {"name": "fan"})),
+        "batch": _show(lambda: jobs.start_batch("py.hello", [{"name": "a"}, {"name": "b"}], on_complete="py.hello")),
     }

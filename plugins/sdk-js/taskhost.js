@@ -17,12 +17,12 @@
 // go to the host (`log.report-panic`) and the job ends as a trap carrying
 // them, like a panic in a Rust plugin.
 
-import * as wlog from "taskhost:plugin/log@0.1.0";
-import * as wdb from "taskhost:plugin/db@0.1.0";
-import * as whttp from "taskhost:plugin/http@0.1.0";
-import * as wchain from "taskhost:plugin/chain@0.1.0";
-import * as wconfig from "taskhost:plugin/config@0.1.0";
-import * as wjobs from "taskhost:plugin/jobs@0.1.0";
+import * as wlog from "taskhost:plugin/log@0.1.1";
+import * as wdb from "taskhost:plugin/db@0.1.1";
+import * as whttp from "taskhost:plugin/http@0.1.1";
+import * as wchain from "taskhost:plugin/chain@0.1.1";
+import * as wconfig from "taskhost:plugin/config@0.1.1";
+import * as wjobs from "taskhost:plugin/jobs@0.1.1";
 
 /** Another attempt may cure this; `retryAfterMs` asks the host to wait. */
 export class Retryable extends Error {
@@ -234,8 +234,23 @@ export const config = {
   get: (key) => call(wconfig.get, key),
 };
 
-/** Enqueue further jobs; returns the new job's id. */
+/** A batch callback as the host takes it: a handler name, or `{ handler, payload }`. */
+function batchCallback(cb) {
+  if (cb === undefined) return undefined;
+  const { handler, payload } = typeof cb === "string" ? { handler: cb, payload: {} } : cb;
+  return { handler, payload: JSON.stringify(payload ?? {}) };
+}
+
+/** Enqueue further jobs; returns the new job's id. `startBatch` (WIT 0.1.1) starts a batch and returns its id. */
 export const jobs = {
+  startBatch(handlerName, items, { onComplete, onSuccess } = {}) {
+    return call(wjobs.startBatch, {
+      handler: handlerName,
+      items: items.map((item) => JSON.stringify(item)),
+      onComplete: batchCallback(onComplete),
+      onSuccess: batchCallback(onSuccess),
+    });
+  },
   enqueue(handlerName, payload, { queue, priority, delayMs, idempotencyKey, maxAttempts } = {}) {
     return call(wjobs.enqueue, {
       handler: handlerName,

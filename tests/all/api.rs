@@ -450,6 +450,10 @@ fn health_metrics_and_openapi() {
         "/api/v1/chains/{id}",
         "/api/v1/chains/{id}/wait",
         "/api/v1/chains/{id}/cancel",
+        "/api/v1/batches",
+        "/api/v1/batches/{id}",
+        "/api/v1/batches/{id}/wait",
+        "/api/v1/batches/{id}/cancel",
         "/health",
         "/metrics",
     ] {
@@ -492,6 +496,12 @@ fn endpoints(job: &str) -> Vec<(&'static str, String, &'static str)> {
             "/api/v1/chains/00000000-0000-7000-8000-000000000000/cancel".into(),
             "admin",
         ),
+        ("POST", "/api/v1/batches".into(), "enqueue"),
+        (
+            "POST",
+            "/api/v1/batches/00000000-0000-7000-8000-000000000000/cancel".into(),
+            "admin",
+        ),
     ];
     for path in [
         "/api/v1/stats".to_string(),
@@ -510,6 +520,8 @@ fn endpoints(job: &str) -> Vec<(&'static str, String, &'static str)> {
         "/api/v1/schedules".into(),
         "/api/v1/chains/00000000-0000-7000-8000-000000000000".into(),
         "/api/v1/chains/00000000-0000-7000-8000-000000000000/wait?timeout=1s".into(),
+        "/api/v1/batches/00000000-0000-7000-8000-000000000000".into(),
+        "/api/v1/batches/00000000-0000-7000-8000-000000000000/wait?timeout=1s".into(),
     ] {
         v.push(("GET", path, "read"));
     }

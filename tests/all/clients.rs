@@ -27,6 +27,8 @@ const APP_HANDLERS: &[&str] = &[
     "send_email",
     "fraud_alert",
     "send_reminder",
+    "report_done",
+    "batch_item",
 ];
 
 /// A host serving `default` (the `parked` queue has no workers, so its

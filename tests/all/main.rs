@@ -4,6 +4,7 @@
 mod support;
 
 mod api;
+mod batches;
 mod chain;
 mod cli;
 mod clients;

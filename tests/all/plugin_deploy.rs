@@ -83,7 +83,7 @@ async fn a_deploy_reaches_every_host_and_a_rollback_returns_them_all() {
         "{}",
         junk.text()
     );
-    let future = bytes_replaced(&next, b"@0.1.0", b"@9.1.0");
+    let future = crate::support::bytes_replaced(&next, b"@0.1.1", b"@9.1.1");
     let refused = upload(&servers[0], &future);
     assert_eq!(refused.status, 422, "{}", refused.text());
     let message = refused.json()["error"]["message"]
@@ -91,8 +91,8 @@ async fn a_deploy_reaches_every_host_and_a_rollback_returns_them_all() {
         .unwrap()
         .to_string();
     assert!(
-        message.contains("taskhost:plugin@9.1.0")
-            && message.contains("speaks taskhost:plugin@0.1.0"),
+        message.contains("taskhost:plugin@9.1.1")
+            && message.contains("speaks taskhost:plugin@0.1.1"),
         "{message}"
     );
     let bad_name = raw(
@@ -213,20 +213,6 @@ async fn on_redis_a_deploy_reaches_every_host_and_a_rollback_returns_them_all() 
     for server in servers {
         server.stop();
     }
-}
-
-fn bytes_replaced(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
-    assert_eq!(from.len(), to.len(), "same length keeps the binary valid");
-    let mut out = bytes.to_vec();
-    let mut found = 0;
-    let mut at = 0;
-    while let Some(pos) = out[at..].windows(from.len()).position(|w| w == from) {
-        out[at + pos..at + pos + to.len()].copy_from_slice(to);
-        at += pos + to.len();
-        found += 1;
-    }
-    assert!(found > 0, "the component names its WIT version");
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -170,7 +170,7 @@ async fn every_capability_works_through_its_grant_and_is_denied_without(lang: La
     let Outcome::Success { result } = report.outcome else {
         panic!("{:?}", report.outcome)
     };
-    for cap in ["db", "http", "chain", "config", "jobs"] {
+    for cap in ["db", "http", "chain", "config", "jobs", "batch"] {
         let err = result[cap]["err"]
             .as_str()
             .unwrap_or_else(|| panic!("{cap} was not refused: {result}"));
@@ -216,6 +216,12 @@ async fn every_capability_works_through_its_grant_and_is_denied_without(lang: La
     let id = result["jobs"]["ok"].as_str().expect("jobs enqueued");
     let job = s.store.get(id.parse().unwrap()).await.unwrap();
     assert_eq!(job.handler, lang.hello());
+    // jobs.start-batch (WIT 0.1.1) through the language's SDK.
+    let id = result["batch"]["ok"].as_str().expect("batch started");
+    let batch = s.store.get_batch(id.parse().unwrap()).await.unwrap();
+    let hello = lang.hello();
+    assert_eq!((batch.handler.as_str(), batch.total), (hello.as_str(), 2));
+    assert_eq!(batch.on_complete.map(|c| c.handler), Some(hello));
 }
 
 #[tokio::test]

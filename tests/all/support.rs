@@ -406,3 +406,20 @@ pub fn all_files(dir: &Path) -> String {
     }
     text
 }
+
+/// `bytes` with every `from` replaced by `to` (same length, so a
+/// component stays valid: how the tests make a plugin name another WIT
+/// version).
+pub fn bytes_replaced(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    assert_eq!(from.len(), to.len(), "same length keeps the binary valid");
+    let mut out = bytes.to_vec();
+    let mut found = 0;
+    let mut at = 0;
+    while let Some(pos) = out[at..].windows(from.len()).position(|w| w == from) {
+        out[at + pos..at + pos + to.len()].copy_from_slice(to);
+        at += pos + to.len();
+        found += 1;
+    }
+    assert!(found > 0, "the component names its WIT version");
+    out
+}

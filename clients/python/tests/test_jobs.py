@@ -15,6 +15,7 @@ from taskhost_client import (
     NotFound,
     NotSupported,
     SyncJobManager,
+    TaskhostError,
     TaskResult,
     TaskStatus,
     Unauthorized,
@@ -151,10 +152,45 @@ def test_a_batch_over_the_hosts_limit_is_refused_with_its_message(jobs: SyncJobM
     assert jobs.queue_length(parked) == 0
 
 
-def test_batch_callbacks_are_not_supported(jobs: SyncJobManager) -> None:
-    version = jobs.host_version()
-    with pytest.raises(NotSupported, match=f"host {version}"):
-        jobs.enqueue_batch("send_newsletter_email", [{"n": 1}], callback="report_done")
+def test_a_batch_callback_runs_once_when_every_job_is_done(jobs: SyncJobManager) -> None:
+    before = len(jobs.list_jobs(handler="report_done", limit=1000))
+    items = [{"n": i} for i in range(5)]
+    result = jobs.enqueue_batch("batch_item", items, batch_size=2, callback="report_done")
+    assert (result.total, len(result.ids)) == (5, 5)
+    for job_id in result.ids:
+        assert jobs.wait_for(job_id, timeout=30).status == TaskStatus.SUCCEEDED
+    # Enqueued by the commit that ended the last item: there now, once.
+    assert len(jobs.list_jobs(handler="report_done", limit=1000)) == before + 1
+
+
+def test_batch_reports_its_counts_and_fires_both_callbacks(jobs: SyncJobManager) -> None:
+    started = jobs.batch(
+        "batch_item",
+        [{"n": i} for i in range(3)],
+        batch_size=2,
+        on_complete=("report_done", {"to": "ops"}),
+        on_success="report_done",
+    )
+    assert (started.total, len(started.jobs)) == (3, 3)
+    assert started.on_complete_fired is False and started.on_success_fired is False
+    done = jobs.wait_batch(started.id, timeout=60)
+    assert done.finished and done.succeeded == 3 and done.percent == 100.0
+    assert done.on_complete_fired and done.on_success_fired
+    assert jobs.get_batch(started.id) == done
+    with pytest.raises(TaskhostError, match="1 to 10000 items"):
+        jobs.batch("batch_item", [])
+    with pytest.raises(UnknownHandler):
+        jobs.batch("batch_item", [{"n": 1}], on_success="no_such_handler")
+    with pytest.raises(ValueError, match="batch_size"):
+        jobs.batch("batch_item", [{"n": 1}], batch_size=0)
+
+
+def test_cancelling_a_batch_cancels_its_waiting_jobs(jobs: SyncJobManager, parked: str) -> None:
+    started = jobs.batch("batch_item", [{"n": 1}, {"n": 2}], queue=parked, on_complete="report_done")
+    cancelled = jobs.cancel_batch(started.id)
+    assert (cancelled.cancelled, cancelled.finished, cancelled.on_complete_fired) == (2, True, True)
+    for job_id in started.jobs:
+        assert jobs.get_status(job_id).status == TaskStatus.CANCELLED
 
 
 def _wait_for_step(jobs: SyncJobManager, job_id: str) -> TaskResult:

@@ -9,6 +9,7 @@ import { randomUUID } from "node:crypto";
 import { Conflict, InvalidPayload, NotSupported, TaskhostError } from "./errors.js";
 import {
   type BatchResult,
+  type BatchStatus,
   type Job,
   type JobPriority,
   type JobSummary,
@@ -54,8 +55,29 @@ export interface BatchOptions {
   batchSize?: number;
   priority?: JobPriority | PriorityName;
   queue?: string;
-  /** A job to run once all are done: not supported by the host yet. */
+  /** A handler to run once every item's job has finished: the items then become one host batch (see `batch`). */
   callback?: string;
+}
+
+/** A batch callback: a handler, or a handler with its payload (which gets the batch id under `batch`). */
+export type BatchCallback = string | { handler: string; payload?: Payload };
+
+export interface StartBatchOptions {
+  /** Jobs written per atomic chunk (host default 1000). */
+  batchSize?: number;
+  priority?: JobPriority | PriorityName;
+  queue?: string;
+  maxAttempts?: number;
+  /** Enqueued once every job of the batch has finished (succeeded, dead or cancelled). */
+  onComplete?: BatchCallback;
+  /** Enqueued once every job of the batch has succeeded. */
+  onSuccess?: BatchCallback;
+}
+
+/** A batch just started: its status and its jobs' ids in item order. */
+export interface StartedBatch {
+  batch: BatchStatus;
+  jobs: string[];
 }
 
 /** A chain step as the seed writes it: handler, positional args, keyword args. */
@@ -106,7 +128,15 @@ export class JobManager {
 
   /** One job per item, sent `batchSize` at a time. Every item is checked before the first request; a refused chunk throws with the item's index in `items` and `partial` holding what earlier chunks enqueued. */
   async enqueueBatch(handler: string, items: Payload[], options: BatchOptions = {}): Promise<BatchResult> {
-    if (options.callback !== undefined) return this.notSupported("a batch callback (enqueueBatch callback option)");
+    if (options.callback !== undefined) {
+      const started = await this.batch(handler, items, {
+        batchSize: options.batchSize ?? 100,
+        priority: options.priority,
+        queue: options.queue,
+        onComplete: options.callback,
+      });
+      return { total: started.batch.total, enqueued: started.batch.total, ids: started.jobs };
+    }
     const size = options.batchSize ?? 100;
     if (!(size >= 1)) throw new RangeError(`batchSize must be at least 1, got ${size}`);
     const bodies = items.map((item, i) => {
@@ -192,6 +222,64 @@ export class JobManager {
     });
     const answer = await this.t.send<{ steps: { job: string }[] }>({ method: "POST", path: "/api/v1/chains", body: { steps: body } });
     return answer.steps.map((s) => s.job);
+  }
+
+  /**
+   * Starts a batch (`POST /api/v1/batches`): one job of `handler` per item under one batch id, written in
+   * atomic chunks; `onComplete` is enqueued once every job has finished, `onSuccess` once every job
+   * succeeded. Every item and callback is checked before anything is sent.
+   */
+  async batch(handler: string, items: Payload[], options: StartBatchOptions = {}): Promise<StartedBatch> {
+    items.forEach((item, i) => {
+      try {
+        encode(`items[${i}]`, item);
+      } catch (e) {
+        const bad = expect(e, InvalidPayload);
+        throw new InvalidPayload(bad.code, bad.detail);
+      }
+    });
+    const body: Record<string, unknown> = { handler, items };
+    if (options.batchSize !== undefined) {
+      if (!(options.batchSize >= 1)) throw new RangeError(`batchSize must be at least 1, got ${options.batchSize}`);
+      body.batch_size = options.batchSize;
+    }
+    if (options.priority !== undefined) body.priority = priorityName(options.priority);
+    if (options.queue !== undefined) body.queue = options.queue;
+    if (options.maxAttempts !== undefined) body.max_attempts = options.maxAttempts;
+    const callback = (name: string, cb: BatchCallback) => {
+      const c = typeof cb === "string" ? { handler: cb, payload: {} } : { handler: cb.handler, payload: cb.payload ?? {} };
+      encode(`${name} (${JSON.stringify(c.handler)})`, c.payload);
+      return c;
+    };
+    if (options.onComplete !== undefined) body.on_complete = callback("onComplete", options.onComplete);
+    if (options.onSuccess !== undefined) body.on_success = callback("onSuccess", options.onSuccess);
+    return this.t.send<StartedBatch>({ method: "POST", path: "/api/v1/batches", body });
+  }
+
+  /** The batch's counts and callbacks. */
+  async getBatch(batchId: string): Promise<BatchStatus> {
+    return this.t.send<BatchStatus>({ method: "GET", path: `/api/v1/batches/${path(batchId)}`, retrySafe: true });
+  }
+
+  /** Cancels the batch's waiting jobs and stops its running ones; cancelled jobs count as finished, so `onComplete` fires. */
+  async cancelBatch(batchId: string): Promise<BatchStatus> {
+    return this.t.send<BatchStatus>({ method: "POST", path: `/api/v1/batches/${path(batchId)}/cancel` });
+  }
+
+  /** Waits until every job of the batch has finished, at most `timeoutMs` (`finished` false on timeout). */
+  async waitBatch(batchId: string, timeoutMs = 60_000): Promise<BatchStatus> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hold = Math.max(1, Math.min(deadline - Date.now(), MAX_WAIT_MS));
+      const answer = await this.t.send<{ finished: boolean; batch: BatchStatus }>({
+        method: "GET",
+        path: `/api/v1/batches/${path(batchId)}/wait`,
+        params: { timeout: `${Math.round(hold)}ms` },
+        retrySafe: true,
+        holdMs: hold,
+      });
+      if (answer.finished || Date.now() >= deadline) return answer.batch;
+    }
   }
 
   /** The job's status and its result or last error. */

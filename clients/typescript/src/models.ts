@@ -98,6 +98,33 @@ export interface BatchResult {
   ids: string[];
 }
 
+/** A batch callback as the host reports it: its fixed job id, and whether it was enqueued. */
+export interface BatchCallbackStatus {
+  handler: string;
+  job: string;
+  fired: boolean;
+}
+
+/** A batch (`GET /api/v1/batches/{id}`): its jobs' counts and callbacks. */
+export interface BatchStatus {
+  id: string;
+  handler: string;
+  total: number;
+  enqueued: number;
+  pending: number;
+  running: number;
+  succeeded: number;
+  dead: number;
+  cancelled: number;
+  /** Finished (succeeded, dead, cancelled) of total, 0 to 100. */
+  percent: number;
+  finished: boolean;
+  created_at: string;
+  finished_at: string | null;
+  on_complete: BatchCallbackStatus | null;
+  on_success: BatchCallbackStatus | null;
+}
+
 /** A schedule with its next fire time; `schedule` is the cron or interval expression, as in the seed. */
 export interface ScheduledJob {
   name: string;

@@ -14,7 +14,7 @@ import {
   JobManager,
   JobPriority,
   NotFound,
-  NotSupported,
+  TaskhostError,
   TaskStatus,
   Unauthorized,
   Unavailable,
@@ -177,10 +177,47 @@ test("a batch over the host's limit is refused with its message", async () => {
   assert.equal(await jobs.queueLength(queue), 0);
 });
 
-test("batch callbacks are not supported", async () => {
-  const version = await jobs.hostVersion();
-  const a = await rejects(jobs.enqueueBatch("send_newsletter_email", [{ n: 1 }], { callback: "report_done" }), NotSupported);
-  assert.equal(a.hostVersion, version);
+test("a batch callback runs once when every job is done", async () => {
+  const before = (await jobs.listJobs({ handler: "report_done", limit: 1000 })).length;
+  const items = Array.from({ length: 5 }, (_, n) => ({ n }));
+  const result = await jobs.enqueueBatch("batch_item", items, { batchSize: 2, callback: "report_done" });
+  assert.equal(result.total, 5);
+  assert.equal(result.ids.length, 5);
+  for (const id of result.ids) assert.equal((await jobs.waitFor(id, 30_000)).status, TaskStatus.SUCCEEDED);
+  // Enqueued by the commit that ended the last item: there now, once.
+  assert.equal((await jobs.listJobs({ handler: "report_done", limit: 1000 })).length, before + 1);
+});
+
+test("a batch reports its counts and fires both callbacks", async () => {
+  const started = await jobs.batch("batch_item", [{ n: 1 }, { n: 2 }, { n: 3 }], {
+    batchSize: 2,
+    onComplete: { handler: "report_done", payload: { to: "ops" } },
+    onSuccess: "report_done",
+  });
+  assert.equal(started.batch.total, 3);
+  assert.equal(started.jobs.length, 3);
+  const done = await jobs.waitBatch(started.batch.id, 60_000);
+  assert.equal(done.finished, true);
+  assert.equal(done.succeeded, 3);
+  assert.equal(done.percent, 100);
+  assert.equal(done.on_complete?.fired, true);
+  assert.equal(done.on_success?.fired, true);
+  const callback = await jobs.getJob(done.on_complete!.job);
+  assert.deepEqual(callback.payload, { batch: started.batch.id, to: "ops" });
+  assert.deepEqual(await jobs.getBatch(started.batch.id), done);
+  const empty = await rejects(jobs.batch("batch_item", []), TaskhostError);
+  assert.match(empty.detail, /1 to 10000 items/);
+  await rejects(jobs.batch("batch_item", [{ n: 1 }], { onSuccess: "no_such_handler" }), UnknownHandler);
+  await assert.rejects(jobs.batch("batch_item", [{ n: 1 }], { batchSize: 0 }), RangeError);
+});
+
+test("cancelling a batch cancels its waiting jobs", async () => {
+  const started = await jobs.batch("batch_item", [{ n: 1 }, { n: 2 }], { queue: parked(), onComplete: "report_done" });
+  const cancelled = await jobs.cancelBatch(started.batch.id);
+  assert.equal(cancelled.cancelled, 2);
+  assert.equal(cancelled.finished, true);
+  assert.equal(cancelled.on_complete?.fired, true);
+  for (const id of started.jobs) assert.equal((await jobs.getStatus(id)).status, TaskStatus.CANCELLED);
 });
 
 test("a chain runs its steps in order, passing each result on", async () => {

@@ -1,8 +1,6 @@
 //! `/api/v1/chains…`: make a chain of jobs run one after another, read it,
 //! and wait for its end.
 
-use std::time::Duration;
-
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -19,9 +17,6 @@ use crate::enqueue::EnqueueRequest;
 use crate::job::Priority;
 use crate::store::StoreError;
 use crate::store::chain::{Chain, ChainStatus, MAX_STEPS};
-
-/// Longest a `wait` may hold the request.
-const MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// A chain to make: its steps, in order.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -175,28 +170,13 @@ pub async fn wait_chain(
     ApiQuery(q): ApiQuery<ChainWaitQuery>,
 ) -> Result<Json<ChainWaitAnswer>, ApiError> {
     let id = parse_id(&id)?;
-    let timeout = match q.timeout.as_deref() {
-        Some(t) => crate::schedule::parse_duration(t)
-            .map_err(|e| ApiError::bad_request(format!("timeout: {e}")))?,
-        None => Duration::from_secs(30),
-    }
-    .min(MAX_WAIT);
-    let deadline = tokio::time::Instant::now() + timeout;
-    let store = &state.services.store;
+    let hold = super::wait::hold(q.timeout.as_deref())?;
+    let store = &*state.services.store;
     // A chain ends with the commit that ends one of its jobs.
-    let mut ends = store.job_ends();
-    loop {
-        ends.borrow_and_update();
-        let chain = store.get_chain(id).await?;
-        if chain.status.is_final() || tokio::time::Instant::now() >= deadline {
-            return Ok(Json(ChainWaitAnswer {
-                finished: chain.status.is_final(),
-                chain,
-            }));
-        }
-        tokio::select! {
-            _ = ends.changed() => {}
-            _ = tokio::time::sleep_until(deadline) => {}
-        }
-    }
+    let chain =
+        super::wait::until(store, hold, || store.get_chain(id), |c| c.status.is_final()).await?;
+    Ok(Json(ChainWaitAnswer {
+        finished: chain.status.is_final(),
+        chain,
+    }))
 }

@@ -154,7 +154,8 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(_)
             | StoreError::ScheduleNotFound(_)
-            | StoreError::ChainNotFound(_) => ApiError::not_found(e.to_string()),
+            | StoreError::ChainNotFound(_)
+            | StoreError::BatchNotFound(_) => ApiError::not_found(e.to_string()),
             StoreError::WrongState { .. } | StoreError::LeaseLost(_) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }

@@ -1,7 +1,5 @@
 //! `/api/v1/jobs…`: enqueue, read, wait for and cancel jobs.
 
-use std::time::Duration;
-
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -17,9 +15,6 @@ use super::extract::{ApiJson, ApiQuery};
 use crate::enqueue::EnqueueRequest;
 use crate::job::{Job, JobId, JobStatus, Priority};
 use crate::store::{ListQuery, SummaryPage};
-
-/// Longest a `wait` may hold the request.
-const MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// A job to enqueue.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -274,13 +269,7 @@ pub async fn wait(
     ApiQuery(q): ApiQuery<WaitQuery>,
 ) -> Result<Json<WaitAnswer>, ApiError> {
     let id = parse_id(&id)?;
-    let timeout = match q.timeout.as_deref() {
-        Some(t) => crate::schedule::parse_duration(t)
-            .map_err(|e| ApiError::bad_request(format!("timeout: {e}")))?,
-        None => Duration::from_secs(30),
-    }
-    .min(MAX_WAIT);
-    let deadline = tokio::time::Instant::now() + timeout;
+    let deadline = tokio::time::Instant::now() + super::wait::hold(q.timeout.as_deref())?;
     let job = crate::store::wait_for_end(&*state.services.store, id, deadline).await?;
     Ok(Json(WaitAnswer {
         finished: job.status.is_final(),

@@ -4,6 +4,7 @@
 
 mod admin;
 mod auth;
+mod batches;
 mod chains;
 mod dashboard;
 mod error;
@@ -12,6 +13,7 @@ mod jobs;
 mod openapi;
 mod plugins;
 mod stats;
+mod wait;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -115,6 +117,10 @@ pub fn app(state: ApiState) -> Router {
         .route("/chains/{id}", get(chains::get_chain))
         .route("/chains/{id}/wait", get(chains::wait_chain))
         .route("/chains/{id}/cancel", post(chains::cancel_chain))
+        .route("/batches", post(batches::start_batch))
+        .route("/batches/{id}", get(batches::get_batch))
+        .route("/batches/{id}/wait", get(batches::wait_batch))
+        .route("/batches/{id}/cancel", post(batches::cancel_batch))
         .route("/dlq", get(admin::dlq_list).delete(admin::dlq_purge))
         .route("/dlq/retry-all", post(admin::dlq_retry_all))
         .route("/dlq/{id}", get(admin::dlq_get))

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, chains, jobs, plugins, stats};
+use super::{admin, batches, chains, jobs, plugins, stats};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -12,6 +12,7 @@ use super::{admin, chains, jobs, plugins, stats};
     paths(
         jobs::enqueue, jobs::enqueue_batch, jobs::get_job, jobs::result, jobs::wait, jobs::cancel, jobs::list,
         chains::enqueue_chain, chains::get_chain, chains::wait_chain, chains::cancel_chain,
+        batches::start_batch, batches::get_batch, batches::wait_batch, batches::cancel_batch,
         admin::dlq_list, admin::dlq_get, admin::dlq_retry, admin::dlq_retry_all, admin::dlq_purge,
         admin::pause_queue, admin::resume_queue, admin::purge_queue,
         admin::list_schedules, admin::add_schedule, admin::remove_schedule, admin::enable_schedule, admin::disable_schedule, admin::run_schedule,

@@ -27,10 +27,11 @@ pub struct ChainArgs {
     json: bool,
 }
 
-/// One step as the command line takes it (the API's step body).
+/// One step as the command line takes it (the API's step body); a batch
+/// callback has the same shape.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Step {
+pub(super) struct Step {
     handler: String,
     #[serde(default = "empty_object")]
     payload: Value,
@@ -41,6 +42,19 @@ struct Step {
 
 fn empty_object() -> Value {
     Value::Object(Default::default())
+}
+
+impl Step {
+    pub(super) fn into_request(self) -> EnqueueRequest {
+        EnqueueRequest {
+            handler: self.handler,
+            payload: self.payload,
+            queue: self.queue,
+            priority: self.priority,
+            max_attempts: self.max_attempts,
+            ..EnqueueRequest::default()
+        }
+    }
 }
 
 fn steps(args: &ChainArgs) -> anyhow::Result<Vec<Step>> {
@@ -62,17 +76,7 @@ fn print(chain: &Chain, json: bool) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn execute(config: Arc<Config>, args: ChainArgs) -> anyhow::Result<ExitCode> {
-    let reqs = steps(&args)?
-        .into_iter()
-        .map(|s| EnqueueRequest {
-            handler: s.handler,
-            payload: s.payload,
-            queue: s.queue,
-            priority: s.priority,
-            max_attempts: s.max_attempts,
-            ..EnqueueRequest::default()
-        })
-        .collect();
+    let reqs = steps(&args)?.into_iter().map(Step::into_request).collect();
     let services = Services::open(config).await?;
     let chain = services
         .enqueuer

@@ -2,6 +2,7 @@
 //! operation failed, 2 bad input (nothing was changed).
 
 mod admin;
+mod batch;
 mod bench;
 mod chain;
 mod init;
@@ -75,6 +76,9 @@ enum Command {
     /// Make a chain: jobs run one after another, each getting the previous
     /// one's result under `previous`; prints the chain's id.
     Chain(chain::ChainArgs),
+    /// Batches: one handler over many items, with completion callbacks.
+    #[command(subcommand)]
+    Batch(batch::BatchCmd),
     /// Wait for a job to end; exit code 0 succeeded, 1 dead, 3 cancelled, 4 still running at the timeout.
     Wait {
         id: String,
@@ -167,6 +171,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             } => jobs::cancel_remote(&remote, id, terminate, json).await,
             Command::Jobs(args) => jobs::list_remote(&remote, args).await,
             Command::Chain(args) => chain::execute_remote(&remote, args).await,
+            Command::Batch(cmd) => batch::execute_remote(&remote, cmd).await,
             Command::Wait { id, timeout } => jobs::wait_remote(&remote, id, timeout).await,
             Command::Dlq(cmd) => admin::dlq_remote(&remote, cmd).await,
             Command::Queue(cmd) => admin::queue_remote(&remote, cmd).await,
@@ -178,7 +183,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 run_local(cli.config.as_deref(), command).await
             }
             _ => Err(BadInput(
-                "--url works with enqueue, job, jobs, cancel, chain, wait, dlq, queue, schedule and plugin"
+                "--url works with enqueue, job, jobs, cancel, chain, batch, wait, dlq, queue, schedule and plugin"
                     .into(),
             )
             .into()),
@@ -201,6 +206,7 @@ async fn run_local(config_path: Option<&Path>, command: Command) -> anyhow::Resu
         Command::Enqueue(args) => jobs::enqueue(config()?, args).await,
         Command::Job { id, json } => jobs::show(config()?, id, json).await,
         Command::Chain(args) => chain::execute(config()?, args).await,
+        Command::Batch(cmd) => batch::execute(config()?, cmd).await,
         Command::Cancel {
             id,
             terminate,

@@ -61,7 +61,7 @@ pub enum PluginError {
     CoreModule { path: PathBuf },
     #[error("{path}: cannot compile: {message}")]
     Compile { path: PathBuf, message: String },
-    #[error("{path}: does not implement the taskhost:plugin@0.1.0 world: {message}")]
+    #[error("{path}: does not implement the taskhost:plugin@0.1.x world: {message}")]
     WrongWorld { path: PathBuf, message: String },
     #[error(
         "{path}: built against taskhost:plugin@{found}, a version this host does not speak; it speaks {speaks}. Rebuild the plugin against this host's wit/ (or upgrade the host)"

@@ -170,10 +170,16 @@ impl JobState {
     /// run's budget (`[plugins.NAME] jobs_per_run`, else `[limits]
     /// max_enqueues`) is spent.
     pub fn charge_enqueue(&mut self) -> bool {
-        if self.enqueued >= self.limits.enqueues {
+        self.charge_enqueues(1)
+    }
+
+    /// Counts `n` jobs about to be enqueued at once (a batch): all within
+    /// the run's budget, or none counted and `false`.
+    pub fn charge_enqueues(&mut self, n: u64) -> bool {
+        if self.enqueued.saturating_add(n) > self.limits.enqueues {
             return false;
         }
-        self.enqueued += 1;
+        self.enqueued += n;
         true
     }
 

@@ -135,11 +135,18 @@ pub(crate) fn stored_steps(steps: &[NewJob]) -> Result<Vec<StoredStep>, String> 
 /// The payload of a step given its predecessor's result (JSON texts):
 /// `previous` first, then the step's own members.
 pub(crate) fn next_payload(payload: &str, previous: &str) -> String {
+    with_first(&format!("\"{PREVIOUS}\":{previous}"), payload)
+}
+
+/// A JSON object's text with the member `first` (raw JSON text,
+/// `"name":value`) spliced in front of its own members; also how a batch
+/// callback gets its batch id.
+pub(crate) fn with_first(first: &str, payload: &str) -> String {
     let rest = payload.trim().strip_prefix('{').unwrap_or("}").trim_start();
     if rest.starts_with('}') {
-        format!("{{\"{PREVIOUS}\":{previous}}}")
+        format!("{{{first}}}")
     } else {
-        format!("{{\"{PREVIOUS}\":{previous},{rest}")
+        format!("{{{first},{rest}")
     }
 }
 

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 
 use crate::job::{Job, JobId, JobStatus, NewJob, RunReport};
 
+pub mod batch;
 pub mod chain;
 #[cfg(test)]
 pub mod conformance;
@@ -49,6 +50,9 @@ pub enum StoreError {
     /// No chain with this id.
     #[error("chain {0} not found")]
     ChainNotFound(JobId),
+    /// No batch with this id.
+    #[error("batch {0} not found")]
+    BatchNotFound(JobId),
     /// No schedule with this name.
     #[error("schedule {0:?} not found")]
     ScheduleNotFound(String),
@@ -218,6 +222,19 @@ pub trait Store: Send + Sync {
 
     /// One chain with its steps' statuses.
     async fn get_chain(&self, id: JobId) -> StoreResult<chain::Chain>;
+
+    /// Makes a batch and enqueues its jobs in chunks, each chunk atomic;
+    /// the batch's counters move and its callbacks fire in the commit that
+    /// ends each job (see [`batch`]). Answers the batch and its jobs' ids.
+    async fn start_batch(&self, batch: batch::NewBatch) -> StoreResult<batch::StartedBatch>;
+
+    /// One batch with its counts.
+    async fn get_batch(&self, id: JobId) -> StoreResult<batch::Batch>;
+
+    /// Cancels a batch's waiting jobs and asks the hosts running its
+    /// running ones to stop them (as [`Store::terminate`]), atomically.
+    /// Answers the batch as it stands.
+    async fn cancel_batch(&self, id: JobId) -> StoreResult<batch::Batch>;
 
     /// One job.
     async fn get(&self, id: JobId) -> StoreResult<Job>;

@@ -51,6 +51,7 @@ async fn sweep_once(store: &dyn Store, every: Duration) {
             idempotency_keys = report.idempotency_keys,
             ticks = report.ticks,
             chains = report.chains,
+            batches = report.batches,
             pages_freed = report.pages_freed,
             "retention sweep"
         ),

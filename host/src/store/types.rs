@@ -276,6 +276,9 @@ pub struct SweepReport {
     /// Succeeded and cancelled chains past the jobs' retention (their
     /// step jobs go by the jobs' rule).
     pub chains: u64,
+    /// Finished batches past the jobs' retention with none of their dead
+    /// jobs left in the DLQ.
+    pub batches: u64,
     /// Free database pages given back to the file system afterwards.
     pub pages_freed: u64,
 }

@@ -262,6 +262,33 @@ fn fanout(job: &Job, p: Fanout) -> Result<Value, JobError> {
 }
 
 #[derive(Deserialize)]
+struct StartBatch {
+    handler: String,
+    items: Vec<Value>,
+    #[serde(default)]
+    on_complete: Option<String>,
+    #[serde(default)]
+    on_success: Option<String>,
+}
+
+/// Starts a batch through the `jobs` interface (WIT 0.1.1); returns its id.
+fn start_batch(_job: &Job, p: StartBatch) -> Result<Value, JobError> {
+    fn callback(handler: &Option<String>) -> Option<taskhost_sdk::Callback<'_>> {
+        handler.as_deref().map(|h| taskhost_sdk::Callback {
+            handler: h,
+            payload: json!({"from": "probe"}),
+        })
+    }
+    let id = taskhost_sdk::start_batch(
+        &p.handler,
+        &p.items,
+        callback(&p.on_complete),
+        callback(&p.on_success),
+    )?;
+    Ok(json!({ "batch": id }))
+}
+
+#[derive(Deserialize)]
 struct Deny {
     /// The config key asked for (repeated `repeat` times).
     key: String,
@@ -319,6 +346,7 @@ fn forge(_job: &Job, _: Value) -> Result<(), JobError> {
 
 taskhost_sdk::plugin! {
     handler("probe.fanout", fanout).describe("Enqueues jobs of another handler"),
+    handler("probe.batch", start_batch).describe("Starts a batch of another handler's jobs"),
     handler("probe.spin", spin).describe("Loops forever"),
     handler("probe.greedy", spin)
         .describe("Loops forever, declaring itself unlimited")

@@ -1,7 +1,8 @@
-"""Enqueue further jobs (fan-out), validated like any other enqueue."""
+"""Enqueue further jobs (fan-out), validated like any other enqueue, or a
+batch of them (WIT 0.1.1)."""
 
 import json
-from typing import Any, Optional
+from typing import Any, List, Optional, Tuple, Union
 
 from wit_world.imports import jobs as _jobs
 
@@ -38,3 +39,37 @@ def enqueue(
         max_attempts,
     )
     return call(_jobs.enqueue, request)
+
+
+#: A batch callback: a handler, or (handler, payload dict).
+Callback = Union[str, Tuple[str, dict]]
+
+
+def _callback(cb: Optional[Callback]) -> Optional[Any]:
+    if cb is None:
+        return None
+    handler, payload = (cb, {}) if isinstance(cb, str) else cb
+    return _jobs.BatchCallback(handler, json.dumps(payload), None, None, None)
+
+
+def start_batch(
+    handler: str,
+    items: List[Any],
+    on_complete: Optional[Callback] = None,
+    on_success: Optional[Callback] = None,
+) -> str:
+    """Starts a batch: one job of ``handler`` per item (its payload);
+    ``on_complete`` is enqueued once every job has finished, ``on_success``
+    once every job succeeded (their payload gets the batch id under
+    ``batch``). Returns the batch id. Each job and callback needs the
+    plugin's `jobs` grant and counts as one enqueue of the run."""
+    request = _jobs.BatchRequest(
+        handler,
+        [json.dumps(item) for item in items],
+        None,
+        None,
+        None,
+        _callback(on_complete),
+        _callback(on_success),
+    )
+    return call(_jobs.start_batch, request)

@@ -61,6 +61,49 @@ impl From<HostError> for JobError {
 }
 pub use bindings::taskhost::plugin::{chain, config, db, http, jobs};
 
+/// A batch callback: the handler, and its payload (a JSON object; the host
+/// adds the batch id under `batch`).
+pub struct Callback<'a> {
+    pub handler: &'a str,
+    pub payload: serde_json::Value,
+}
+
+/// Starts a batch through `jobs` (WIT 0.1.1): one job of `handler` per
+/// item, each item serialised as its payload; `on_complete` is enqueued
+/// once every job has finished, `on_success` once every job succeeded.
+/// Returns the batch id. The plugin needs the `jobs` grant of every handler
+/// involved, and each job and callback counts as one enqueue of the run.
+pub fn start_batch<T: Serialize>(
+    handler: &str,
+    items: &[T],
+    on_complete: Option<Callback<'_>>,
+    on_success: Option<Callback<'_>>,
+) -> Result<String, JobError> {
+    let items = items
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| JobError::permanent(format!("a batch item does not encode: {e}")))?;
+    let callback = |cb: Option<Callback<'_>>| {
+        cb.map(|cb| jobs::BatchCallback {
+            handler: cb.handler.to_owned(),
+            payload: cb.payload.to_string(),
+            queue: None,
+            priority: None,
+            max_attempts: None,
+        })
+    };
+    Ok(jobs::start_batch(&jobs::BatchRequest {
+        handler: handler.to_owned(),
+        items,
+        queue: None,
+        priority: None,
+        max_attempts: None,
+        on_complete: callback(on_complete),
+        on_success: callback(on_success),
+    })?)
+}
+
 /// Logging into the job's captured log.
 pub mod log {
     use crate::bindings::taskhost::plugin::log::{Level, log};

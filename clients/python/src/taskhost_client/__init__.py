@@ -22,6 +22,7 @@ from .jobs import JobManager, SyncJobManager  # noqa: E402
 from .models import (  # noqa: E402
     Attempt,
     BatchResult,
+    BatchStatus,
     Job,
     JobPriority,
     JobSummary,
@@ -35,6 +36,7 @@ from .shared import close_job_manager, enqueue, enqueue_delayed, get_job_manager
 __all__ = [
     "Attempt",
     "BatchResult",
+    "BatchStatus",
     "Conflict",
     "Forbidden",
     "InvalidPayload",

@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, Generator, Iterable, List, Mapping, NoRe
 from .errors import Conflict, InvalidPayload, NotSupported, TaskhostError
 from .models import (
     BatchResult,
+    BatchStatus,
     Job,
     JobSummary,
     PriorityLike,
@@ -186,6 +187,76 @@ def enqueue_batch(
     return BatchResult(total, enqueued, ids)
 
 
+#: A batch callback: a handler name, or (handler, payload).
+Callback = Any
+
+
+def _callback_body(name: str, cb: Callback) -> Dict[str, Any]:
+    if isinstance(cb, str):
+        handler, payload = cb, {}
+    else:
+        handler, payload = cb
+    if not isinstance(payload, Mapping):
+        raise InvalidPayload("not_serialisable", f"{name}: the payload is a {type(payload).__name__}, not a mapping")
+    _check_payload(f"{name} ({handler!r})", payload)
+    return {"handler": handler, "payload": dict(payload)}
+
+
+def start_batch(
+    handler: str,
+    items: Iterable[Mapping[str, Any]],
+    batch_size: Optional[int],
+    options: Mapping[str, Any],
+    on_complete: Optional[Callback],
+    on_success: Optional[Callback],
+) -> Op[BatchStatus]:
+    """Starts a batch on the host (``POST /api/v1/batches``): one job per
+    item, written in atomic chunks of ``batch_size``; ``on_complete`` is
+    enqueued once every job finished, ``on_success`` once all succeeded.
+    Every item and callback is checked before anything is sent."""
+    payloads: List[Dict[str, Any]] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise InvalidPayload("not_serialisable", f"items[{i}] is a {type(item).__name__}, not a mapping")
+        _check_payload(f"items[{i}]", item)
+        payloads.append(dict(item))
+    body: Dict[str, Any] = {"handler": handler, "items": payloads}
+    if batch_size is not None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        body["batch_size"] = batch_size
+    if options.get("queue") is not None:
+        body["queue"] = options["queue"]
+    if options.get("priority") is not None:
+        body["priority"] = priority_name(options["priority"])
+    if options.get("max_attempts") is not None:
+        body["max_attempts"] = options["max_attempts"]
+    if on_complete is not None:
+        body["on_complete"] = _callback_body("on_complete", on_complete)
+    if on_success is not None:
+        body["on_success"] = _callback_body("on_success", on_success)
+    answer = yield Call("POST", "/api/v1/batches", body=encode("the batch", body))
+    return BatchStatus.from_json(answer["batch"], [str(j) for j in answer["jobs"]])
+
+
+def get_batch(batch_id: str) -> Op[BatchStatus]:
+    answer = yield Call("GET", f"/api/v1/batches/{_path_part(batch_id)}", retry_safe=True)
+    return BatchStatus.from_json(answer)
+
+
+def cancel_batch(batch_id: str) -> Op[BatchStatus]:
+    """Cancels the batch's waiting jobs and terminates its running ones."""
+    answer = yield Call("POST", f"/api/v1/batches/{_path_part(batch_id)}/cancel")
+    return BatchStatus.from_json(answer)
+
+
+def wait_batch(batch_id: str, timeout: float, clock: Callable[[], float]) -> Op[BatchStatus]:
+    """Long-polls the batch's `/wait` until every job finished or
+    ``timeout`` seconds pass."""
+    answer = yield from _long_poll(f"/api/v1/batches/{_path_part(batch_id)}/wait", timeout, clock)
+    return BatchStatus.from_json(answer["batch"])
+
+
 def _renumber(message: str, offset: int) -> str:
     """The host names a chunk's item as ``jobs[i]``; the caller knows it as
     ``items[offset + i]``."""
@@ -210,23 +281,29 @@ def list_jobs(**filters: Optional[str]) -> Op[List[JobSummary]]:
     return [JobSummary.from_json(j) for j in answer["jobs"]]
 
 
-def wait_for(job_id: str, timeout: float, clock: Callable[[], float]) -> Op[TaskResult]:
-    """Long-polls `/wait` until the job ends or ``timeout`` seconds pass;
-    each request holds at most the host's 60 s."""
+def _long_poll(path: str, timeout: float, clock: Callable[[], float]) -> Op[Dict[str, Any]]:
+    """Long-polls ``path`` (a `/wait` endpoint) until its answer says
+    ``finished`` or ``timeout`` seconds pass; each request holds at most the
+    host's 60 s. Answers the last answer."""
     deadline = clock() + timeout
     while True:
         left = max(0.0, deadline - clock())
         hold = min(left, MAX_WAIT_SECONDS)
-        answer = yield Call(
+        answer: Dict[str, Any] = yield Call(
             "GET",
-            f"/api/v1/jobs/{_path_part(job_id)}/wait",
+            path,
             params={"timeout": f"{max(1, round(hold * 1000))}ms"},
             retry_safe=True,
             hold=hold,
         )
-        result = TaskResult.from_json(answer["job"], finished=answer["finished"])
-        if result.finished or clock() >= deadline:
-            return result
+        if answer["finished"] or clock() >= deadline:
+            return answer
+
+
+def wait_for(job_id: str, timeout: float, clock: Callable[[], float]) -> Op[TaskResult]:
+    """Long-polls the job's `/wait` until it ends or ``timeout`` seconds pass."""
+    answer = yield from _long_poll(f"/api/v1/jobs/{_path_part(job_id)}/wait", timeout, clock)
+    return TaskResult.from_json(answer["job"], finished=answer["finished"])
 
 
 def cancel(job_id: str, terminate: bool) -> Op[bool]:

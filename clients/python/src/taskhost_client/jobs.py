@@ -12,13 +12,30 @@ import httpx
 
 from . import _ops
 from ._transport import AsyncTransport, Settings, SyncTransport
-from .models import BatchResult, Job, JobSummary, PriorityLike, QueueStats, ScheduledJob, TaskResult, format_duration
+from .models import (
+    BatchResult,
+    BatchStatus,
+    Job,
+    JobSummary,
+    PriorityLike,
+    QueueStats,
+    ScheduledJob,
+    TaskResult,
+    format_duration,
+)
 
 ChainStep = Tuple[str, Sequence[Any], Mapping[str, Any]]
 
 
 def _batch_options(priority: Optional[PriorityLike], queue: Optional[str]) -> Dict[str, Any]:
     return {"priority": priority, "queue": queue}
+
+
+def _with_callback(handler: str, items: Iterable[Mapping[str, Any]], batch_size: int, priority: Optional[PriorityLike], queue: Optional[str], callback: str) -> _ops.Op[BatchResult]:
+    """``enqueue_batch(callback=...)``: a host batch whose ``on_complete``
+    is the callback handler (enqueued once, when every job has finished)."""
+    started = yield from _ops.start_batch(handler, items, batch_size, _batch_options(priority, queue), callback, None)
+    return BatchResult(started.total, started.total, started.jobs)
 
 
 def _every(interval: timedelta) -> str:
@@ -98,11 +115,47 @@ class JobManager:
         callback: Optional[str] = None,
     ) -> BatchResult:
         """One job per item (its payload), sent ``batch_size`` at a time.
-        ``callback`` (a job to run when all are done) is not supported by
-        the host yet and raises `NotSupported` before anything is sent."""
+        With ``callback`` (a handler), the items become one host batch
+        (see `batch`) whose ``on_complete`` job of that handler is enqueued
+        once, when every item's job has finished."""
         if callback is not None:
-            return await self._t.run(_ops.not_supported("a batch callback (enqueue_batch(callback=...))"))
+            return await self._t.run(_with_callback(handler, items, batch_size, priority, queue, callback))
         return await self._t.run(_ops.enqueue_batch(handler, items, batch_size, _batch_options(priority, queue)))
+
+    async def batch(
+        self,
+        handler: str,
+        items: Iterable[Mapping[str, Any]],
+        *,
+        batch_size: Optional[int] = None,
+        priority: Optional[PriorityLike] = None,
+        queue: Optional[str] = None,
+        max_attempts: Optional[int] = None,
+        on_complete: Optional[_ops.Callback] = None,
+        on_success: Optional[_ops.Callback] = None,
+    ) -> BatchStatus:
+        """Starts a batch: one job of ``handler`` per item under one batch
+        id. ``on_complete`` (a handler, or ``(handler, payload)``) is
+        enqueued once every job has finished, ``on_success`` once every
+        job succeeded; their payload gets the batch id under ``batch``.
+        Answers the batch with its jobs' ids (``.jobs``)."""
+        options = {"priority": priority, "queue": queue, "max_attempts": max_attempts}
+        return await self._t.run(_ops.start_batch(handler, items, batch_size, options, on_complete, on_success))
+
+    async def get_batch(self, batch_id: str) -> BatchStatus:
+        """The batch's counts and callbacks."""
+        return await self._t.run(_ops.get_batch(batch_id))
+
+    async def cancel_batch(self, batch_id: str) -> BatchStatus:
+        """Cancels the batch's waiting jobs and stops its running ones (on
+        whichever host runs them, within a second); cancelled jobs count as
+        finished, so ``on_complete`` fires. Answers the batch as it stands."""
+        return await self._t.run(_ops.cancel_batch(batch_id))
+
+    async def wait_batch(self, batch_id: str, timeout: float = 60.0) -> BatchStatus:
+        """Waits until every job of the batch has finished, at most
+        ``timeout`` seconds (``finished`` False on timeout)."""
+        return await self._t.run(_ops.wait_batch(batch_id, timeout, time.monotonic))
 
     async def schedule(
         self,
@@ -269,8 +322,32 @@ class SyncJobManager:
         callback: Optional[str] = None,
     ) -> BatchResult:
         if callback is not None:
-            return self._t.run(_ops.not_supported("a batch callback (enqueue_batch(callback=...))"))
+            return self._t.run(_with_callback(handler, items, batch_size, priority, queue, callback))
         return self._t.run(_ops.enqueue_batch(handler, items, batch_size, _batch_options(priority, queue)))
+
+    def batch(
+        self,
+        handler: str,
+        items: Iterable[Mapping[str, Any]],
+        *,
+        batch_size: Optional[int] = None,
+        priority: Optional[PriorityLike] = None,
+        queue: Optional[str] = None,
+        max_attempts: Optional[int] = None,
+        on_complete: Optional[_ops.Callback] = None,
+        on_success: Optional[_ops.Callback] = None,
+    ) -> BatchStatus:
+        options = {"priority": priority, "queue": queue, "max_attempts": max_attempts}
+        return self._t.run(_ops.start_batch(handler, items, batch_size, options, on_complete, on_success))
+
+    def get_batch(self, batch_id: str) -> BatchStatus:
+        return self._t.run(_ops.get_batch(batch_id))
+
+    def cancel_batch(self, batch_id: str) -> BatchStatus:
+        return self._t.run(_ops.cancel_batch(batch_id))
+
+    def wait_batch(self, batch_id: str, timeout: float = 60.0) -> BatchStatus:
+        return self._t.run(_ops.wait_batch(batch_id, timeout, time.monotonic))
 
     def schedule(
         self,

@@ -216,6 +216,49 @@ class BatchResult:
 
 
 @dataclass(frozen=True)
+class BatchStatus:
+    """A batch (`GET /api/v1/batches/{id}`): its jobs' counts, ``percent``
+    of them finished, and whether its callbacks were enqueued (None: the
+    batch has no such callback). ``jobs`` holds the jobs' ids in item
+    order when the batch was just started."""
+
+    id: str
+    handler: str
+    total: int
+    pending: int
+    running: int
+    succeeded: int
+    dead: int
+    cancelled: int
+    percent: float
+    finished: bool
+    on_complete_fired: Optional[bool] = None
+    on_success_fired: Optional[bool] = None
+    jobs: List[str] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, b: Dict[str, Any], jobs: Optional[List[str]] = None) -> "BatchStatus":
+        def fired(cb: Optional[Dict[str, Any]]) -> Optional[bool]:
+            return None if cb is None else bool(cb["fired"])
+
+        return cls(
+            b["id"],
+            b["handler"],
+            b["total"],
+            b["pending"],
+            b["running"],
+            b["succeeded"],
+            b["dead"],
+            b["cancelled"],
+            float(b["percent"]),
+            bool(b["finished"]),
+            fired(b.get("on_complete")),
+            fired(b.get("on_success")),
+            list(jobs or []),
+        )
+
+
+@dataclass(frozen=True)
 class ScheduledJob:
     """A schedule with its next fire time (`GET /schedules`). ``schedule`` is
     the cron or interval expression, as in the seed."""

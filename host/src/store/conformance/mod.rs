@@ -23,6 +23,7 @@ use crate::job::{NewJob, RunReport};
 use crate::store::{Lease, LeaseRequest, Store};
 
 mod admin;
+mod batches;
 mod chains;
 mod leasing;
 mod limits;
@@ -33,6 +34,7 @@ mod terminate;
 mod unique;
 
 pub use admin::*;
+pub use batches::*;
 pub use chains::*;
 pub use leasing::*;
 pub use limits::*;
@@ -74,7 +76,11 @@ macro_rules! conformance_suite {
             chain_runs_steps_in_order_with_results, dead_step_fails_chain_and_dlq_retry_resumes,
             bad_chains_are_refused, finished_chains_are_swept_failed_ones_kept,
             reaped_and_cancelled_steps_end_the_chain,
-            limits_keep_priority_and_touch_only_their_handler);
+            limits_keep_priority_and_touch_only_their_handler,
+            batch_counts_jobs_and_fires_callbacks_once,
+            dead_batch_job_fires_on_complete_only_until_retried,
+            reaped_cancelled_and_purged_batch_jobs_count, bad_batches_are_refused,
+            finished_batches_are_swept_ones_with_dead_jobs_kept);
         $crate::store::conformance::conformance_suite!(@backend $backend; survives_reopen,
             concurrency_holds_across_hosts, rate_spaces_starts_across_hosts);
     };

@@ -25,6 +25,7 @@ use tokio::sync::watch;
 use crate::clock::Clock;
 use crate::store::{StoreConfig, StoreError, StoreResult};
 
+mod batches;
 mod chains;
 mod codec;
 mod completer;

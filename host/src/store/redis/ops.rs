@@ -312,6 +312,21 @@ impl Store for RedisStore {
         self.read_chain(id).await
     }
 
+    async fn start_batch(
+        &self,
+        batch: crate::store::batch::NewBatch,
+    ) -> StoreResult<crate::store::batch::StartedBatch> {
+        self.create_batch(batch).await
+    }
+
+    async fn get_batch(&self, id: JobId) -> StoreResult<crate::store::batch::Batch> {
+        self.read_batch(id).await
+    }
+
+    async fn cancel_batch(&self, id: JobId) -> StoreResult<crate::store::batch::Batch> {
+        self.stop_batch(id).await
+    }
+
     async fn terminate(&self, id: JobId) -> StoreResult<Termination> {
         self.request_termination(id).await
     }
@@ -483,6 +498,7 @@ impl Store for RedisStore {
             total.idempotency_keys += n[1];
             total.ticks += n[2];
             total.chains += n[3];
+            total.batches += n[4];
             if n.iter().all(|&k| k < u64::from(STEP)) {
                 return Ok(total);
             }

@@ -55,4 +55,6 @@ scripts! {
     TERMINATE = "terminate.lua";
     /// Make and read chains.
     CHAIN = "chain.lua";
+    /// Make, read and cancel batches.
+    BATCH = "batch.lua";
 }

@@ -35,6 +35,7 @@ pub(super) fn dlq_retry(conn: &Connection, ctx: &Ctx, id: JobId) -> StoreResult<
         return Err(refusal(conn, id, "retry it from the DLQ"));
     }
     super::chains::job_revived(conn, id)?;
+    super::batches::job_revived(conn, id)?;
     ctx.notify();
     Ok(())
 }
@@ -42,6 +43,7 @@ pub(super) fn dlq_retry(conn: &Connection, ctx: &Ctx, id: JobId) -> StoreResult<
 /// Puts every dead job (of `queue`) back; answers how many.
 pub(super) fn dlq_retry_all(conn: &Connection, ctx: &Ctx, queue: Option<&str>) -> StoreResult<u64> {
     super::chains::dead_steps_revived(conn, queue)?;
+    super::batches::dead_revived(conn, queue)?;
     let changed = conn
         .prepare_cached(&format!(
             "UPDATE jobs SET status = 'pending', run_at = ?2, finished_at = NULL, {FRESH_BUDGET}
@@ -56,6 +58,7 @@ pub(super) fn dlq_retry_all(conn: &Connection, ctx: &Ctx, queue: Option<&str>) -
 
 /// Deletes dead jobs (of `queue`); answers how many.
 pub(super) fn dlq_purge(conn: &Connection, queue: Option<&str>) -> StoreResult<u64> {
+    super::batches::dead_purged(conn, queue)?;
     let removed = conn
         .prepare_cached("DELETE FROM jobs WHERE status = 'dead' AND (?1 IS NULL OR queue = ?1)")?
         .execute([queue])?;
@@ -63,13 +66,15 @@ pub(super) fn dlq_purge(conn: &Connection, queue: Option<&str>) -> StoreResult<u
 }
 
 /// Deletes a queue's waiting jobs; answers how many.
-pub(super) fn purge_queue(conn: &Connection, queue: &str) -> StoreResult<u64> {
+pub(super) fn purge_queue(conn: &Connection, ctx: &Ctx, queue: &str) -> StoreResult<u64> {
     valid_queue(queue)?;
+    let batches = super::batches::waiting_in(conn, queue)?;
     let removed = conn
         .prepare_cached(&format!(
             "DELETE FROM jobs WHERE queue = ?1 AND status IN {WAITING}"
         ))?
         .execute([queue])?;
+    super::batches::purged(conn, ctx, batches)?;
     Ok(removed as u64)
 }
 
@@ -139,11 +144,20 @@ pub(super) fn sweep_step(conn: &Connection, ctx: &Ctx) -> StoreResult<SweepRepor
                  WHERE status IN ('succeeded', 'cancelled') AND finished_at <= ?1 LIMIT ?2)",
         )?
         .execute(params![jobs_before, SWEEP_STEP])?;
+    let batches = conn
+        .prepare_cached(
+            "DELETE FROM batches WHERE id IN (
+                SELECT id FROM batches INDEXED BY batches_finished
+                 WHERE finished_at IS NOT NULL AND dead = purged AND finished_at <= ?1
+                 LIMIT ?2)",
+        )?
+        .execute(params![jobs_before, SWEEP_STEP])?;
     Ok(SweepReport {
         jobs: jobs as u64,
         idempotency_keys: idempotency_keys as u64,
         ticks: ticks as u64,
         chains: chains as u64,
+        batches: batches as u64,
         pages_freed: 0,
     })
 }

@@ -229,6 +229,7 @@ pub(super) fn cancel(conn: &Connection, ctx: &Ctx, id: JobId) -> StoreResult<()>
         return Err(refusal(conn, id, "cancel it"));
     }
     ctx.ended();
+    super::batches::job_ended(conn, ctx, id, JobStatus::Cancelled)?;
     super::chains::job_ended(conn, ctx, id, JobStatus::Cancelled, None)
 }
 

@@ -181,6 +181,8 @@ struct Held {
     cancel_requested: bool,
     /// The chain and step index, for a chain step.
     chain: Option<(crate::job::JobId, i64)>,
+    /// The batch, for a job of one.
+    batch: Option<crate::job::JobId>,
 }
 
 /// Checks that `token` is the job's current lease.
@@ -188,7 +190,7 @@ fn held(conn: &Connection, token: &LeaseToken) -> StoreResult<Held> {
     let row = conn
         .prepare_cached(
             "SELECT status, lease_fence, attempt, max_attempts, started_at, lease_worker,
-                    cancel_requested, chain, chain_step
+                    cancel_requested, chain, chain_step, batch
                FROM jobs WHERE id = ?1",
         )?
         .query_row([token.job.as_bytes()], |r| {
@@ -205,6 +207,10 @@ fn held(conn: &Connection, token: &LeaseToken) -> StoreResult<Held> {
                     cancel_requested: r.get(6)?,
                     chain: match r.get::<_, Option<Vec<u8>>>(7)? {
                         Some(_) => Some((job_id(7, r)?, r.get(8)?)),
+                        None => None,
+                    },
+                    batch: match r.get::<_, Option<Vec<u8>>>(9)? {
+                        Some(_) => Some(job_id(9, r)?),
                         None => None,
                     },
                 })
@@ -258,7 +264,7 @@ fn end_run(
     held: Held,
     end: Ending,
 ) -> StoreResult<()> {
-    let chain = held.chain;
+    let (chain, batch) = (held.chain, held.batch);
     let attempt = Attempt {
         attempt: held.attempt,
         at: held.started_at,
@@ -292,6 +298,7 @@ fn end_run(
         .borrow_mut()
         .forget(token.job, token.fence as i64);
     ctx.ended();
+    super::batches::member_ended(conn, ctx, batch, end.status, 1)?;
     super::chains::step_ended(conn, ctx, chain, end.status, result.as_deref())
 }
 
@@ -454,6 +461,7 @@ pub(super) fn reap(conn: &Connection, ctx: &Ctx) -> StoreResult<u64> {
             serde_json::to_string(&entry)?,
         ])?;
         super::chains::job_ended(conn, ctx, *id, status, None)?;
+        super::batches::job_ended(conn, ctx, *id, status)?;
         let (id, worker, attempt) = (*id, worker.clone(), *attempt);
         // Logged once committed: a reap rolled back (a full disk) did not happen.
         ctx.after_commit(move || {

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::job::{Job, JobId, JobStatus, NewJob, RunReport};
+use crate::store::batch::{Batch, NewBatch, StartedBatch};
 use crate::store::chain::Chain;
 use crate::store::{
     Counts, Enqueued, FailAction, HandlerLimit, HostRecord, Lease, LeaseRequest, LeaseToken,
@@ -26,6 +27,7 @@ use crate::store::{
 };
 
 mod admin;
+mod batches;
 mod chains;
 mod codec;
 mod hosts;
@@ -305,6 +307,36 @@ impl Store for SqliteStore {
         self.read(move |c, _| chains::get(c, id)).await
     }
 
+    async fn start_batch(&self, batch: NewBatch) -> StoreResult<StartedBatch> {
+        let prepared = crate::store::batch::prepare(&batch).map_err(StoreError::Invalid)?;
+        let (id, head) = (prepared.id, Arc::new(prepared.head));
+        let mut jobs = Vec::with_capacity(head.total as usize);
+        // One operation per chunk: each commits whole, and other writers
+        // (workers completing the first chunk's jobs) get turns in between.
+        for (i, chunk) in prepared.chunks.into_iter().enumerate() {
+            jobs.extend(chunk.iter().map(|(job, _)| *job));
+            let head = head.clone();
+            self.writer
+                .call(move |c, ctx| batches::add_chunk(c, ctx, id, &head, i == 0, &chunk))
+                .await?;
+        }
+        Ok(StartedBatch {
+            batch: self.get_batch(id).await?,
+            jobs,
+        })
+    }
+
+    async fn get_batch(&self, id: JobId) -> StoreResult<Batch> {
+        self.read(move |c, _| batches::get(c, id)).await
+    }
+
+    async fn cancel_batch(&self, id: JobId) -> StoreResult<Batch> {
+        self.writer
+            .call(move |c, ctx| batches::cancel(c, ctx, id))
+            .await?;
+        self.get_batch(id).await
+    }
+
     async fn terminate(&self, id: JobId) -> StoreResult<Termination> {
         self.writer
             .call(move |c, ctx| terminate::terminate(c, ctx, id))
@@ -416,7 +448,7 @@ impl Store for SqliteStore {
     async fn purge_queue(&self, queue: &str) -> StoreResult<u64> {
         let queue = queue.to_owned();
         self.writer
-            .call(move |c, _| admin::purge_queue(c, &queue))
+            .call(move |c, ctx| admin::purge_queue(c, ctx, &queue))
             .await
     }
 
@@ -496,11 +528,13 @@ impl Store for SqliteStore {
             total.idempotency_keys += step.idempotency_keys;
             total.ticks += step.ticks;
             total.chains += step.chains;
+            total.batches += step.batches;
             let full = admin::SWEEP_STEP as u64;
             if step.jobs < full
                 && step.idempotency_keys < full
                 && step.ticks < full
                 && step.chains < full
+                && step.batches < full
             {
                 break;
             }

@@ -20,7 +20,7 @@ use crate::store::{StoreError, StoreResult};
 /// 6 `jobs.attempt_base` and `jobs.schedule`, version 7 the `job_counts`
 /// table its triggers keep, version 8 the deployed plugins, version 9
 /// `jobs.cancel_requested`, `jobs.unique_key` and the chains, version 10
-/// the flow limits (`handler_limits`).
+/// the flow limits (`handler_limits`), version 11 the batches.
 pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: jobs, idempotency keys, queues.
     "
@@ -213,6 +213,28 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         next_start INTEGER NOT NULL               -- µs, the store's time
     ) WITHOUT ROWID;
     CREATE INDEX jobs_running_by_handler ON jobs (handler) WHERE status = 'running';
+    ",
+    // 11: batches, whose jobs name them; the counters move in the commit
+    // that ends a job, which also enqueues a callback whose time came.
+    "
+    ALTER TABLE jobs ADD COLUMN batch BLOB;
+    CREATE INDEX jobs_batch ON jobs (batch, status) WHERE batch IS NOT NULL;
+    CREATE TABLE batches (
+        id             BLOB    NOT NULL PRIMARY KEY,
+        head           TEXT    NOT NULL,              -- JSON: handler, queue, callbacks
+        total          INTEGER NOT NULL,
+        enqueued       INTEGER NOT NULL DEFAULT 0,
+        succeeded      INTEGER NOT NULL DEFAULT 0,
+        dead           INTEGER NOT NULL DEFAULT 0,
+        cancelled      INTEGER NOT NULL DEFAULT 0,
+        purged         INTEGER NOT NULL DEFAULT 0,    -- dead jobs purged from the DLQ
+        complete_fired INTEGER NOT NULL DEFAULT 0,
+        success_fired  INTEGER NOT NULL DEFAULT 0,
+        created_at     INTEGER NOT NULL,
+        finished_at    INTEGER
+    ) WITHOUT ROWID;
+    CREATE INDEX batches_finished ON batches (finished_at)
+        WHERE finished_at IS NOT NULL AND dead = purged;
     ",
 ];
 

@@ -24,6 +24,7 @@ pub(super) fn terminate(conn: &Connection, ctx: &Ctx, id: JobId) -> StoreResult<
     if cancelled == 1 {
         ctx.ended();
         super::chains::job_ended(conn, ctx, id, JobStatus::Cancelled, None)?;
+        super::batches::job_ended(conn, ctx, id, JobStatus::Cancelled)?;
         return Ok(Termination::Cancelled);
     }
     if stored_status(conn, id)? != JobStatus::Running {

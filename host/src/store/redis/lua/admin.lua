@@ -16,6 +16,7 @@ local function fresh_budget(id, key)
     'max', s(attempt + tonumber(j[5]) - tonumber(j[6])), 'base', s(attempt))
   redis.call('ZADD', k_ready(j[1], j[2], j[3]), s(now), id)
   chain_job_revived(id)
+  batch_job_revived(id)
 end
 
 if mode == 'cancel' or mode == 'dlq_retry' then
@@ -31,6 +32,7 @@ if mode == 'cancel' or mode == 'dlq_retry' then
     redis.call('HSET', key, 'finished', s(now))
     redis.call('ZADD', K_FINISHED, s(now), id)
     chain_job_ended(now, id, 'cancelled')
+    batch_job_ended(now, id, 'cancelled')
     signal('e')
   else
     if st ~= 'dead' then return { 'wrong', st } end
@@ -59,11 +61,18 @@ for _, id in ipairs(ids) do
   local j = redis.call('HMGET', key, 'status', 'queue')
   if mode == 'purge' then
     if j[1] == 'scheduled' or j[1] == 'pending' or j[1] == 'retrying' then
+      -- A purged job of a batch counts as cancelled, so the batch can end.
+      batch_job_ended(now, id, 'cancelled')
       remove_job(id)
       n = n + 1
     end
   elseif j[1] == 'dead' and (queue == '' or j[2] == queue) then
-    if mode == 'dlq_purge' then remove_job(id) else fresh_budget(id, key) end
+    if mode == 'dlq_purge' then
+      batch_job_purged(id)
+      remove_job(id)
+    else
+      fresh_budget(id, key)
+    end
     n = n + 1
   end
 end

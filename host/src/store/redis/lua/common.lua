@@ -189,6 +189,13 @@ local function enqueue_one(now, ttl, base)
   return id, 1
 end
 
+-- A JSON object's text (`payload`) with the member `first` (raw JSON
+-- text: `"name":value`) spliced in front of its own members.
+local function with_first(first, payload)
+  if payload == '{}' then return '{' .. first .. '}' end
+  return '{' .. first .. ',' .. string.sub(payload, 2)
+end
+
 -- Chains: a hash per chain (status, steps JSON, created, finished); each
 -- step's job carries 'chain' and 'cstep' (0-based).
 local function k_chain(id) return P .. 'chain:' .. id end
@@ -215,13 +222,7 @@ local function chain_job_ended(now, id, status, result)
     local steps = cjson.decode(redis.call('HGET', k_chain(c), 'steps'))
     local nxt = steps[n + 2]
     if nxt then
-      local payload
-      if nxt.payload == '{}' then
-        payload = '{"previous":' .. result .. '}'
-      else
-        payload = '{"previous":' .. result .. ',' .. string.sub(nxt.payload, 2)
-      end
-      add_chain_step(now, c, steps, n + 1, payload)
+      add_chain_step(now, c, steps, n + 1, with_first('"previous":' .. result, nxt.payload))
       return
     end
     ended = 'succeeded'
@@ -240,6 +241,83 @@ end
 local function chain_job_revived(id)
   local c = redis.call('HGET', k_job(id), 'chain')
   if c and c ~= '' then redis.call('HSET', k_chain(c), 'status', 'running', 'finished', '') end
+end
+
+-- Batches: a hash per batch (head JSON, total, enqueued, the succeeded,
+-- dead and cancelled counters, the callbacks' fired flags, created,
+-- finished) and a set of its unfinished jobs; each job carries 'batch'.
+local function k_batch(id) return P .. 'batch:' .. id end
+local function k_batch_open(id) return P .. 'batch_open:' .. id end
+-- Finished batches none of whose dead jobs is left in the DLQ ('dead'
+-- equals 'purged'), by finish time, for the sweep.
+local K_BATCHES_DONE = P .. 'batches_done'
+
+-- Enqueues a batch callback (stored like a chain step) under its fixed id,
+-- the batch id spliced in front of its payload.
+local function fire_batch_callback(now, b, cb)
+  add_job(now, cb.job, cb.queue, cb.handler, with_first('"batch":"' .. b .. '"', cb.payload),
+    tostring(cb.priority), now, tostring(cb.max_attempts), '', '')
+  signal('w')
+end
+
+-- Marks a batch finished once every job is, and enqueues the callbacks
+-- that became due and were not fired yet.
+local function batch_settle(now, b)
+  local f = redis.call('HMGET', k_batch(b), 'total', 'succeeded', 'dead', 'cancelled', 'finished',
+    'cfired', 'sfired', 'head', 'purged')
+  if not f[1] then return end
+  local total, ok, dead = tonumber(f[1]), tonumber(f[2]), tonumber(f[3])
+  if ok + dead + tonumber(f[4]) < total then return end
+  if f[5] == '' then
+    redis.call('HSET', k_batch(b), 'finished', s(now))
+    if dead == tonumber(f[9] or 0) then redis.call('ZADD', K_BATCHES_DONE, s(now), b) end
+  end
+  local head = cjson.decode(f[8])
+  if f[6] == '0' and type(head.on_complete) == 'table' then
+    fire_batch_callback(now, b, head.on_complete)
+    redis.call('HSET', k_batch(b), 'cfired', '1')
+  end
+  if f[7] == '0' and ok == total and type(head.on_success) == 'table' then
+    fire_batch_callback(now, b, head.on_success)
+    redis.call('HSET', k_batch(b), 'sfired', '1')
+  end
+end
+
+-- Counts `n` jobs of batch `b` reaching final `status`.
+local function batch_count(now, b, status, n)
+  if redis.call('EXISTS', k_batch(b)) == 0 then return end
+  redis.call('HINCRBY', k_batch(b), status, n)
+  batch_settle(now, b)
+end
+
+-- Counts job `id`'s end in its batch (`b`, or read from the job).
+local function batch_job_ended(now, id, status, b)
+  if b == nil then b = redis.call('HGET', k_job(id), 'batch') end
+  if not b or b == '' then return end
+  redis.call('SREM', k_batch_open(b), id)
+  batch_count(now, b, status, 1)
+end
+
+-- A dead job of a batch went back to its queue: unfinished again.
+local function batch_job_revived(id)
+  local b = redis.call('HGET', k_job(id), 'batch')
+  if not b or b == '' or redis.call('EXISTS', k_batch(b)) == 0 then return end
+  redis.call('SADD', k_batch_open(b), id)
+  redis.call('HINCRBY', k_batch(b), 'dead', -1)
+  redis.call('HSET', k_batch(b), 'finished', '')
+  redis.call('ZREM', K_BATCHES_DONE, b)
+end
+
+-- A dead job of a batch is purged from the DLQ: once none is left there,
+-- a finished batch goes to the sweep.
+local function batch_job_purged(id)
+  local b = redis.call('HGET', k_job(id), 'batch')
+  if not b or b == '' or redis.call('EXISTS', k_batch(b)) == 0 then return end
+  local purged = redis.call('HINCRBY', k_batch(b), 'purged', 1)
+  local f = redis.call('HMGET', k_batch(b), 'dead', 'finished')
+  if tonumber(f[1]) == purged and f[2] and f[2] ~= '' then
+    redis.call('ZADD', K_BATCHES_DONE, f[2], b)
+  end
 end
 
 -- Returns jobs whose lease expired (by the store's time) to their queue, or
@@ -264,10 +342,12 @@ local function reap(now, limit)
       redis.call('HSET', k_job(id), 'finished', s(now))
       redis.call('ZADD', K_FINISHED, s(now), id)
       chain_job_ended(now, id, 'cancelled')
+      batch_job_ended(now, id, 'cancelled')
     elseif attempt >= max then
       set_status(id, q, p, 'running', 'dead')
       redis.call('HSET', k_job(id), 'finished', s(now))
       chain_job_ended(now, id, 'dead')
+      batch_job_ended(now, id, 'dead')
     else
       set_status(id, q, p, 'running', 'retrying')
       redis.call('ZADD', k_ready(q, h, p), s(now), id)

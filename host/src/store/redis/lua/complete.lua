@@ -14,7 +14,7 @@ for i = 0, n - 1 do
   local key = k_job(id)
   -- One read and one write of the hash per run: this is the hot path.
   local j = redis.call('HMGET', key, 'status', 'fence', 'queue', 'prio', 'attempt', 'started',
-    'worker', 'hist', 'chain')
+    'worker', 'hist', 'chain', 'batch')
   if not j[1] then
     out[#out + 1] = 'nf'
   elseif j[1] ~= 'running' or j[2] ~= ARGV[b + 1] then
@@ -43,6 +43,8 @@ for i = 0, n - 1 do
     redis.call('ZADD', K_FINISHED, s(now), id)
     -- A chain step enqueues its successor in the same call.
     if j[9] and j[9] ~= '' then chain_job_ended(now, id, 'succeeded', ARGV[b + 3]) end
+    -- A batch's job counts, and fires the callbacks it makes due.
+    if j[10] and j[10] ~= '' then batch_job_ended(now, id, 'succeeded', j[10]) end
     out[#out + 1] = 'ok'
     done = done + 1
   end

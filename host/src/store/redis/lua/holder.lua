@@ -48,6 +48,7 @@ if at == 'cancel' or (at ~= '' and j[8] == '1') then
   redis.call('HSET', key, 'finished', s(now))
   redis.call('ZADD', K_FINISHED, s(now), id)
   chain_job_ended(now, id, 'cancelled')
+  batch_job_ended(now, id, 'cancelled')
   signal('e')
   return { 'ok', 'cancelled' }
 end
@@ -61,5 +62,6 @@ end
 set_status(id, q, p, 'running', 'dead')
 redis.call('HSET', key, 'finished', s(now))
 chain_job_ended(now, id, 'dead')
+batch_job_ended(now, id, 'dead')
 signal('e')
 return { 'ok', 'dead' }

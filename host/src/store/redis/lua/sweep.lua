@@ -1,6 +1,7 @@
 -- One bounded step of the retention sweep: finished jobs past retention,
 -- idempotency keys past their TTL, schedule ticks past their retention,
--- succeeded and cancelled chains past the jobs' retention.
+-- succeeded and cancelled chains and finished batches without dead jobs
+-- past the jobs' retention.
 -- ARGV: prefix, time, job retention (µs), tick retention (µs), step.
 -- Answers the four counts; the host calls again while any is a full step.
 local now = now_micros()
@@ -23,4 +24,9 @@ for _, c in ipairs(chains) do
   redis.call('DEL', k_chain(c))
   redis.call('ZREM', K_CHAINS_DONE, c)
 end
-return { #jobs, #keys, #ticks, #chains }
+local batches = redis.call('ZRANGEBYSCORE', K_BATCHES_DONE, '-inf', s(now - tonumber(ARGV[3])), 'LIMIT', 0, step)
+for _, b in ipairs(batches) do
+  redis.call('DEL', k_batch(b), k_batch_open(b))
+  redis.call('ZREM', K_BATCHES_DONE, b)
+end
+return { #jobs, #keys, #ticks, #chains, #batches }

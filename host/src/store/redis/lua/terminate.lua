@@ -17,6 +17,7 @@ if mode == 'request' then
     redis.call('HSET', key, 'finished', s(now))
     redis.call('ZADD', K_FINISHED, s(now), id)
     chain_job_ended(now, id, 'cancelled')
+    batch_job_ended(now, id, 'cancelled')
     signal('e')
     return { 'cancelled' }
   end

@@ -1,0 +1,82 @@
+//! Batches on Redis: one script call per chunk of jobs (the first also
+//! makes the batch); the holder, complete, reap, cancel and DLQ scripts
+//! count each job's end and fire the callbacks (`common.lua`).
+
+use super::RedisStore;
+use super::codec::{array, opt_time, text};
+use super::scripts::BATCH;
+use crate::job::JobId;
+use crate::store::batch::{self, Batch, Counters, NewBatch, StartedBatch, StoredBatch};
+use crate::store::{StoreError, StoreResult};
+
+impl RedisStore {
+    /// [`Store::start_batch`](crate::store::Store::start_batch).
+    pub(super) async fn create_batch(&self, batch: NewBatch) -> StoreResult<StartedBatch> {
+        let prepared = batch::prepare(&batch).map_err(StoreError::Invalid)?;
+        let id = prepared.id;
+        let head = serde_json::to_string(&prepared.head)?;
+        let mut jobs = Vec::with_capacity(prepared.head.total as usize);
+        for (i, chunk) in prepared.chunks.into_iter().enumerate() {
+            let mut args = Vec::with_capacity(4 + chunk.len() * 2);
+            args.extend([
+                "add".to_owned(),
+                id.to_string(),
+                if i == 0 { head.clone() } else { String::new() },
+                chunk.len().to_string(),
+            ]);
+            for (job, payload) in chunk {
+                jobs.push(job);
+                args.push(job.to_string());
+                args.push(payload);
+            }
+            let reply = self.run(&BATCH, &args).await?;
+            if text(&array(&reply)?[0])? != "ok" {
+                return Err(StoreError::BatchNotFound(id));
+            }
+            self.signals.apply(b"w");
+        }
+        Ok(StartedBatch {
+            batch: self.read_batch(id).await?,
+            jobs,
+        })
+    }
+
+    /// [`Store::cancel_batch`](crate::store::Store::cancel_batch).
+    pub(super) async fn stop_batch(&self, id: JobId) -> StoreResult<Batch> {
+        let reply = self
+            .run(&BATCH, &["cancel".to_owned(), id.to_string()])
+            .await?;
+        if text(&array(&reply)?[0])? == "nf" {
+            return Err(StoreError::BatchNotFound(id));
+        }
+        self.signals.apply(b"we");
+        self.read_batch(id).await
+    }
+
+    /// [`Store::get_batch`](crate::store::Store::get_batch).
+    pub(super) async fn read_batch(&self, id: JobId) -> StoreResult<Batch> {
+        let reply = self
+            .run(&BATCH, &["get".to_owned(), id.to_string()])
+            .await?;
+        let f = array(&reply)?;
+        if f.len() < 11 {
+            return Err(StoreError::BatchNotFound(id));
+        }
+        let head: StoredBatch = serde_json::from_str(&text(&f[0])?)?;
+        let n = |i: usize| -> StoreResult<u64> { Ok(text(&f[i])?.parse().unwrap_or(0)) };
+        let counters = Counters {
+            total: n(1)?,
+            enqueued: n(2)?,
+            succeeded: n(3)?,
+            dead: n(4)?,
+            cancelled: n(5)?,
+            complete_fired: text(&f[6])? == "1",
+            success_fired: text(&f[7])? == "1",
+            running: n(10)?,
+        };
+        let created = opt_time(&text(&f[8])?)?
+            .ok_or_else(|| StoreError::backend("batch without a creation time"))?;
+        let finished = opt_time(&text(&f[9])?)?;
+        batch::view(id, &head, &counters, created, finished).map_err(StoreError::backend)
+    }
+}

@@ -1,0 +1,81 @@
+-- Batches. ARGV: prefix, time, mode, id, ...
+--   add id head-json ('' after the first chunk) n, then n × (job id, payload)
+--       -> {'ok'}: one chunk of jobs (the first also makes the batch)
+--   get id -> {} when missing, else {head, total, enqueued, succeeded, dead,
+--             cancelled, cfired, sfired, created, finished, running}
+--   cancel id -> {'nf'} | {'ok'}: waiting jobs cancelled, running ones
+--             asked to stop (as terminate.lua)
+local now = now_micros()
+local mode, id = ARGV[3], ARGV[4]
+local kb = k_batch(id)
+
+if mode == 'add' then
+  local head
+  if ARGV[5] ~= '' then
+    head = cjson.decode(ARGV[5])
+    -- A retried call (its reply lost to a dropped connection) adds nothing.
+    if redis.call('EXISTS', kb) == 1 then return { 'ok' } end
+    redis.call('HSET', kb, 'head', ARGV[5], 'total', s(head.total), 'enqueued', 0,
+      'succeeded', 0, 'dead', 0, 'cancelled', 0, 'purged', 0, 'cfired', '0', 'sfired', '0',
+      'created', s(now), 'finished', '')
+  else
+    if redis.call('EXISTS', kb) == 0 then return { 'nf' } end
+    head = cjson.decode(redis.call('HGET', kb, 'head'))
+  end
+  local n = tonumber(ARGV[6])
+  local q, h, p, max = head.queue, head.handler, tostring(head.priority), tostring(head.max_attempts)
+  local added = 0
+  for i = 0, n - 1 do
+    local job, payload = ARGV[7 + i * 2], ARGV[8 + i * 2]
+    if redis.call('EXISTS', k_job(job)) == 0 then
+      add_job(now, job, q, h, payload, p, now, max, '', '')
+      redis.call('HSET', k_job(job), 'batch', id)
+      redis.call('SADD', k_batch_open(id), job)
+      added = added + 1
+    end
+  end
+  redis.call('HINCRBY', kb, 'enqueued', added)
+  if added > 0 then signal('w') end
+  return { 'ok' }
+end
+
+if mode == 'cancel' then
+  if redis.call('EXISTS', kb) == 0 then return { 'nf' } end
+  local cancelled, requested = 0, 0
+  for _, job in ipairs(redis.call('SMEMBERS', k_batch_open(id))) do
+    local key = k_job(job)
+    local j = redis.call('HMGET', key, 'status', 'queue', 'handler', 'prio')
+    local st = j[1]
+    if st == 'scheduled' or st == 'pending' or st == 'retrying' then
+      set_status(job, j[2], j[4], st, 'cancelled')
+      redis.call('ZREM', k_ready(j[2], j[3], j[4]), job)
+      redis.call('HSET', key, 'finished', s(now))
+      redis.call('ZADD', K_FINISHED, s(now), job)
+      redis.call('SREM', k_batch_open(id), job)
+      cancelled = cancelled + 1
+    elseif st == 'running' then
+      redis.call('HSET', key, 'cancel', '1')
+      requested = requested + 1
+    end
+  end
+  if cancelled > 0 then
+    batch_count(now, id, 'cancelled', cancelled)
+    signal('e')
+  end
+  -- Every host's change signal ticks; the ones running them ask.
+  if requested > 0 then signal('w') end
+  return { 'ok' }
+end
+
+-- get
+local f = redis.call('HMGET', kb, 'head', 'total', 'enqueued', 'succeeded', 'dead', 'cancelled',
+  'cfired', 'sfired', 'created', 'finished')
+if not f[1] then return {} end
+-- Running jobs store-wide are few (bounded by the hosts' workers), unlike
+-- a batch's unfinished ones: count those of this batch among them.
+local running = 0
+for _, job in ipairs(redis.call('ZRANGE', k_idx('s', 'running'), 0, -1)) do
+  if redis.call('SISMEMBER', k_batch_open(id), job) == 1 then running = running + 1 end
+end
+f[11] = s(running)
+return f
