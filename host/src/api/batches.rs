@@ -93,13 +93,7 @@ pub async fn start_batch(
         .enqueuer
         .start_batch(req)
         .await
-        .map_err(|(at, e)| {
-            let mut e = ApiError::from(e);
-            if let Some(at) = at {
-                e.message = format!("{at}: {}", e.message);
-            }
-            e
-        })?;
+        .map_err(|(at, e)| ApiError::from(e).at(at))?;
     Ok((StatusCode::CREATED, Json(started)))
 }
 

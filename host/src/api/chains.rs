@@ -79,13 +79,7 @@ pub async fn enqueue_chain(
         .enqueuer
         .enqueue_chain(steps)
         .await
-        .map_err(|(i, e)| {
-            let mut e = ApiError::from(e);
-            if let Some(i) = i {
-                e.message = format!("steps[{i}]: {}", e.message);
-            }
-            e
-        })?;
+        .map_err(|(i, e)| ApiError::from(e).at(i.map(|i| format!("steps[{i}]"))))?;
     Ok((StatusCode::CREATED, Json(chain)))
 }
 

@@ -65,8 +65,16 @@ impl ApiError {
     }
 
     /// The same error about item `i` of a batch.
-    pub fn in_item(mut self, i: usize) -> ApiError {
-        self.message = format!("jobs[{i}]: {}", self.message);
+    pub fn in_item(self, i: usize) -> ApiError {
+        self.at(Some(format!("jobs[{i}]")))
+    }
+
+    /// The same error about one part of the request (`steps[2]`,
+    /// `on_success`), when it names one.
+    pub fn at(mut self, place: Option<impl std::fmt::Display>) -> ApiError {
+        if let Some(place) = place {
+            self.message = format!("{place}: {}", self.message);
+        }
         self
     }
 }

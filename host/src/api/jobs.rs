@@ -173,13 +173,7 @@ pub async fn enqueue_batch(
         .enqueuer
         .enqueue_batch(requests)
         .await
-        .map_err(|(i, e)| {
-            let e = ApiError::from(e);
-            match i {
-                Some(i) => e.in_item(i),
-                None => e,
-            }
-        })?;
+        .map_err(|(i, e)| ApiError::from(e).at(i.map(|i| format!("jobs[{i}]"))))?;
     let mut warnings = Vec::new();
     for queue in &queues {
         warnings.extend(state.services.presence.unserved(queue).await);
