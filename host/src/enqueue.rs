@@ -29,8 +29,10 @@ pub struct EnqueueRequest {
     /// Run no earlier than this instant (exclusive with `delay`).
     pub run_at: Option<DateTime<Utc>>,
     pub idempotency_key: Option<String>,
-    /// Overrides the handler's retry policy's attempt budget.
+    /// Overrides the attempt budget of the job's retry policy.
     pub max_attempts: Option<u32>,
+    /// The job's own retry policy, instead of its handler's.
+    pub retry: Option<crate::config::RetrySettings>,
     /// For a handler with `unique = "while-active"`: the key it is unique
     /// under (default: its payload). Refused for other handlers.
     pub unique_key: Option<String>,
@@ -222,9 +224,21 @@ impl Enqueuer {
         } else {
             None
         };
+        let own = req
+            .retry
+            .as_ref()
+            .map(RetryPolicy::from_settings)
+            .transpose()
+            .map_err(|e| EnqueueError::Invalid(e.to_string()))?;
         let mut job = NewJob::new(req.handler, req.payload)
             .priority(req.priority.unwrap_or(Priority::Normal))
-            .max_attempts(req.max_attempts.unwrap_or(policy.max_attempts()));
+            .max_attempts(policy.max_attempts());
+        if let Some(own) = own {
+            job = job.retry(own);
+        }
+        if let Some(n) = req.max_attempts {
+            job = job.max_attempts(n);
+        }
         if let Some(q) = req.queue {
             job = job.queue(q);
         }
@@ -317,8 +331,10 @@ pub struct BatchRequest {
     pub items: Vec<Value>,
     pub queue: Option<String>,
     pub priority: Option<Priority>,
-    /// Overrides the handler's retry policy's attempt budget.
+    /// Overrides the attempt budget of the jobs' retry policy.
     pub max_attempts: Option<u32>,
+    /// The jobs' own retry policy, instead of their handler's.
+    pub retry: Option<crate::config::RetrySettings>,
     /// Jobs per atomic chunk (default [`crate::store::batch::DEFAULT_CHUNK`]).
     pub chunk: Option<usize>,
     /// Enqueued once when every job has finished.
@@ -353,6 +369,7 @@ impl Enqueuer {
             queue: req.queue.clone(),
             priority: req.priority,
             max_attempts: req.max_attempts,
+            retry: req.retry.clone(),
             ..EnqueueRequest::default()
         };
         let mut items = Vec::with_capacity(req.items.len());
@@ -362,7 +379,7 @@ impl Enqueuer {
                 .prepare(one(item))
                 .map_err(|e| (Some(format!("items[{i}]")), e))?;
             items.push(job.payload);
-            first.get_or_insert((job.queue, job.priority, job.max_attempts));
+            first.get_or_insert((job.queue, job.priority, job.max_attempts, job.retry));
         }
         let callback = |name: &str, cb: Option<EnqueueRequest>| {
             cb.map(|cb| {
@@ -374,12 +391,13 @@ impl Enqueuer {
         };
         let on_complete = callback("on_complete", req.on_complete)?;
         let on_success = callback("on_success", req.on_success)?;
-        let (queue, priority, max_attempts) = first.expect("a batch has items");
+        let (queue, priority, max_attempts, retry) = first.expect("a batch has items");
         let batch = NewBatch {
             handler: req.handler.clone(),
             queue,
             priority,
             max_attempts,
+            retry,
             items,
             chunk: req.chunk.unwrap_or(DEFAULT_CHUNK),
             on_complete,

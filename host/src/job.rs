@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::worker::retry::RetryPolicy;
+
 /// The queue a job goes to when its enqueuer names none.
 pub const DEFAULT_QUEUE: &str = "default";
 
@@ -364,6 +366,11 @@ pub struct Job {
     /// The schedule whose tick enqueued it, if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
+    /// The job's own retry policy, given at enqueue (a chain step's, for
+    /// one); absent, its handler's policy applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub retry: Option<RetryPolicy>,
 }
 
 /// The longest last-error text a [`JobSummary`] carries.
@@ -451,6 +458,10 @@ pub struct NewJob {
     /// `unique = "while-active"`). Scoped by handler like idempotency keys.
     #[serde(default)]
     pub unique_key: Option<String>,
+    /// Replaces the handler's retry policy for this job. Its attempt
+    /// budget is `max_attempts`, whatever the policy says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
 }
 
 impl NewJob {
@@ -466,6 +477,7 @@ impl NewJob {
             idempotency_key: None,
             schedule: None,
             unique_key: None,
+            retry: None,
         }
     }
 
@@ -497,6 +509,22 @@ impl NewJob {
     pub fn max_attempts(mut self, n: u32) -> Self {
         self.max_attempts = n;
         self
+    }
+
+    /// Gives the job its own retry policy, and the policy's attempt budget.
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.max_attempts = policy.max_attempts();
+        self.retry = Some(policy);
+        self
+    }
+
+    /// The stored form of its own retry policy, if it has one.
+    pub fn retry_json(&self) -> Option<String> {
+        self.retry
+            .as_ref()
+            .map(|p| serde_json::to_string(&p.clone().with_max_attempts(self.max_attempts)))
+            .transpose()
+            .expect("a retry policy serializes")
     }
 
     /// Sets the idempotency key.

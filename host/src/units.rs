@@ -108,6 +108,22 @@ pub mod serde_units {
         }
     }
 
+    /// A list of durations, each written as [`duration`] writes one.
+    pub mod durations {
+        use super::*;
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+            Vec::<String>::deserialize(d)?
+                .iter()
+                .map(|t| crate::schedule::parse_duration(t).map_err(D::Error::custom))
+                .collect()
+        }
+
+        pub fn serialize<S: Serializer>(v: &[Duration], s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(v.iter().map(|d| super::super::format_duration(*d)))
+        }
+    }
+
     pub mod option_duration {
         use super::*;
 

@@ -81,7 +81,8 @@ fn jobs_endpoints_enqueue_read_wait_list_and_cancel() {
         "/api/v1/jobs/batch",
         Some(ENQ),
         &json!({"jobs": [
-            {"handler": "hello", "payload": {"name": "b1"}, "queue": "bulk", "priority": "low"},
+            {"handler": "hello", "payload": {"name": "b1"}, "queue": "bulk", "priority": "low",
+             "retry": {"base": "2s", "factor": 3, "max_attempts": 4, "jitter": 0}},
             {"handler": "hello", "payload": {"name": "b2"}, "queue": "bulk", "delay": "1h"},
         ]}),
     );
@@ -91,6 +92,21 @@ fn jobs_endpoints_enqueue_read_wait_list_and_cancel() {
         (Some(2), Some(2))
     );
     let delayed = r.json()["ids"][1].as_str().unwrap().to_string();
+    // A job's own retry policy is kept with it, with its budget.
+    let own = server
+        .get(
+            &format!("/api/v1/jobs/{}", r.json()["ids"][0].as_str().unwrap()),
+            Some(READ),
+        )
+        .json();
+    assert_eq!(
+        (&own["retry"], &own["max_attempts"]),
+        (
+            &json!({"kind": "exponential", "max_attempts": 4, "base": "2s", "factor": 3.0, "max_delay": "1h", "jitter": 0.0}),
+            &json!(4)
+        ),
+        "{own}"
+    );
 
     let page = server
         .get("/api/v1/jobs?queue=bulk&limit=1", Some(READ))
@@ -609,6 +625,10 @@ fn bad_input_gets_a_precise_4xx_and_changes_nothing() {
         ("/api/v1/jobs", r#"{"handler": "hello", "delay": "5s", "run_at": "2030-01-01T00:00:00Z"}"#.into(), 400, "bad_request", "not both"),
         ("/api/v1/jobs", r#"{"handler": "hello", "queue": "no spaces"}"#.into(), 400, "bad_request", "queue name"),
         ("/api/v1/jobs", r#"{"handler": "hello", "run_at": "tomorrow 9am"}"#.into(), 400, "bad_request", "is not an RFC 3339 time such as 2026-01-31T09:00:00Z"),
+        ("/api/v1/jobs", r#"{"handler": "hello", "retry": {"delays": ["1s"], "base": "2s"}}"#.into(), 400, "bad_request", "retry: give either `delays` or `base`"),
+        ("/api/v1/jobs", r#"{"handler": "hello", "retry": {"factor": 0.5}}"#.into(), 400, "bad_request", "factor must be between 1 and 100"),
+        ("/api/v1/jobs", r#"{"handler": "hello", "retry": {"backoff": "fast"}}"#.into(), 400, "invalid_request", "backoff"),
+        ("/api/v1/jobs", r#"{"handler": "hello", "retry": {"max_attempts": 0}}"#.into(), 400, "bad_request", "max_attempts must be at least 1"),
         ("/api/v1/jobs/batch", json!({"jobs": (0..4).map(|_| json!({"handler": "hello"})).collect::<Vec<_>>()}).to_string(), 400, "batch_too_large", "limit is 3"),
         ("/api/v1/jobs/batch", json!({"jobs": [{"handler": "hello"}, {"handler": "nope"}]}).to_string(), 404, "unknown_handler", "jobs[1]"),
         ("/api/v1/schedules", r#"{"name": "s", "schedule": "61 * * * *", "handler": "hello"}"#.into(), 400, "bad_request", "minute"),

@@ -1,7 +1,8 @@
 //! Chains of jobs on a real `serve` (`POST /api/v1/chains`, `taskhost
 //! chain`): the seed's `validate_order → process_payment →
 //! send_confirmation`, results flowing under `previous` in order; a
-//! failing middle step stops the chain and its DLQ retry resumes it.
+//! failing middle step stops the chain and its DLQ retry resumes it; a
+//! step's own retry policy replaces its handler's.
 
 use serde_json::{Value, json};
 
@@ -10,10 +11,13 @@ use crate::support::{TestHost, stderr, stdout};
 
 /// A host whose `decl_probe` provides the seed's handler names; each
 /// echoes its payload as its result.
+/// `process_payment`'s own policy waits an hour between attempts, so a
+/// step that finishes its retries in seconds used the step's policy.
 fn host() -> TestHost {
     TestHost::new(
         "[workers]\nqueues = { default = 4 }\n\
-         [plugins.decl_probe]\nsettings = { declare = \"list:validate_order,process_payment,send_confirmation\" }\n",
+         [plugins.decl_probe]\nsettings = { declare = \"list:validate_order,process_payment,send_confirmation\" }\n\
+         [handlers.process_payment]\nretry = { delays = [\"1h\"], max_attempts = 5 }\n",
     )
 }
 
@@ -114,6 +118,64 @@ fn a_dead_middle_step_fails_the_chain_and_its_dlq_retry_resumes_it() {
 }
 
 #[test]
+fn a_steps_own_retry_policy_replaces_its_handlers() {
+    let host = host();
+    let api = Server::start(&host);
+    // Attempts 1 and 2 fail retryably; the step waits 200 ms, then 400 ms
+    // (its policy), not the handler's hour.
+    let body = json!({"steps": [
+        {"handler": "validate_order", "payload": {"order_id": "o-3"}},
+        {"handler": "process_payment", "payload": {"retry_until_attempt": 3},
+         "retry": {"delays": ["200ms", "400ms"]}},
+        {"handler": "send_confirmation"},
+    ]});
+    let r = api.post("/api/v1/chains", None, &body);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let chain = wait(&api, r.json()["id"].as_str().unwrap());
+    assert_eq!(chain["status"], "succeeded", "{chain}");
+    let payment = job(&api, &chain["steps"][1]["job"]);
+    assert_eq!(
+        payment["retry"],
+        json!({"kind": "delays", "max_attempts": 3, "delays": ["200ms", "400ms"]})
+    );
+    let runs = payment["attempts"].as_array().unwrap();
+    let outcomes: Vec<&str> = runs
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["retryable", "retryable", "success"], "{payment}");
+    // Each retry started no sooner than its delay after the run before.
+    let at =
+        |i: usize| chrono::DateTime::parse_from_rfc3339(runs[i]["at"].as_str().unwrap()).unwrap();
+    for (i, min_ms) in [(1, 200), (2, 400)] {
+        let gap = at(i) - at(i - 1);
+        assert!(gap.num_milliseconds() >= min_ms, "retry {i} after {gap}");
+    }
+    // The same policy's budget ends a step that never recovers.
+    let body = json!({"steps": [
+        {"handler": "process_payment", "payload": {"retry_until_attempt": 99},
+         "retry": {"delays": ["100ms"], "max_attempts": 2}},
+        {"handler": "send_confirmation"},
+    ]});
+    let chain = wait(
+        &api,
+        api.post("/api/v1/chains", None, &body).json()["id"]
+            .as_str()
+            .unwrap(),
+    );
+    assert_eq!(chain["status"], "failed", "{chain}");
+    assert_eq!(statuses(&chain), ["dead", "cancelled"]);
+    assert_eq!(
+        job(&api, &chain["steps"][0]["job"])["attempts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    api.stop();
+}
+
+#[test]
 fn cancelling_a_chain_stops_its_running_step_and_the_rest_never_run() {
     let host = host();
     let api = Server::start(&host);
@@ -159,6 +221,16 @@ fn bad_chains_are_refused_and_the_cli_makes_one() {
             json!({"steps": [{"handler": "validate_order", "payload": [1]}]}),
             400,
             "JSON object",
+        ),
+        (
+            json!({"steps": [{"handler": "validate_order"}, {"handler": "send_confirmation", "retry": {"delays": []}}]}),
+            400,
+            "steps[1]: retry: `delays` is empty",
+        ),
+        (
+            json!({"steps": [{"handler": "validate_order", "retry": {"delays": ["soon"]}}]}),
+            400,
+            "soon",
         ),
     ];
     for (body, code, says) in cases {

@@ -215,6 +215,29 @@ def test_chain_runs_its_steps_in_order_passing_results_on(jobs: SyncJobManager) 
         jobs.chain([("validate_order", ("x",), {})])
 
 
+def test_a_job_and_a_chain_step_keep_their_own_retry_policy(jobs: SyncJobManager) -> None:
+    policy = {"delays": [timedelta(milliseconds=100)], "max_attempts": 3}
+    job_id = jobs.enqueue("send_email", retry=policy, to="ada", retry_until_attempt=2)
+    assert jobs.wait_for(job_id, timeout=30).status == TaskStatus.SUCCEEDED
+    job = jobs.get_job(job_id)
+    assert job.retry == {"kind": "delays", "max_attempts": 3, "delays": ["100ms"]}
+    assert [a.outcome for a in job.attempts] == ["retryable", "success"]
+    ids = jobs.chain(
+        [
+            ("validate_order", (), {"order_id": "r-1"}),
+            ("process_payment", (), {}, {"retry": {"base": "50ms", "factor": 2, "jitter": 0}, "max_attempts": 2}),
+        ]
+    )
+    assert _wait_for_step(jobs, ids[1]).status == TaskStatus.SUCCEEDED
+    step = jobs.get_job(ids[1])
+    assert step.retry is not None and step.retry["kind"] == "exponential"
+    assert (step.retry["base"], step.max_attempts) == ("50ms", 2)
+    with pytest.raises(ValueError, match="unknown key"):
+        jobs.enqueue("send_email", retry={"tries": 3})
+    with pytest.raises(ValueError, match="unknown option"):
+        jobs.chain([("validate_order", (), {}, {"timeout": 5})])
+
+
 # Bad input.
 
 

@@ -39,6 +39,45 @@ export interface EnqueueOptions {
   queue?: string;
   idempotencyKey?: string;
   maxAttempts?: number;
+  /** The job's own retry policy instead of its handler's. */
+  retry?: RetryPolicy;
+}
+
+/**
+ * A job's own retry policy, as the host's config writes one: `delays` (one retry each), or exponential
+ * back-off from `base` times `factor` up to `maxDelay`, spread by `jitter`; spans in milliseconds.
+ */
+export interface RetryPolicy {
+  maxAttempts?: number;
+  delaysMs?: number[];
+  baseMs?: number;
+  factor?: number;
+  maxDelayMs?: number;
+  jitter?: number;
+}
+
+/** A retry policy as the API takes it. */
+function retryBody(r: RetryPolicy): Record<string, unknown> {
+  const known = ["maxAttempts", "delaysMs", "baseMs", "factor", "maxDelayMs", "jitter"];
+  const unknown = Object.keys(r).filter((k) => !known.includes(k));
+  if (unknown.length > 0) throw new RangeError(`retry: unknown key(s) ${unknown.join(", ")}; the keys are ${known.join(", ")}`);
+  const body: Record<string, unknown> = {};
+  if (r.maxAttempts !== undefined) body.max_attempts = r.maxAttempts;
+  if (r.delaysMs !== undefined) body.delays = r.delaysMs.map(formatDuration);
+  if (r.baseMs !== undefined) body.base = formatDuration(r.baseMs);
+  if (r.factor !== undefined) body.factor = r.factor;
+  if (r.maxDelayMs !== undefined) body.max_delay = formatDuration(r.maxDelayMs);
+  if (r.jitter !== undefined) body.jitter = r.jitter;
+  return body;
+}
+
+/** Where and how a chain step runs. */
+export interface StepOptions {
+  priority?: JobPriority | PriorityName;
+  queue?: string;
+  maxAttempts?: number;
+  /** The step's own retry policy instead of its handler's. */
+  retry?: RetryPolicy;
 }
 
 export interface ScheduleOptions {
@@ -68,6 +107,8 @@ export interface StartBatchOptions {
   priority?: JobPriority | PriorityName;
   queue?: string;
   maxAttempts?: number;
+  /** The jobs' own retry policy instead of their handler's. */
+  retry?: RetryPolicy;
   /** Enqueued once every job of the batch has finished (succeeded, dead or cancelled). */
   onComplete?: BatchCallback;
   /** Enqueued once every job of the batch has succeeded. */
@@ -80,8 +121,10 @@ export interface StartedBatch {
   jobs: string[];
 }
 
-/** A chain step as the seed writes it: handler, positional args, keyword args. */
-export type ChainStep = [handler: string, args: unknown[], kwargs: Payload];
+/** A chain step as the seed writes it: handler, positional args, keyword args; optionally its options. */
+export type ChainStep =
+  | [handler: string, args: unknown[], kwargs: Payload]
+  | [handler: string, args: unknown[], kwargs: Payload, options: StepOptions];
 
 type JobBody = Record<string, unknown>;
 
@@ -108,6 +151,7 @@ export class JobManager {
     if (o.queue !== undefined) body.queue = o.queue;
     if (o.delayMs !== undefined) body.delay = formatDuration(o.delayMs);
     if (o.maxAttempts !== undefined) body.max_attempts = o.maxAttempts;
+    if (o.retry !== undefined) body.retry = retryBody(o.retry);
     return body;
   }
 
@@ -214,11 +258,21 @@ export class JobManager {
    */
   async chain(steps: ChainStep[]): Promise<string[]> {
     const body = steps.map((step, i) => {
-      if (!Array.isArray(step) || step.length !== 3) throw new RangeError(`chain step ${i} must be [handler, args, kwargs]`);
+      if (!Array.isArray(step) || (step.length !== 3 && step.length !== 4)) {
+        throw new RangeError(`chain step ${i} must be [handler, args, kwargs] or [handler, args, kwargs, options]`);
+      }
       const [handler, args, payload] = step;
+      const options: StepOptions = step[3] ?? {};
       if (args.length > 0) throw new RangeError(`chain step ${i}: positional args are not supported; pass the payload as kwargs`);
+      const unknown = Object.keys(options).filter((k) => !["priority", "queue", "maxAttempts", "retry"].includes(k));
+      if (unknown.length > 0) throw new RangeError(`chain step ${i}: unknown option(s) ${unknown.join(", ")}`);
       encode(`chain step ${i} (${JSON.stringify(handler)})`, payload);
-      return { handler, payload };
+      const body: Record<string, unknown> = { handler, payload };
+      if (options.priority !== undefined) body.priority = priorityName(options.priority);
+      if (options.queue !== undefined) body.queue = options.queue;
+      if (options.maxAttempts !== undefined) body.max_attempts = options.maxAttempts;
+      if (options.retry !== undefined) body.retry = retryBody(options.retry);
+      return body;
     });
     const answer = await this.t.send<{ steps: { job: string }[] }>({ method: "POST", path: "/api/v1/chains", body: { steps: body } });
     return answer.steps.map((s) => s.job);
@@ -246,6 +300,7 @@ export class JobManager {
     if (options.priority !== undefined) body.priority = priorityName(options.priority);
     if (options.queue !== undefined) body.queue = options.queue;
     if (options.maxAttempts !== undefined) body.max_attempts = options.maxAttempts;
+    if (options.retry !== undefined) body.retry = retryBody(options.retry);
     const callback = (name: string, cb: BatchCallback) => {
       const c = typeof cb === "string" ? { handler: cb, payload: {} } : { handler: cb.handler, payload: cb.payload ?? {} };
       encode(`${name} (${JSON.stringify(c.handler)})`, c.payload);

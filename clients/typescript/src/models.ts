@@ -78,7 +78,14 @@ export interface Job {
   result: unknown;
   idempotency_key: string | null;
   schedule?: string;
+  /** The job's own retry policy as the host resolved it; absent when its handler's applies. */
+  retry?: ResolvedRetryPolicy;
 }
+
+/** A retry policy as the host shows it, spans written as the config writes them (`"1m"`). */
+export type ResolvedRetryPolicy =
+  | { kind: "delays"; max_attempts: number; delays: string[] }
+  | { kind: "exponential"; max_attempts: number; base: string; factor: number; max_delay: string; jitter: number };
 
 /** A job as a list shows it (`GET /jobs`): no payload or result. */
 export interface JobSummary {

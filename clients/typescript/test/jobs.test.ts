@@ -243,6 +243,35 @@ test("a chain runs its steps in order, passing each result on", async () => {
   await assert.rejects(jobs.chain([["validate_order", ["x"], {}]]), RangeError);
 });
 
+test("a job and a chain step keep their own retry policy", async () => {
+  const id = await jobs.enqueue("send_email", { to: "ada", retry_until_attempt: 2 }, { retry: { delaysMs: [100], maxAttempts: 3 } });
+  assert.equal((await jobs.waitFor(id, 30_000)).status, TaskStatus.SUCCEEDED);
+  const job = await jobs.getJob(id);
+  assert.deepEqual(job.retry, { kind: "delays", max_attempts: 3, delays: ["100ms"] });
+  assert.deepEqual(
+    job.attempts.map((a) => a.outcome),
+    ["retryable", "success"],
+  );
+  const ids = await jobs.chain([
+    ["validate_order", [], { order_id: "r-ts" }],
+    ["process_payment", [], {}, { retry: { baseMs: 50, factor: 2, jitter: 0 }, maxAttempts: 2 }],
+  ]);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      assert.equal((await jobs.waitFor(ids[1], 30_000)).status, TaskStatus.SUCCEEDED);
+      break;
+    } catch (e) {
+      if (!(e instanceof NotFound) || Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  const step = await jobs.getJob(ids[1]);
+  assert.equal(step.retry?.kind, "exponential");
+  assert.equal(step.max_attempts, 2);
+  await assert.rejects(jobs.enqueue("send_email", {}, { retry: { tries: 3 } as never }), RangeError);
+});
+
 test("an unknown handler is refused with the host's message", async () => {
   const e = await rejects(jobs.enqueue("no_such_handler", { x: 1 }), UnknownHandler);
   assert.equal(e.status, 404);

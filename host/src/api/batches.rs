@@ -13,6 +13,7 @@ use super::auth::{Admin, Authorized, Enqueue, Read};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiQuery};
 use super::jobs::parse_id;
+use crate::config::RetrySettings;
 use crate::enqueue::{BatchRequest, EnqueueRequest};
 use crate::job::Priority;
 use crate::store::batch::{Batch, StartedBatch};
@@ -26,8 +27,10 @@ pub struct StartBatchBody {
     pub items: Vec<Value>,
     pub queue: Option<String>,
     pub priority: Option<Priority>,
-    /// Each job's attempt budget (default: the handler's retry policy).
+    /// Each job's attempt budget (default: the retry policy's).
     pub max_attempts: Option<u32>,
+    /// The jobs' own retry policy instead of their handler's.
+    pub retry: Option<RetrySettings>,
     /// Jobs written per atomic chunk (default 1,000).
     pub batch_size: Option<usize>,
     /// A job enqueued once when every job of the batch has finished
@@ -48,6 +51,8 @@ pub struct BatchCallbackBody {
     pub queue: Option<String>,
     pub priority: Option<Priority>,
     pub max_attempts: Option<u32>,
+    /// The callback's own retry policy instead of its handler's.
+    pub retry: Option<RetrySettings>,
 }
 
 fn empty_object() -> Value {
@@ -62,6 +67,7 @@ impl BatchCallbackBody {
             queue: self.queue,
             priority: self.priority,
             max_attempts: self.max_attempts,
+            retry: self.retry,
             ..EnqueueRequest::default()
         }
     }
@@ -84,6 +90,7 @@ pub async fn start_batch(
         queue: body.queue,
         priority: body.priority,
         max_attempts: body.max_attempts,
+        retry: body.retry,
         chunk: body.batch_size,
         on_complete: body.on_complete.map(BatchCallbackBody::into_request),
         on_success: body.on_success.map(BatchCallbackBody::into_request),

@@ -13,6 +13,7 @@ use super::auth::{Admin, Authorized, Enqueue, Read};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiQuery};
 use super::jobs::parse_id;
+use crate::config::RetrySettings;
 use crate::enqueue::EnqueueRequest;
 use crate::job::Priority;
 use crate::store::StoreError;
@@ -38,8 +39,10 @@ pub struct ChainStepBody {
     pub payload: Value,
     pub queue: Option<String>,
     pub priority: Option<Priority>,
-    /// The step's attempt budget (default: its handler's retry policy).
+    /// The step's attempt budget (default: its retry policy's).
     pub max_attempts: Option<u32>,
+    /// The step's own retry policy instead of its handler's.
+    pub retry: Option<RetrySettings>,
 }
 
 fn empty_object() -> Value {
@@ -71,6 +74,7 @@ pub async fn enqueue_chain(
             queue: s.queue,
             priority: s.priority,
             max_attempts: s.max_attempts,
+            retry: s.retry,
             ..EnqueueRequest::default()
         })
         .collect();

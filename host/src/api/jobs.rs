@@ -12,6 +12,7 @@ use super::ApiState;
 use super::auth::{Admin, Authorized, Enqueue, Read};
 use super::error::{ApiError, ErrorBody};
 use super::extract::{ApiJson, ApiQuery};
+use crate::config::RetrySettings;
 use crate::enqueue::EnqueueRequest;
 use crate::job::{Job, JobId, JobStatus, Priority};
 use crate::store::{ListQuery, SummaryPage};
@@ -33,7 +34,11 @@ pub struct EnqueueBody {
     pub run_at: Option<String>,
     /// A repeat within the key's TTL answers 200 with the original id.
     pub idempotency_key: Option<String>,
+    /// The attempt budget (default: the retry policy's).
     pub max_attempts: Option<u32>,
+    /// The job's own retry policy instead of its handler's: `delays`, or
+    /// exponential `base`/`factor`/`max_delay`/`jitter`, as in the config.
+    pub retry: Option<RetrySettings>,
     /// Only for a handler configured `unique = "while-active"` (400
     /// otherwise): the key it is unique under, default its payload. While
     /// a job of the handler with this key is scheduled, pending, running or
@@ -79,6 +84,7 @@ impl EnqueueBody {
             run_at,
             idempotency_key: self.idempotency_key,
             max_attempts: self.max_attempts,
+            retry: self.retry,
             unique_key: self.unique_key,
         })
     }

@@ -86,6 +86,8 @@ impl Host for JobState {
             run_at: None,
             idempotency_key: request.idempotency_key,
             max_attempts: request.max_attempts,
+            // The WIT has no retry policy: the handler's applies.
+            retry: None,
             // The WIT has no unique key (yet): a unique handler's job from
             // a plugin is unique under its payload.
             unique_key: None,
@@ -228,6 +230,7 @@ impl JobState {
             queue: request.queue,
             priority: priority(request.priority),
             max_attempts: request.max_attempts,
+            retry: None,
             chunk: None,
             on_complete,
             on_success,

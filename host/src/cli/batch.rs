@@ -42,6 +42,9 @@ pub struct StartArgs {
     priority: Option<Priority>,
     #[arg(long)]
     max_attempts: Option<u32>,
+    /// The jobs' own retry policy, JSON (as `taskhost enqueue --retry`).
+    #[arg(long)]
+    retry: Option<String>,
     /// A job enqueued once every job has finished: `{"handler": …,
     /// "payload": {…}}` (the payload gets the batch id under `batch`).
     #[arg(long)]
@@ -104,6 +107,7 @@ pub async fn execute(config: Arc<Config>, cmd: BatchCmd) -> anyhow::Result<ExitC
                 queue: args.queue.clone(),
                 priority: args.priority,
                 max_attempts: args.max_attempts,
+                retry: super::jobs::parse_retry(&args.retry)?,
                 chunk: args.batch_size,
                 on_complete: callback("on-complete", &args.on_complete)?
                     .map(Callback::into_request),
@@ -163,6 +167,7 @@ pub async fn execute_remote(remote: &Remote, cmd: BatchCmd) -> anyhow::Result<Ex
                 "queue": args.queue,
                 "priority": args.priority,
                 "max_attempts": args.max_attempts,
+                "retry": super::jobs::parse_retry(&args.retry)?,
                 "batch_size": args.batch_size,
                 "on_complete": parse("on-complete", &args.on_complete)?,
                 "on_success": parse("on-success", &args.on_success)?,

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::BadInput;
 use super::remote::Remote;
-use crate::config::Config;
+use crate::config::{Config, RetrySettings};
 use crate::enqueue::{EnqueueError, EnqueueRequest};
 use crate::job::Priority;
 use crate::services::Services;
@@ -20,7 +20,8 @@ use crate::store::chain::Chain;
 pub struct ChainArgs {
     /// The steps, a JSON array: `[{"handler": "validate_order", "payload":
     /// {...}}, {"handler": "process_payment"}]` (each may also give
-    /// `queue`, `priority` and `max_attempts`).
+    /// `queue`, `priority`, `max_attempts` and `retry`, a retry policy as
+    /// the config's `retry` table).
     steps: String,
     /// Print the chain as JSON instead of its id.
     #[arg(long)]
@@ -38,6 +39,7 @@ pub(super) struct Step {
     queue: Option<String>,
     priority: Option<Priority>,
     max_attempts: Option<u32>,
+    retry: Option<RetrySettings>,
 }
 
 fn empty_object() -> Value {
@@ -52,6 +54,7 @@ impl Step {
             queue: self.queue,
             priority: self.priority,
             max_attempts: self.max_attempts,
+            retry: self.retry,
             ..EnqueueRequest::default()
         }
     }

@@ -10,7 +10,7 @@ use clap::Args;
 use super::BadInput;
 use super::output::{job_detail, job_table};
 use super::remote::{Remote, query};
-use crate::config::Config;
+use crate::config::{Config, RetrySettings};
 use crate::enqueue::{EnqueueError, EnqueueRequest};
 use crate::job::Job;
 use crate::job::{JobId, JobStatus, Priority};
@@ -39,6 +39,11 @@ pub struct EnqueueArgs {
     key: Option<String>,
     #[arg(long)]
     max_attempts: Option<u32>,
+    /// The job's own retry policy instead of its handler's, JSON as the
+    /// config's `retry` table: `{"delays": ["1s", "5s"]}` or `{"base":
+    /// "2s", "factor": 3, "max_attempts": 6}`.
+    #[arg(long)]
+    retry: Option<String>,
     /// For a handler with `unique = "while-active"`: the key it is unique
     /// under (default: its payload); while a job with it is active, the
     /// enqueue answers that job's id.
@@ -80,8 +85,22 @@ fn request(args: &EnqueueArgs) -> Result<EnqueueRequest, BadInput> {
         run_at,
         idempotency_key: args.key.clone(),
         max_attempts: args.max_attempts,
+        retry: parse_retry(&args.retry)?,
         unique_key: args.unique_key.clone(),
     })
+}
+
+/// `--retry`'s JSON, refused with the shape it should have.
+pub(super) fn parse_retry(text: &Option<String>) -> Result<Option<RetrySettings>, BadInput> {
+    text.as_deref()
+        .map(|t| {
+            serde_json::from_str(t).map_err(|e| {
+                BadInput(format!(
+                    "--retry is not a retry policy such as {{\"delays\": [\"1s\", \"5s\"]}}: {e}"
+                ))
+            })
+        })
+        .transpose()
 }
 
 pub async fn enqueue(config: Arc<Config>, args: EnqueueArgs) -> anyhow::Result<ExitCode> {
@@ -138,6 +157,7 @@ pub async fn enqueue_remote(remote: &Remote, args: EnqueueArgs) -> anyhow::Resul
         "run_at": req.run_at,
         "idempotency_key": req.idempotency_key,
         "max_attempts": req.max_attempts,
+        "retry": req.retry,
         "unique_key": req.unique_key,
     });
     let answer: Answer = remote.post("/api/v1/jobs", &body).await?;

@@ -221,8 +221,10 @@ impl Default for SchedulerConfig {
 }
 
 /// A retry policy: an explicit list of delays (one retry per entry), or
-/// exponential back-off. `max_attempts` counts the first run too.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+/// exponential back-off. `max_attempts` counts the first run too. The same
+/// shape is a handler's `[handlers.NAME.retry]` and a job's own `retry` at
+/// enqueue.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetrySettings {
     pub max_attempts: Option<u32>,
@@ -232,19 +234,25 @@ pub struct RetrySettings {
         skip_serializing_if = "Option::is_none",
         with = "option_durations"
     )]
+    #[schema(value_type = Option<Vec<String>>)]
     pub delays: Option<Vec<Duration>>,
+    /// The first delay of exponential back-off (default `1s`).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         with = "serde_units::option_duration"
     )]
+    #[schema(value_type = Option<String>)]
     pub base: Option<Duration>,
+    /// Each delay is the one before times this (default 2).
     pub factor: Option<f64>,
+    /// The longest delay (default `1h`).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         with = "serde_units::option_duration"
     )]
+    #[schema(value_type = Option<String>)]
     pub max_delay: Option<Duration>,
     /// Fraction of each delay to randomise by, 0.0–1.0.
     pub jitter: Option<f64>,
@@ -332,25 +340,16 @@ impl PluginGrants {
 }
 
 mod option_durations {
-    use serde::{Deserialize, Deserializer, Serializer, de::Error, ser::SerializeSeq};
+    use crate::units::serde_units::durations;
+    use serde::{Deserializer, Serializer};
     use std::time::Duration;
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Duration>>, D::Error> {
-        let texts = Vec::<String>::deserialize(d)?;
-        texts
-            .iter()
-            .map(|t| crate::schedule::parse_duration(t).map_err(D::Error::custom))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some)
+        durations::deserialize(d).map(Some)
     }
 
     pub fn serialize<S: Serializer>(v: &Option<Vec<Duration>>, s: S) -> Result<S::Ok, S::Error> {
-        let v = v.as_deref().unwrap_or(&[]);
-        let mut seq = s.serialize_seq(Some(v.len()))?;
-        for d in v {
-            seq.serialize_element(&crate::units::format_duration(*d))?;
-        }
-        seq.end()
+        durations::serialize(v.as_deref().unwrap_or(&[]), s)
     }
 }
 

@@ -27,6 +27,7 @@ use serde_json::Value;
 
 use crate::job::{JobId, NewJob, Priority};
 use crate::store::chain::StoredStep;
+use crate::worker::retry::RetryPolicy;
 
 /// The payload member a callback gets the batch id under.
 pub const BATCH: &str = "batch";
@@ -44,6 +45,8 @@ pub struct NewBatch {
     pub queue: String,
     pub priority: Priority,
     pub max_attempts: u32,
+    /// The jobs' own retry policy, instead of their handler's.
+    pub retry: Option<RetryPolicy>,
     /// One job per item, the item its payload.
     pub items: Vec<Value>,
     /// Jobs per atomic chunk (1..=[`MAX_JOBS`]).
@@ -63,6 +66,7 @@ impl NewBatch {
             queue: job.queue,
             priority: job.priority,
             max_attempts: job.max_attempts,
+            retry: None,
             items,
             chunk: DEFAULT_CHUNK,
             on_complete: None,
@@ -126,6 +130,9 @@ pub(crate) struct StoredBatch {
     pub queue: String,
     pub priority: u8,
     pub max_attempts: u32,
+    /// The jobs' own retry policy as JSON text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<String>,
     pub total: u64,
     pub on_complete: Option<StoredStep>,
     pub on_success: Option<StoredStep>,
@@ -164,9 +171,11 @@ pub(crate) fn prepare(batch: &NewBatch) -> Result<Prepared, String> {
             batch.chunk
         ));
     }
-    let mut job = NewJob::new(batch.handler.clone(), Value::Null)
-        .priority(batch.priority)
-        .max_attempts(batch.max_attempts);
+    let mut job = NewJob::new(batch.handler.clone(), Value::Null).priority(batch.priority);
+    if let Some(own) = &batch.retry {
+        job = job.retry(own.clone());
+    }
+    job = job.max_attempts(batch.max_attempts);
     job.queue = batch.queue.clone();
     job.validate()?;
     let callback = |name: &str, cb: &Option<NewJob>| -> Result<Option<StoredStep>, String> {
@@ -185,20 +194,14 @@ pub(crate) fn prepare(batch: &NewBatch) -> Result<Prepared, String> {
                 "{name}: a callback takes no run_at, idempotency or unique key"
             ));
         }
-        Ok(Some(StoredStep {
-            handler: cb.handler.clone(),
-            payload: serde_json::to_string(&cb.payload).map_err(|e| e.to_string())?,
-            queue: cb.queue.clone(),
-            priority: cb.priority.rank(),
-            max_attempts: cb.max_attempts,
-            job: JobId::generate().to_string(),
-        }))
+        StoredStep::of(cb).map(Some)
     };
     let head = StoredBatch {
         handler: batch.handler.clone(),
         queue: batch.queue.clone(),
         priority: batch.priority.rank(),
         max_attempts: batch.max_attempts,
+        retry: job.retry_json(),
         total: n as u64,
         on_complete: callback("on_complete", &batch.on_complete)?,
         on_success: callback("on_success", &batch.on_success)?,

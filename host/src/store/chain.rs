@@ -90,6 +90,25 @@ pub(crate) struct StoredStep {
     pub priority: u8,
     pub max_attempts: u32,
     pub job: String,
+    /// The job's own retry policy as JSON text (absent in steps stored
+    /// before steps had one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<String>,
+}
+
+impl StoredStep {
+    /// A job to enqueue later, with a fresh id.
+    pub(crate) fn of(job: &NewJob) -> Result<StoredStep, String> {
+        Ok(StoredStep {
+            handler: job.handler.clone(),
+            payload: serde_json::to_string(&job.payload).map_err(|e| e.to_string())?,
+            queue: job.queue.clone(),
+            priority: job.priority.rank(),
+            max_attempts: job.max_attempts,
+            job: JobId::generate().to_string(),
+            retry: job.retry_json(),
+        })
+    }
 }
 
 /// Checks a chain's steps and gives each its job id. Steps are plain jobs
@@ -120,14 +139,7 @@ pub(crate) fn stored_steps(steps: &[NewJob]) -> Result<Vec<StoredStep>, String> 
                     "steps[{i}]: a chain step takes no run_at, idempotency or unique key"
                 ));
             }
-            Ok(StoredStep {
-                handler: s.handler.clone(),
-                payload: serde_json::to_string(&s.payload).map_err(|e| e.to_string())?,
-                queue: s.queue.clone(),
-                priority: s.priority.rank(),
-                max_attempts: s.max_attempts,
-                job: JobId::generate().to_string(),
-            })
+            StoredStep::of(s)
         })
         .collect()
 }

@@ -508,9 +508,11 @@ impl Workers {
                         retry_after: Some(d),
                         ..
                     } => (*d).min(self.settings.max_retry_after),
-                    _ => self
-                        .enqueuer
-                        .policy(&job.handler)
+                    // The job's own policy, else its handler's.
+                    _ => job
+                        .retry
+                        .clone()
+                        .or_else(|| self.enqueuer.policy(&job.handler))
                         .map(|p| p.delay_after(job.attempt))
                         .unwrap_or(Duration::from_secs(1)),
                 };

@@ -3,39 +3,34 @@
 use std::time::Duration;
 
 use rand::Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::RetrySettings;
+use crate::units::serde_units;
 
-/// A resolved retry policy. Serialized (for `/api/v1/handlers`) with its
-/// spans written as the config writes them (`"1m"`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+/// A resolved retry policy: a handler's (shown by `/api/v1/handlers`), or a
+/// job's own (given at enqueue, kept with the job in the store, so that
+/// whichever host runs it retries it the same way). Its spans are written
+/// as the config writes them (`"1m"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RetryPolicy {
     /// One retry per listed delay; `max_attempts` = delays + 1 unless set.
     Delays {
         max_attempts: u32,
-        #[serde(serialize_with = "spans")]
+        #[serde(with = "serde_units::durations")]
         delays: Vec<Duration>,
     },
     /// `base * factor^(n-1)`, capped at `max_delay`, ± `jitter` of itself.
     Exponential {
         max_attempts: u32,
-        #[serde(serialize_with = "span")]
+        #[serde(with = "serde_units::duration")]
         base: Duration,
         factor: f64,
-        #[serde(serialize_with = "span")]
+        #[serde(with = "serde_units::duration")]
         max_delay: Duration,
         jitter: f64,
     },
-}
-
-fn span<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&crate::units::format_duration(*d))
-}
-
-fn spans<S: serde::Serializer>(v: &[Duration], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(v.iter().map(|d| crate::units::format_duration(*d)))
 }
 
 /// A retry setting that cannot work; names the key.
@@ -106,6 +101,16 @@ impl RetryPolicy {
         }
     }
 
+    /// The same delays with another attempt budget (an enqueue's own
+    /// `max_attempts` beside its own policy).
+    pub fn with_max_attempts(mut self, n: u32) -> RetryPolicy {
+        match &mut self {
+            RetryPolicy::Delays { max_attempts, .. }
+            | RetryPolicy::Exponential { max_attempts, .. } => *max_attempts = n,
+        }
+        self
+    }
+
     /// The delay before the run after failed attempt number `attempt` (1-based).
     pub fn delay_after(&self, attempt: u32) -> Duration {
         let n = attempt.max(1);
@@ -151,6 +156,36 @@ mod tests {
             (exp["base"].as_str(), exp["max_delay"].as_str()),
             (Some("1s"), Some("1h"))
         );
+    }
+
+    #[test]
+    fn policies_read_back_as_written() {
+        let exp = RetryPolicy::Exponential {
+            max_attempts: 4,
+            base: Duration::from_millis(1500),
+            factor: 3.0,
+            max_delay: Duration::from_secs(5400),
+            jitter: 0.2,
+        };
+        for p in [
+            exp,
+            RetryPolicy::Delays {
+                max_attempts: 2,
+                delays: mins(&[1, 90]),
+            },
+        ] {
+            let text = serde_json::to_string(&p).unwrap();
+            assert_eq!(
+                serde_json::from_str::<RetryPolicy>(&text).unwrap(),
+                p,
+                "{text}"
+            );
+        }
+        let err = serde_json::from_str::<RetryPolicy>(
+            r#"{"kind": "delays", "max_attempts": 2, "delays": ["soon"]}"#,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("soon"), "{err}");
     }
 
     fn mins(v: &[u64]) -> Vec<Duration> {

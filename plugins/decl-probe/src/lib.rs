@@ -5,7 +5,8 @@
 //! handlers `a`, `b` and `c`, so the client tests can give a host the
 //! handler names an application's code uses; every handler succeeds with
 //! its payload as its result (unless the payload says
-//! `"succeed_from_attempt": N`: then attempts before N fail permanently).
+//! `"succeed_from_attempt": N`: then attempts before N fail permanently;
+//! or `"retry_until_attempt": N`: then they fail and may be retried).
 
 use taskhost_sdk::bindings::Guest;
 use taskhost_sdk::{HandlerInfo, Job, JobError, config};
@@ -45,17 +46,29 @@ impl Guest for DeclProbe {
 
     fn run(ctx: Job, payload: String) -> Result<String, JobError> {
         // `"succeed_from_attempt": N` fails permanently before attempt N,
-        // so a test can send a job to the DLQ and see its retry succeed.
-        let from = serde_json::from_str::<serde_json::Value>(&payload)
-            .ok()
-            .and_then(|v| v.get("succeed_from_attempt")?.as_u64());
-        match from {
-            Some(n) if u64::from(ctx.attempt) < n => Err(JobError::permanent(format!(
+        // so a test can send a job to the DLQ and see its retry succeed;
+        // `"retry_until_attempt": N` fails retryably, so a test can watch
+        // a retry policy at work.
+        let value = serde_json::from_str::<serde_json::Value>(&payload).unwrap_or_default();
+        let before = |key: &str| {
+            value
+                .get(key)
+                .and_then(serde_json::Value::as_u64)
+                .filter(|&n| u64::from(ctx.attempt) < n)
+        };
+        if let Some(n) = before("succeed_from_attempt") {
+            return Err(JobError::permanent(format!(
                 "attempt {} is before attempt {n}",
                 ctx.attempt
-            ))),
-            _ => Ok(payload),
+            )));
         }
+        if let Some(n) = before("retry_until_attempt") {
+            return Err(JobError::retry(format!(
+                "attempt {} is before attempt {n}; try again",
+                ctx.attempt
+            )));
+        }
+        Ok(payload)
     }
 }
 

@@ -99,6 +99,32 @@ def _check_payload(what: str, payload: Any) -> None:
     walk("payload", payload)
 
 
+#: A job's own retry policy, as the host's config writes one: ``{"delays":
+#: ["1m", "5m"]}`` or ``{"base": "2s", "factor": 3, "max_delay": "1h",
+#: "jitter": 0.1}``, either with ``max_attempts``. Spans may be timedeltas.
+RetryPolicy = Mapping[str, Any]
+
+_RETRY_KEYS = ("max_attempts", "delays", "base", "factor", "max_delay", "jitter")
+
+
+def retry_body(retry: RetryPolicy) -> Dict[str, Any]:
+    """A retry policy as the API takes it: timedeltas written as spans. An
+    unknown key is refused here, naming the ones there are."""
+    if not isinstance(retry, Mapping):
+        raise ValueError(f"retry must be a mapping such as {{'delays': ['1s', '5s']}}, got {retry!r}")
+    unknown = sorted(set(retry) - set(_RETRY_KEYS))
+    if unknown:
+        raise ValueError(f"retry: unknown key(s) {', '.join(unknown)}; the keys are {', '.join(_RETRY_KEYS)}")
+
+    def span(v: Any) -> Any:
+        return format_duration(v) if isinstance(v, timedelta) else v
+
+    body = {k: span(v) for k, v in retry.items()}
+    if isinstance(body.get("delays"), (list, tuple)):
+        body["delays"] = [span(d) for d in body["delays"]]
+    return body
+
+
 def job_body(
     handler: str,
     payload: Mapping[str, Any],
@@ -108,6 +134,7 @@ def job_body(
     idempotency_key: Optional[str] = None,
     delay: Optional[timedelta] = None,
     max_attempts: Optional[int] = None,
+    retry: Optional[RetryPolicy] = None,
 ) -> Dict[str, Any]:
     """One job as the API takes it. Without an idempotency key the client
     makes one, so a retry after a lost answer cannot enqueue twice."""
@@ -125,6 +152,8 @@ def job_body(
         body["delay"] = format_duration(delay)
     if max_attempts is not None:
         body["max_attempts"] = max_attempts
+    if retry is not None:
+        body["retry"] = retry_body(retry)
     return body
 
 
@@ -231,6 +260,8 @@ def start_batch(
         body["priority"] = priority_name(options["priority"])
     if options.get("max_attempts") is not None:
         body["max_attempts"] = options["max_attempts"]
+    if options.get("retry") is not None:
+        body["retry"] = retry_body(options["retry"])
     if on_complete is not None:
         body["on_complete"] = _callback_body("on_complete", on_complete)
     if on_success is not None:
@@ -393,20 +424,39 @@ def unschedule(name: str) -> Op[None]:
     yield Call("DELETE", f"/api/v1/schedules/{_path_part(name)}")
 
 
-def chain(steps: Sequence[Tuple[str, Sequence[Any], Mapping[str, Any]]]) -> Op[List[str]]:
+_STEP_OPTIONS = ("queue", "priority", "max_attempts", "retry")
+
+
+def chain(steps: Sequence[Sequence[Any]]) -> Op[List[str]]:
     """Makes a chain on the host (``POST /api/v1/chains``): each step is
     enqueued once the one before succeeded, with its result under
-    ``previous`` in the payload. Answers the steps' job ids (a later step's
+    ``previous`` in the payload. A step is ``(handler, args, kwargs)`` as
+    the seed writes it, or ``(handler, args, kwargs, options)`` with
+    options ``queue``, ``priority``, ``max_attempts`` and ``retry`` (the
+    step's own retry policy). Answers the steps' job ids (a later step's
     job exists once its turn comes). Every step is checked before anything
     is sent."""
     bodies: List[Dict[str, Any]] = []
     for i, step in enumerate(steps):
-        if len(step) != 3:
-            raise ValueError(f"chain step {i} must be (handler, args, kwargs), got {step!r}")
-        handler, args, kwargs = step
+        if len(step) not in (3, 4):
+            raise ValueError(f"chain step {i} must be (handler, args, kwargs[, options]), got {step!r}")
+        handler, args, kwargs = step[0], step[1], step[2]
+        options: Mapping[str, Any] = step[3] if len(step) == 4 else {}
         if args:
             raise ValueError(f"chain step {i}: positional args are not supported; pass the payload as kwargs")
+        unknown = sorted(set(options) - set(_STEP_OPTIONS))
+        if unknown:
+            raise ValueError(f"chain step {i}: unknown option(s) {', '.join(unknown)}; the options are {', '.join(_STEP_OPTIONS)}")
         _check_payload(f"chain step {i} ({handler!r})", kwargs)
-        bodies.append({"handler": handler, "payload": dict(kwargs)})
+        body: Dict[str, Any] = {"handler": handler, "payload": dict(kwargs)}
+        if options.get("queue") is not None:
+            body["queue"] = options["queue"]
+        if options.get("priority") is not None:
+            body["priority"] = priority_name(options["priority"])
+        if options.get("max_attempts") is not None:
+            body["max_attempts"] = options["max_attempts"]
+        if options.get("retry") is not None:
+            body["retry"] = retry_body(options["retry"])
+        bodies.append(body)
     answer = yield Call("POST", "/api/v1/chains", body=encode("the chain", {"steps": bodies}))
     return [str(s["job"]) for s in answer["steps"]]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import httpx
 
@@ -24,7 +24,12 @@ from .models import (
     format_duration,
 )
 
-ChainStep = Tuple[str, Sequence[Any], Mapping[str, Any]]
+#: ``(handler, args, kwargs)`` as the seed writes a step, or with a fourth
+#: member, its options: ``queue``, ``priority``, ``max_attempts``, ``retry``.
+ChainStep = Union[
+    Tuple[str, Sequence[Any], Mapping[str, Any]],
+    Tuple[str, Sequence[Any], Mapping[str, Any], Mapping[str, Any]],
+]
 
 
 def _batch_options(priority: Optional[PriorityLike], queue: Optional[str]) -> Dict[str, Any]:
@@ -79,12 +84,20 @@ class JobManager:
         queue: Optional[str] = None,
         idempotency_key: Optional[str] = None,
         max_attempts: Optional[int] = None,
+        retry: Optional[_ops.RetryPolicy] = None,
         **payload: Any,
     ) -> str:
         """Enqueues ``handler`` with the keyword arguments as its payload;
-        returns the job id (the original job's for a known key)."""
+        returns the job id (the original job's for a known key). ``retry``
+        is the job's own retry policy instead of its handler's."""
         body = _ops.job_body(
-            handler, payload, priority=priority, queue=queue, idempotency_key=idempotency_key, max_attempts=max_attempts
+            handler,
+            payload,
+            priority=priority,
+            queue=queue,
+            idempotency_key=idempotency_key,
+            max_attempts=max_attempts,
+            retry=retry,
         )
         return await self._t.run(_ops.enqueue(body))
 
@@ -131,6 +144,7 @@ class JobManager:
         priority: Optional[PriorityLike] = None,
         queue: Optional[str] = None,
         max_attempts: Optional[int] = None,
+        retry: Optional[_ops.RetryPolicy] = None,
         on_complete: Optional[_ops.Callback] = None,
         on_success: Optional[_ops.Callback] = None,
     ) -> BatchStatus:
@@ -139,7 +153,7 @@ class JobManager:
         enqueued once every job has finished, ``on_success`` once every
         job succeeded; their payload gets the batch id under ``batch``.
         Answers the batch with its jobs' ids (``.jobs``)."""
-        options = {"priority": priority, "queue": queue, "max_attempts": max_attempts}
+        options = {"priority": priority, "queue": queue, "max_attempts": max_attempts, "retry": retry}
         return await self._t.run(_ops.start_batch(handler, items, batch_size, options, on_complete, on_success))
 
     async def get_batch(self, batch_id: str) -> BatchStatus:
@@ -289,10 +303,17 @@ class SyncJobManager:
         queue: Optional[str] = None,
         idempotency_key: Optional[str] = None,
         max_attempts: Optional[int] = None,
+        retry: Optional[_ops.RetryPolicy] = None,
         **payload: Any,
     ) -> str:
         body = _ops.job_body(
-            handler, payload, priority=priority, queue=queue, idempotency_key=idempotency_key, max_attempts=max_attempts
+            handler,
+            payload,
+            priority=priority,
+            queue=queue,
+            idempotency_key=idempotency_key,
+            max_attempts=max_attempts,
+            retry=retry,
         )
         return self._t.run(_ops.enqueue(body))
 
@@ -334,10 +355,11 @@ class SyncJobManager:
         priority: Optional[PriorityLike] = None,
         queue: Optional[str] = None,
         max_attempts: Optional[int] = None,
+        retry: Optional[_ops.RetryPolicy] = None,
         on_complete: Optional[_ops.Callback] = None,
         on_success: Optional[_ops.Callback] = None,
     ) -> BatchStatus:
-        options = {"priority": priority, "queue": queue, "max_attempts": max_attempts}
+        options = {"priority": priority, "queue": queue, "max_attempts": max_attempts, "retry": retry}
         return self._t.run(_ops.start_batch(handler, items, batch_size, options, on_complete, on_success))
 
     def get_batch(self, batch_id: str) -> BatchStatus:

@@ -161,6 +161,9 @@ class Job:
     result: Any
     idempotency_key: Optional[str]
     schedule: Optional[str]
+    #: The job's own retry policy as the host resolved it (``kind``
+    #: ``delays`` or ``exponential``); None when its handler's applies.
+    retry: Optional[Dict[str, Any]] = None
 
     @classmethod
     def from_json(cls, b: Dict[str, Any]) -> "Job":
@@ -183,6 +186,7 @@ class Job:
             result=b.get("result"),
             idempotency_key=b.get("idempotency_key"),
             schedule=b.get("schedule"),
+            retry=b.get("retry"),
         )
 
 

@@ -29,6 +29,7 @@ mod leasing;
 mod limits;
 mod listing;
 mod plugins;
+mod retry;
 mod schedules;
 mod terminate;
 mod unique;
@@ -40,6 +41,7 @@ pub use leasing::*;
 pub use limits::*;
 pub use listing::*;
 pub use plugins::*;
+pub use retry::*;
 pub use schedules::*;
 pub use terminate::*;
 pub use unique::*;
@@ -80,7 +82,8 @@ macro_rules! conformance_suite {
             batch_counts_jobs_and_fires_callbacks_once,
             dead_batch_job_fires_on_complete_only_until_retried,
             reaped_cancelled_and_purged_batch_jobs_count, bad_batches_are_refused,
-            finished_batches_are_swept_ones_with_dead_jobs_kept);
+            finished_batches_are_swept_ones_with_dead_jobs_kept,
+            own_retry_policy_travels_with_the_job);
         $crate::store::conformance::conformance_suite!(@backend $backend; survives_reopen,
             concurrency_holds_across_hosts, rate_spaces_starts_across_hosts);
     };

@@ -98,6 +98,7 @@ pub(super) fn job_args(id: JobId, job: &NewJob) -> StoreResult<Vec<String>> {
             .as_deref()
             .map(|k| crate::store::scoped_idempotency_key(&job.handler, k))
             .unwrap_or_default(),
+        job.retry_json().unwrap_or_default(),
     ])
 }
 
@@ -233,6 +234,10 @@ pub(super) fn job(f: &HashMap<String, String>, now: i64) -> StoreResult<Job> {
         idempotency_key: text_opt("ikey"),
         lease,
         schedule: text_opt("sched"),
+        retry: match get("retry") {
+            "" => None,
+            s => Some(serde_json::from_str(s)?),
+        },
     })
 }
 

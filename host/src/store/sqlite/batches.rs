@@ -38,8 +38,8 @@ pub(super) fn add_chunk(
     }
     let mut insert = conn.prepare_cached(
         "INSERT INTO jobs (id, queue, handler, payload, priority, status, max_attempts, run_at,
-                           created_at, batch)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?7, ?8)",
+                           created_at, batch, retry)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?7, ?8, ?9)",
     )?;
     for (job, payload) in jobs {
         insert.execute(params![
@@ -51,6 +51,7 @@ pub(super) fn add_chunk(
             head.max_attempts,
             now,
             id.as_bytes(),
+            head.retry,
         ])?;
     }
     conn.prepare_cached("UPDATE batches SET enqueued = enqueued + ?2 WHERE id = ?1")?
@@ -158,8 +159,8 @@ fn fire(conn: &Connection, ctx: &Ctx, batch: JobId, cb: &StoredStep) -> StoreRes
     let now = micros(ctx.now);
     conn.prepare_cached(
         "INSERT INTO jobs (id, queue, handler, payload, priority, status, max_attempts, run_at,
-                           created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?7)",
+                           created_at, retry)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?7, ?8)",
     )?
     .execute(params![
         job.as_bytes(),
@@ -169,6 +170,7 @@ fn fire(conn: &Connection, ctx: &Ctx, batch: JobId, cb: &StoredStep) -> StoreRes
         cb.priority,
         cb.max_attempts,
         now,
+        cb.retry,
     ])?;
     conn.prepare_cached("INSERT OR IGNORE INTO queues (name) VALUES (?1)")?
         .execute([&cb.queue])?;

@@ -41,8 +41,8 @@ fn insert_step(
     let now = micros(ctx.now);
     conn.prepare_cached(
         "INSERT INTO jobs (id, queue, handler, payload, priority, status, max_attempts, run_at,
-                           created_at, chain, chain_step)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?7, ?8, ?9)",
+                           created_at, chain, chain_step, retry)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         job.as_bytes(),
@@ -54,6 +54,7 @@ fn insert_step(
         now,
         chain.as_bytes(),
         index as i64,
+        step.retry,
     ])?;
     conn.prepare_cached("INSERT OR IGNORE INTO queues (name) VALUES (?1)")?
         .execute([&step.queue])?;

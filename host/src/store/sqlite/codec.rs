@@ -23,11 +23,11 @@ impl From<serde_json::Error> for StoreError {
 /// The columns [`job_from_row`] reads, in its order.
 pub(super) const JOB_COLUMNS: &str = "id, queue, handler, payload, priority, status, attempt, \
      max_attempts, run_at, created_at, started_at, finished_at, history, result, log, \
-     idempotency_key, lease_worker, lease_expires_at, schedule";
+     idempotency_key, lease_worker, lease_expires_at, schedule, retry";
 
 /// How many columns [`JOB_COLUMNS`] names; the next column of a row is free
 /// for extras such as the lease fence.
-pub(super) const JOB_COLUMN_COUNT: usize = 19;
+pub(super) const JOB_COLUMN_COUNT: usize = 20;
 
 /// Waiting states, as the SQL list that the `jobs_ready` partial index is
 /// declared with (queries must repeat it verbatim to use the index).
@@ -121,5 +121,9 @@ pub(super) fn job_from_row(row: &Row, now: i64) -> rusqlite::Result<Job> {
             _ => None,
         },
         schedule: row.get(18)?,
+        retry: row
+            .get::<_, Option<String>>(19)?
+            .map(|r| json(19, &r))
+            .transpose()?,
     })
 }

@@ -52,8 +52,8 @@ pub(super) fn enqueue(conn: &Connection, ctx: &Ctx, job: NewJob) -> StoreResult<
     };
     conn.prepare_cached(
         "INSERT INTO jobs (id, queue, handler, payload, priority, status, max_attempts, run_at,
-                           created_at, idempotency_key, schedule, unique_key)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                           created_at, idempotency_key, schedule, unique_key, retry)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(params![
         id.as_bytes(),
@@ -68,6 +68,7 @@ pub(super) fn enqueue(conn: &Connection, ctx: &Ctx, job: NewJob) -> StoreResult<
         job.idempotency_key,
         job.schedule,
         unique,
+        job.retry_json(),
     ])?;
     if let Some(key) = &key {
         let expires = now.saturating_add(span_micros(ctx.config.idempotency_ttl));

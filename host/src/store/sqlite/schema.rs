@@ -20,7 +20,8 @@ use crate::store::{StoreError, StoreResult};
 /// 6 `jobs.attempt_base` and `jobs.schedule`, version 7 the `job_counts`
 /// table its triggers keep, version 8 the deployed plugins, version 9
 /// `jobs.cancel_requested`, `jobs.unique_key` and the chains, version 10
-/// the flow limits (`handler_limits`), version 11 the batches.
+/// the flow limits (`handler_limits`), version 11 the batches, version 12
+/// `jobs.retry`.
 pub(crate) const MIGRATIONS: &[&str] = &[
     // 1: jobs, idempotency keys, queues.
     "
@@ -235,6 +236,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX batches_finished ON batches (finished_at)
         WHERE finished_at IS NOT NULL AND dead = purged;
+    ",
+    // 12: a job's own retry policy (JSON), given at enqueue; NULL means its
+    // handler's policy.
+    "
+    ALTER TABLE jobs ADD COLUMN retry TEXT;
     ",
 ];
 

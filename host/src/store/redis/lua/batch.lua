@@ -28,7 +28,7 @@ if mode == 'add' then
   for i = 0, n - 1 do
     local job, payload = ARGV[7 + i * 2], ARGV[8 + i * 2]
     if redis.call('EXISTS', k_job(job)) == 0 then
-      add_job(now, job, q, h, payload, p, now, max, '', '')
+      add_job(now, job, q, h, payload, p, now, max, '', '', head.retry)
       redis.call('HSET', k_job(job), 'batch', id)
       redis.call('SADD', k_batch_open(id), job)
       added = added + 1

@@ -130,12 +130,14 @@ local function remove_job(id)
 end
 
 -- Stores a new job with its indexes and counts.
-local function add_job(now, id, q, h, payload, p, run_at, max, ikey, sch)
+local function add_job(now, id, q, h, payload, p, run_at, max, ikey, sch, retry)
   local status = 'pending'
   if run_at > now then status = 'scheduled' end
   redis.call('HSET', k_job(id), 'id', id, 'queue', q, 'handler', h, 'payload', payload,
     'prio', p, 'status', status, 'attempt', 0, 'max', max, 'base', 0, 'run_at', s(run_at),
     'created', s(now), 'hist', '[]', 'ikey', ikey, 'sched', sch)
+  -- The job's own retry policy (JSON text); most jobs have none.
+  if retry and retry ~= '' then redis.call('HSET', k_job(id), 'retry', retry) end
   redis.call('ZADD', K_ALL, 0, id)
   redis.call('ZADD', k_idx('q', q), 0, id)
   redis.call('ZADD', k_idx('h', h), 0, id)
@@ -149,12 +151,13 @@ end
 
 -- Adds one job (or answers the job its live idempotency key is bound to).
 -- Fields from `base`: id, queue, handler, payload, priority, run_at ('' =
--- now), max attempts, key, scoped key, schedule, scoped unique key.
+-- now), max attempts, key, scoped key, schedule, scoped unique key, own
+-- retry policy ('' = the handler's).
 -- Answers id, created (0/1).
 local function enqueue_one(now, ttl, base)
   local id, q, h, payload, p = ARGV[base], ARGV[base + 1], ARGV[base + 2], ARGV[base + 3], ARGV[base + 4]
   local run_at, max, ikey, scoped, sch = ARGV[base + 5], ARGV[base + 6], ARGV[base + 7], ARGV[base + 8], ARGV[base + 9]
-  local ukey = ARGV[base + 10]
+  local ukey, retry = ARGV[base + 10], ARGV[base + 11]
   if scoped ~= '' then
     local bound = redis.call('HGET', K_IDEM, scoped)
     if bound then
@@ -176,7 +179,7 @@ local function enqueue_one(now, ttl, base)
   -- A retried call (its reply lost to a dropped connection) adds nothing.
   if redis.call('EXISTS', k_job(id)) == 1 then return id, 1 end
   if run_at == '' then run_at = now else run_at = tonumber(run_at) end
-  add_job(now, id, q, h, payload, p, run_at, max, ikey, sch)
+  add_job(now, id, q, h, payload, p, run_at, max, ikey, sch, retry)
   if ukey ~= '' then
     redis.call('HSET', K_UNIQ, ukey, id)
     redis.call('HSET', k_job(id), 'ukey', ukey)
@@ -206,7 +209,7 @@ local K_CHAINS_DONE = P .. 'chains_done'
 local function add_chain_step(now, c, steps, n, payload)
   local st = steps[n + 1]
   add_job(now, st.job, st.queue, st.handler, payload, tostring(st.priority), now,
-    tostring(st.max_attempts), '', '')
+    tostring(st.max_attempts), '', '', st.retry)
   redis.call('HSET', k_job(st.job), 'chain', c, 'cstep', tostring(n))
   signal('w')
 end
@@ -256,7 +259,7 @@ local K_BATCHES_DONE = P .. 'batches_done'
 -- the batch id spliced in front of its payload.
 local function fire_batch_callback(now, b, cb)
   add_job(now, cb.job, cb.queue, cb.handler, with_first('"batch":"' .. b .. '"', cb.payload),
-    tostring(cb.priority), now, tostring(cb.max_attempts), '', '')
+    tostring(cb.priority), now, tostring(cb.max_attempts), '', '', cb.retry)
   signal('w')
 end
 

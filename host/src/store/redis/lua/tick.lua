@@ -1,7 +1,7 @@
 -- Claims (schedule, tick) and enqueues its job in one step: exactly one
 -- caller gets the job id, every other gets ''.
 -- ARGV: prefix, time, idempotency ttl (µs), schedule, tick (µs), then the
--- job's 11 enqueue fields.
+-- job's 12 enqueue fields.
 local now = now_micros()
 local name, tick = ARGV[4], tonumber(ARGV[5])
 local field = part(name) .. ARGV[5]
