@@ -54,4 +54,10 @@ handler("js-probe.capabilities", (job, p) => ({
   config: show(() => config.get("token")),
   jobs: show(() => jobs.enqueue("js.hello", { name: "fan" })),
   batch: show(() => jobs.startBatch("js.hello", [{ name: "a" }, { name: "b" }], { onComplete: "js.hello" })),
+  job_chain: show(() =>
+    jobs.startChain([
+      ["js.hello", { name: "one" }],
+      ["js.hello", { name: "two" }],
+    ]),
+  ),
 }));

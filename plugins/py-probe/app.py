@@ -71,4 +71,5 @@ def capabilities(job, p: dict):
         "config": _show(lambda: config.get("token")),
         "jobs": _show(lambda: jobs.enqueue("py.hello", {"name": "fan"})),
         "batch": _show(lambda: jobs.start_batch("py.hello", [{"name": "a"}, {"name": "b"}], on_complete="py.hello")),
+        "job_chain": _show(lambda: jobs.start_chain([("py.hello", {"name": "one"}), ("py.hello", {"name": "two"})])),
     }

@@ -17,12 +17,12 @@
 // go to the host (`log.report-panic`) and the job ends as a trap carrying
 // them, like a panic in a Rust plugin.
 
-import * as wlog from "taskhost:plugin/log@0.1.1";
-import * as wdb from "taskhost:plugin/db@0.1.1";
-import * as whttp from "taskhost:plugin/http@0.1.1";
-import * as wchain from "taskhost:plugin/chain@0.1.1";
-import * as wconfig from "taskhost:plugin/config@0.1.1";
-import * as wjobs from "taskhost:plugin/jobs@0.1.1";
+import * as wlog from "taskhost:plugin/log@0.1.2";
+import * as wdb from "taskhost:plugin/db@0.1.2";
+import * as whttp from "taskhost:plugin/http@0.1.2";
+import * as wchain from "taskhost:plugin/chain@0.1.2";
+import * as wconfig from "taskhost:plugin/config@0.1.2";
+import * as wjobs from "taskhost:plugin/jobs@0.1.2";
 
 /** Another attempt may cure this; `retryAfterMs` asks the host to wait. */
 export class Retryable extends Error {
@@ -241,8 +241,18 @@ function batchCallback(cb) {
   return { handler, payload: JSON.stringify(payload ?? {}) };
 }
 
-/** Enqueue further jobs; returns the new job's id. `startBatch` (WIT 0.1.1) starts a batch and returns its id. */
+/**
+ * Enqueue further jobs; returns the new job's id. `startBatch` (WIT 0.1.1) starts a batch and returns its id;
+ * `startChain` (WIT 0.1.2) a chain of `[handler, payload]` steps, each enqueued once the one before succeeded,
+ * with that one's result under `previous`.
+ */
 export const jobs = {
+  startChain(steps) {
+    return call(
+      wjobs.startChain,
+      steps.map(([handler, payload]) => ({ handler, payload: JSON.stringify(payload ?? {}) })),
+    );
+  },
   startBatch(handlerName, items, { onComplete, onSuccess } = {}) {
     return call(wjobs.startBatch, {
       handler: handlerName,

@@ -2,7 +2,8 @@
 //! chain`): the seed's `validate_order → process_payment →
 //! send_confirmation`, results flowing under `previous` in order; a
 //! failing middle step stops the chain and its DLQ retry resumes it; a
-//! step's own retry policy replaces its handler's.
+//! step's own retry policy replaces its handler's; a plugin starts one
+//! through `jobs.start-chain` (WIT 0.1.2).
 
 use serde_json::{Value, json};
 
@@ -17,7 +18,8 @@ fn host() -> TestHost {
     TestHost::new(
         "[workers]\nqueues = { default = 4 }\n\
          [plugins.decl_probe]\nsettings = { declare = \"list:validate_order,process_payment,send_confirmation\" }\n\
-         [handlers.process_payment]\nretry = { delays = [\"1h\"], max_attempts = 5 }\n",
+         [handlers.process_payment]\nretry = { delays = [\"1h\"], max_attempts = 5 }\n\
+         [plugins.probe]\njobs = [\"validate_order\", \"send_confirmation\"]\n",
     )
 }
 
@@ -172,6 +174,57 @@ fn a_steps_own_retry_policy_replaces_its_handlers() {
             .len(),
         2
     );
+    api.stop();
+}
+
+#[test]
+fn a_plugin_starts_a_chain_through_the_jobs_interface() {
+    let host = host();
+    let api = Server::start(&host);
+    let run = |steps: Value| {
+        let body =
+            json!({"handler": "probe.chain", "payload": {"steps": steps}, "max_attempts": 1});
+        let r = api.post("/api/v1/jobs", None, &body);
+        assert_eq!(r.status, 201, "{}", r.text());
+        let id = r.json()["id"].as_str().unwrap().to_owned();
+        let done = api.get(&format!("/api/v1/jobs/{id}/wait?timeout=60s"), None);
+        assert_eq!(done.status, 200, "{}", done.text());
+        done.json()["job"].clone()
+    };
+    let job = run(json!([
+        ["validate_order", {"order_id": "o-p"}],
+        ["send_confirmation", {"channel": "sms"}],
+    ]));
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let chain = wait(&api, job["result"]["chain"].as_str().unwrap());
+    assert_eq!(chain["status"], "succeeded", "{chain}");
+    let last = self::job(&api, &chain["steps"][1]["job"]);
+    assert_eq!(
+        last["payload"],
+        json!({"previous": {"order_id": "o-p"}, "channel": "sms"})
+    );
+
+    // A step of a handler the grant does not list refuses the whole chain:
+    // the job fails for good, naming it, and no step is enqueued.
+    let before = api.get("/api/v1/jobs?handler=validate_order", None).json()["jobs"]
+        .as_array()
+        .unwrap()
+        .len();
+    let denied = run(json!([
+        ["validate_order", {"order_id": "o-q"}],
+        ["process_payment", {}],
+    ]));
+    assert_eq!(denied["status"], "dead", "{denied}");
+    let error = denied["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("denied") && error.contains("process_payment"),
+        "{denied}"
+    );
+    let after = api.get("/api/v1/jobs?handler=validate_order", None).json()["jobs"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(after, before, "nothing of the refused chain was enqueued");
     api.stop();
 }
 

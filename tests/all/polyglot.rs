@@ -170,7 +170,15 @@ async fn every_capability_works_through_its_grant_and_is_denied_without(lang: La
     let Outcome::Success { result } = report.outcome else {
         panic!("{:?}", report.outcome)
     };
-    for cap in ["db", "http", "chain", "config", "jobs", "batch"] {
+    for cap in [
+        "db",
+        "http",
+        "chain",
+        "config",
+        "jobs",
+        "batch",
+        "job_chain",
+    ] {
         let err = result[cap]["err"]
             .as_str()
             .unwrap_or_else(|| panic!("{cap} was not refused: {result}"));
@@ -221,7 +229,19 @@ async fn every_capability_works_through_its_grant_and_is_denied_without(lang: La
     let batch = s.store.get_batch(id.parse().unwrap()).await.unwrap();
     let hello = lang.hello();
     assert_eq!((batch.handler.as_str(), batch.total), (hello.as_str(), 2));
-    assert_eq!(batch.on_complete.map(|c| c.handler), Some(hello));
+    assert_eq!(batch.on_complete.map(|c| c.handler), Some(hello.clone()));
+    // jobs.start-chain (WIT 0.1.2): its first step is waiting.
+    let id = result["job_chain"]["ok"].as_str().expect("chain started");
+    let chain = s.store.get_chain(id.parse().unwrap()).await.unwrap();
+    let steps: Vec<_> = chain
+        .steps
+        .iter()
+        .map(|s| (s.handler.as_str(), s.status.as_str()))
+        .collect();
+    assert_eq!(
+        steps,
+        [(hello.as_str(), "pending"), (hello.as_str(), "waiting")]
+    );
 }
 
 #[tokio::test]

@@ -7,18 +7,19 @@
 //! enqueue at most `jobs_per_run` (default `[limits] max_enqueues`) jobs
 //! and ask for at most `[limits] max_attempts` attempts for each.
 //!
-//! `start-batch` (WIT 0.1.1) is a batch of such enqueues: every job and
-//! callback needs the grants an enqueue of it would, and counts as one
-//! enqueue against the run's limit; anything refused refuses the batch
-//! before anything is written.
+//! `start-batch` (WIT 0.1.1) and `start-chain` (0.1.2) are sets of such
+//! enqueues: every job, step and callback needs the grants an enqueue of
+//! it would, and counts as one enqueue against the run's limit; anything
+//! refused refuses the whole before anything is written.
 
 use super::HostError;
 use super::bindings::taskhost::plugin::jobs::{
-    BatchCallback, BatchRequest, EnqueueRequest, Host, Priority as WitPriority,
+    BatchCallback, BatchRequest, ChainStep, EnqueueRequest, Host, Priority as WitPriority,
 };
 use crate::enqueue::{BatchRequest as Batch, EnqueueError, EnqueueRequest as Request};
 use crate::job::Priority;
 use crate::runtime::JobState;
+use crate::store::StoreError;
 
 impl Host for JobState {
     async fn enqueue(
@@ -26,37 +27,14 @@ impl Host for JobState {
         request: EnqueueRequest,
     ) -> wasmtime::Result<Result<String, HostError>> {
         self.charge_host_call()?;
-        let services = self.services().clone();
-        let Some(enqueuer) = services
-            .enqueuer
-            .filter(|_| services.grants.may_enqueue(&request.handler))
-        else {
-            return Ok(Err(super::denied(
-                self,
-                format_args!("enqueueing jobs of handler {:?}", request.handler),
-            )));
-        };
-        let priority = request.priority.map(|p| match p {
-            WitPriority::Critical => Priority::Critical,
-            WitPriority::High => Priority::High,
-            WitPriority::Normal => Priority::Normal,
-            WitPriority::Low => Priority::Low,
-        });
-        if !services.grants.may_use_queue(request.queue.as_deref()) {
-            let queue = request
-                .queue
-                .as_deref()
-                .unwrap_or(crate::job::DEFAULT_QUEUE);
-            return Ok(Err(super::denied(
-                self,
-                format_args!("enqueueing jobs on queue {queue:?}"),
-            )));
-        }
-        if let Some(p) = priority.filter(|&p| !services.grants.may_use_priority(p)) {
-            return Ok(Err(super::denied(
-                self,
-                format_args!("enqueueing jobs at priority {p}"),
-            )));
+        let priority = priority(request.priority);
+        if let Some(e) = self.refusal(
+            &request.handler,
+            request.queue.as_deref(),
+            priority,
+            request.max_attempts,
+        ) {
+            return Ok(Err(e));
         }
         let cap = self.limits().enqueues;
         if !self.charge_enqueue() {
@@ -66,12 +44,6 @@ impl Host for JobState {
                     "more than {cap} enqueues in one run (jobs_per_run, default [limits] max_enqueues)"
                 ),
             )));
-        }
-        let max = self.limits().max_attempts;
-        if let Some(n) = request.max_attempts.filter(|&n| n > max) {
-            return Ok(Err(HostError::Invalid(format!(
-                "max-attempts {n} is over the host's cap of {max} ([limits] max_attempts)"
-            ))));
         }
         let payload = match serde_json::from_str(&request.payload) {
             Ok(v) => v,
@@ -92,6 +64,9 @@ impl Host for JobState {
             // a plugin is unique under its payload.
             unique_key: None,
         };
+        let Some(enqueuer) = self.services().enqueuer.clone() else {
+            return Ok(Err(super::denied(self, format_args!("enqueueing jobs"))));
+        };
         Ok(match enqueuer.enqueue(req).await {
             Ok(enqueued) => Ok(enqueued.id.to_string()),
             Err(EnqueueError::Store(e)) => Err(HostError::Failed(e.to_string())),
@@ -106,6 +81,14 @@ impl Host for JobState {
         self.charge_host_call()?;
         self.start_batch_checked(request).await
     }
+
+    async fn start_chain(
+        &mut self,
+        steps: Vec<ChainStep>,
+    ) -> wasmtime::Result<Result<String, HostError>> {
+        self.charge_host_call()?;
+        self.start_chain_checked(steps).await
+    }
 }
 
 fn priority(p: Option<WitPriority>) -> Option<Priority> {
@@ -115,6 +98,11 @@ fn priority(p: Option<WitPriority>) -> Option<Priority> {
         WitPriority::Normal => Priority::Normal,
         WitPriority::Low => Priority::Low,
     })
+}
+
+/// A JSON argument, or why it is not one (naming it).
+fn json(what: String, text: &str) -> Result<serde_json::Value, HostError> {
+    serde_json::from_str(text).map_err(|e| HostError::Invalid(format!("{what} is not JSON: {e}")))
 }
 
 impl JobState {
@@ -192,10 +180,6 @@ impl JobState {
                 ),
             )));
         }
-        let json = |what: String, text: &str| {
-            serde_json::from_str(text)
-                .map_err(|e| HostError::Invalid(format!("{what} is not JSON: {e}")))
-        };
         let mut items = Vec::with_capacity(request.items.len());
         for (i, item) in request.items.iter().enumerate() {
             match json(format!("items[{i}]"), item) {
@@ -243,6 +227,56 @@ impl JobState {
             Err((_, EnqueueError::Store(e))) => Err(HostError::Failed(e.to_string())),
             Err((at, e)) => Err(HostError::Invalid(match at {
                 Some(at) => format!("{at}: {e}"),
+                None => e.to_string(),
+            })),
+        })
+    }
+
+    async fn start_chain_checked(
+        &mut self,
+        steps: Vec<ChainStep>,
+    ) -> wasmtime::Result<Result<String, HostError>> {
+        for s in &steps {
+            let p = priority(s.priority);
+            if let Some(e) = self.refusal(&s.handler, s.queue.as_deref(), p, s.max_attempts) {
+                return Ok(Err(e));
+            }
+        }
+        let n = steps.len() as u64;
+        let cap = self.limits().enqueues;
+        if !self.charge_enqueues(n) {
+            return Ok(Err(super::denied(
+                self,
+                format_args!(
+                    "a chain of {n} steps over the {cap} enqueues one run may make (jobs_per_run, default [limits] max_enqueues)"
+                ),
+            )));
+        }
+        let mut reqs = Vec::with_capacity(steps.len());
+        for (i, s) in steps.into_iter().enumerate() {
+            let payload = match json(format!("steps[{i}] payload"), &s.payload) {
+                Ok(v) => v,
+                Err(e) => return Ok(Err(e)),
+            };
+            reqs.push(Request {
+                handler: s.handler,
+                payload,
+                queue: s.queue,
+                priority: priority(s.priority),
+                max_attempts: s.max_attempts,
+                ..Request::default()
+            });
+        }
+        let Some(enqueuer) = self.services().enqueuer.clone() else {
+            return Ok(Err(super::denied(self, format_args!("starting chains"))));
+        };
+        Ok(match enqueuer.enqueue_chain(reqs).await {
+            Ok(chain) => Ok(chain.id.to_string()),
+            Err((_, EnqueueError::Store(e))) if !matches!(e, StoreError::Invalid(_)) => {
+                Err(HostError::Failed(e.to_string()))
+            }
+            Err((at, e)) => Err(HostError::Invalid(match at {
+                Some(i) => format!("steps[{i}]: {e}"),
                 None => e.to_string(),
             })),
         })

@@ -17,10 +17,11 @@ use super::PluginError;
 pub const WIT_PACKAGE: &str = "taskhost:plugin";
 /// The version of [`WIT_PACKAGE`] this host implements (`wit/plugin.wit`).
 ///
-/// 0.1.1 added `jobs.start-batch`. The linker matches `0.1.x` imports and
-/// exports by their `0.1` track, so plugins built against 0.1.0 (which
-/// never import it) link against these definitions unchanged.
-pub const WIT_VERSION: &str = "0.1.1";
+/// 0.1.1 added `jobs.start-batch`, 0.1.2 `jobs.start-chain`. The linker
+/// matches `0.1.x` imports and exports by their `0.1` track, so plugins
+/// built against an older 0.1 (which never import the newer functions)
+/// link against these definitions unchanged.
+pub const WIT_VERSION: &str = "0.1.2";
 
 type Version = (u64, u64, u64);
 
@@ -44,7 +45,7 @@ fn host() -> Version {
     parse(WIT_VERSION).expect("WIT_VERSION is a version")
 }
 
-/// The versions this host speaks, for messages: `0.1.1 (and older 0.1.x)`.
+/// The versions this host speaks, for messages: `0.1.2 (and older 0.1.x)`.
 pub fn speaks() -> String {
     let (major, minor, _) = host();
     let family = match major {
@@ -110,7 +111,7 @@ mod tests {
         ];
         assert_eq!(unspoken(names), Some("2.0.0".to_string()));
         assert_eq!(unspoken(["taskhost:plugin/log@0.1.0"]), None);
-        assert!(speaks().contains("0.1.1"), "{}", speaks());
+        assert!(speaks().contains(WIT_VERSION), "{}", speaks());
         assert!(accepts("0.1.0"), "plugins built against 0.1.0 load");
     }
 

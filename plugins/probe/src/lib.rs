@@ -289,6 +289,22 @@ fn start_batch(_job: &Job, p: StartBatch) -> Result<Value, JobError> {
 }
 
 #[derive(Deserialize)]
+struct StartChain {
+    /// `[handler, payload]` pairs, in order.
+    steps: Vec<(String, Value)>,
+}
+
+/// Starts a chain through the `jobs` interface (WIT 0.1.2); returns its id.
+fn start_chain(_job: &Job, p: StartChain) -> Result<Value, JobError> {
+    let steps: Vec<(&str, Value)> = p
+        .steps
+        .iter()
+        .map(|(h, payload)| (h.as_str(), payload.clone()))
+        .collect();
+    Ok(json!({ "chain": taskhost_sdk::start_chain(&steps)? }))
+}
+
+#[derive(Deserialize)]
 struct Deny {
     /// The config key asked for (repeated `repeat` times).
     key: String,
@@ -347,6 +363,7 @@ fn forge(_job: &Job, _: Value) -> Result<(), JobError> {
 taskhost_sdk::plugin! {
     handler("probe.fanout", fanout).describe("Enqueues jobs of another handler"),
     handler("probe.batch", start_batch).describe("Starts a batch of another handler's jobs"),
+    handler("probe.chain", start_chain).describe("Starts a chain of other handlers' jobs"),
     handler("probe.spin", spin).describe("Loops forever"),
     handler("probe.greedy", spin)
         .describe("Loops forever, declaring itself unlimited")

@@ -1,5 +1,5 @@
-"""Enqueue further jobs (fan-out), validated like any other enqueue, or a
-batch of them (WIT 0.1.1)."""
+"""Enqueue further jobs (fan-out), validated like any other enqueue, a
+batch of them (WIT 0.1.1) or a chain (WIT 0.1.2)."""
 
 import json
 from typing import Any, List, Optional, Tuple, Union
@@ -73,3 +73,13 @@ def start_batch(
         _callback(on_success),
     )
     return call(_jobs.start_batch, request)
+
+
+def start_chain(steps: List[Tuple[str, dict]]) -> str:
+    """Starts a chain of ``(handler, payload dict)`` steps, run one after
+    another: each is enqueued once the one before succeeded, with that
+    one's result under ``previous`` in its payload. Returns the chain id.
+    Each step needs the plugin's `jobs` grant and counts as one enqueue of
+    the run."""
+    request = [_jobs.ChainStep(handler, json.dumps(payload), None, None, None) for handler, payload in steps]
+    return call(_jobs.start_chain, request)

@@ -104,6 +104,25 @@ pub fn start_batch<T: Serialize>(
     })?)
 }
 
+/// Starts a chain through `jobs` (WIT 0.1.2): `(handler, payload)` steps
+/// run one after another, each enqueued once the one before succeeded,
+/// with that one's result under `previous` in its payload (a JSON object).
+/// Returns the chain id. The plugin needs the `jobs` grant of every
+/// step's handler, and each step counts as one enqueue of the run.
+pub fn start_chain(steps: &[(&str, serde_json::Value)]) -> Result<String, JobError> {
+    let steps: Vec<jobs::ChainStep> = steps
+        .iter()
+        .map(|(handler, payload)| jobs::ChainStep {
+            handler: (*handler).to_owned(),
+            payload: payload.to_string(),
+            queue: None,
+            priority: None,
+            max_attempts: None,
+        })
+        .collect();
+    Ok(jobs::start_chain(&steps)?)
+}
+
 /// Logging into the job's captured log.
 pub mod log {
     use crate::bindings::taskhost::plugin::log::{Level, log};
