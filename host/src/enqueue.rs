@@ -341,6 +341,8 @@ pub struct BatchRequest {
     pub on_complete: Option<EnqueueRequest>,
     /// Enqueued once when every job has succeeded.
     pub on_success: Option<EnqueueRequest>,
+    /// Makes the start safe to repeat (see [`crate::store::batch::NewBatch`]).
+    pub idempotency_key: Option<String>,
 }
 
 impl Enqueuer {
@@ -402,15 +404,22 @@ impl Enqueuer {
             chunk: req.chunk.unwrap_or(DEFAULT_CHUNK),
             on_complete,
             on_success,
+            idempotency_key: req.idempotency_key,
         };
         let started = self
             .store
             .start_batch(batch)
             .await
             .map_err(|e| (None, e.into()))?;
-        crate::metrics::global().job(JobEvent::Enqueued, &req.handler, started.batch.total);
-        tracing::info!(target: "taskhost::jobs", batch = %started.batch.id,
-            handler = %req.handler, jobs = started.batch.total, "batch started");
+        if started.created {
+            crate::metrics::global().job(JobEvent::Enqueued, &req.handler, started.batch.total);
+            tracing::info!(target: "taskhost::jobs", batch = %started.batch.id,
+                handler = %req.handler, jobs = started.batch.total, "batch started");
+        } else {
+            tracing::info!(target: "taskhost::jobs", batch = %started.batch.id,
+                handler = %req.handler, jobs = started.batch.enqueued,
+                "batch start repeated under its idempotency key");
+        }
         Ok(started)
     }
 }

@@ -59,6 +59,18 @@ impl JobId {
     pub fn from_bytes(bytes: [u8; 16]) -> Self {
         Self(Uuid::from_bytes(bytes))
     }
+
+    /// The id of item `n` (below 2^14) of the batch `batch`: the batch
+    /// id's time and random bits with `n` in place of its bits 66–79. The
+    /// same batch always names the same jobs (so a resumed start skips the
+    /// ones already written), and a batch's jobs sort in item order.
+    pub fn nth_of(batch: JobId, n: usize) -> JobId {
+        assert!(n < 1 << 14, "batch item {n} is beyond 2^14");
+        let mut bytes = *batch.as_bytes();
+        bytes[8] = 0x80 | (n >> 8) as u8; // the RFC 9562 variant, then n
+        bytes[9] = n as u8;
+        JobId::from_bytes(bytes)
+    }
 }
 
 impl From<Uuid> for JobId {

@@ -369,6 +369,57 @@ fn bad_batches_are_refused_and_write_nothing() {
     api.stop();
 }
 
+#[test]
+fn a_batch_start_repeated_with_its_key_answers_the_first_batch() {
+    let host = TestHost::new(DECLARE);
+    let api = Server::start(&host);
+    let body = json!({"handler": "item", "items": [{"n": 1}, {"n": 2}], "idempotency_key": "newsletter-12"});
+    let first = api.post("/api/v1/batches", None, &body);
+    assert_eq!(first.status, 201, "{}", first.text());
+    let again = api.post("/api/v1/batches", None, &body);
+    assert_eq!(again.status, 200, "{}", again.text());
+    let (first, again) = (first.json(), again.json());
+    assert_eq!(
+        (&again["batch"]["id"], &again["jobs"]),
+        (&first["batch"]["id"], &first["jobs"])
+    );
+    assert_eq!(
+        (&first["created"], &again["created"]),
+        (&json!(true), &json!(false))
+    );
+    let id = first["batch"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(wait(&api, &id)["succeeded"], 2);
+    assert_eq!(
+        jobs_of(&api, "item").len(),
+        2,
+        "the repeat enqueued nothing"
+    );
+
+    // The same key with other items is refused, naming the batch.
+    let other = json!({"handler": "item", "items": [{"n": 3}], "idempotency_key": "newsletter-12"});
+    let r = api.post("/api/v1/batches", None, &other);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("newsletter-12") && r.text().contains(&id),
+        "{}",
+        r.text()
+    );
+
+    // The CLI's --key is the same key.
+    let out = host.run_cli(&[
+        "batch",
+        "start",
+        "item",
+        r#"[{"n": 1}, {"n": 2}]"#,
+        "--key",
+        "newsletter-12",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), id);
+    assert_eq!(jobs_of(&api, "item").len(), 2);
+    api.stop();
+}
+
 /// The probe plugin may enqueue the batch's and the callbacks' handlers.
 const PROBE_GRANT: &str = "[plugins.probe]\njobs = [\"item\", \"batch_ok\"]\n";
 

@@ -177,6 +177,12 @@ def test_batch_reports_its_counts_and_fires_both_callbacks(jobs: SyncJobManager)
     assert done.finished and done.succeeded == 3 and done.percent == 100.0
     assert done.on_complete_fired and done.on_success_fired
     assert jobs.get_batch(started.id) == done
+    # A repeat under the same key answers the first batch and starts nothing.
+    key = f"report-{uuid.uuid4()}"
+    keyed = jobs.batch("batch_item", [{"n": 9}], idempotency_key=key)
+    assert jobs.batch("batch_item", [{"n": 9}], idempotency_key=key).id == keyed.id
+    with pytest.raises(TaskhostError, match=key):
+        jobs.batch("batch_item", [{"n": 8}], idempotency_key=key)
     with pytest.raises(TaskhostError, match="1 to 10000 items"):
         jobs.batch("batch_item", [])
     with pytest.raises(UnknownHandler):

@@ -109,6 +109,11 @@ export interface StartBatchOptions {
   maxAttempts?: number;
   /** The jobs' own retry policy instead of their handler's. */
   retry?: RetryPolicy;
+  /**
+   * Makes the start safe to repeat (the client makes one when not given): a repeat answers the batch the first
+   * start made, writing the jobs that one did not get to.
+   */
+  idempotencyKey?: string;
   /** Enqueued once every job of the batch has finished (succeeded, dead or cancelled). */
   onComplete?: BatchCallback;
   /** Enqueued once every job of the batch has succeeded. */
@@ -119,6 +124,8 @@ export interface StartBatchOptions {
 export interface StartedBatch {
   batch: BatchStatus;
   jobs: string[];
+  /** False when the idempotency key named a batch an earlier start made. */
+  created: boolean;
 }
 
 /** A chain step as the seed writes it: handler, positional args, keyword args; optionally its options. */
@@ -281,7 +288,8 @@ export class JobManager {
   /**
    * Starts a batch (`POST /api/v1/batches`): one job of `handler` per item under one batch id, written in
    * atomic chunks; `onComplete` is enqueued once every job has finished, `onSuccess` once every job
-   * succeeded. Every item and callback is checked before anything is sent.
+   * succeeded. Every item and callback is checked before anything is sent. The start carries an idempotency
+   * key, so a retry after a lost answer cannot start a second batch.
    */
   async batch(handler: string, items: Payload[], options: StartBatchOptions = {}): Promise<StartedBatch> {
     items.forEach((item, i) => {
@@ -292,7 +300,7 @@ export class JobManager {
         throw new InvalidPayload(bad.code, bad.detail);
       }
     });
-    const body: Record<string, unknown> = { handler, items };
+    const body: Record<string, unknown> = { handler, items, idempotency_key: options.idempotencyKey ?? `client:${randomUUID()}` };
     if (options.batchSize !== undefined) {
       if (!(options.batchSize >= 1)) throw new RangeError(`batchSize must be at least 1, got ${options.batchSize}`);
       body.batch_size = options.batchSize;
@@ -308,7 +316,7 @@ export class JobManager {
     };
     if (options.onComplete !== undefined) body.on_complete = callback("onComplete", options.onComplete);
     if (options.onSuccess !== undefined) body.on_success = callback("onSuccess", options.onSuccess);
-    return this.t.send<StartedBatch>({ method: "POST", path: "/api/v1/batches", body });
+    return this.t.send<StartedBatch>({ method: "POST", path: "/api/v1/batches", body, retrySafe: true });
   }
 
   /** The batch's counts and callbacks. */

@@ -205,6 +205,14 @@ test("a batch reports its counts and fires both callbacks", async () => {
   const callback = await jobs.getJob(done.on_complete!.job);
   assert.deepEqual(callback.payload, { batch: started.batch.id, to: "ops" });
   assert.deepEqual(await jobs.getBatch(started.batch.id), done);
+  assert.equal(started.created, true);
+  // A repeat under the same key answers the first batch and starts nothing.
+  const key = `report-${randomUUID()}`;
+  const keyed = await jobs.batch("batch_item", [{ n: 9 }], { idempotencyKey: key });
+  const again = await jobs.batch("batch_item", [{ n: 9 }], { idempotencyKey: key });
+  assert.deepEqual([again.batch.id, again.created], [keyed.batch.id, false]);
+  const reused = await rejects(jobs.batch("batch_item", [{ n: 8 }], { idempotencyKey: key }), TaskhostError);
+  assert.match(reused.detail, new RegExp(key));
   const empty = await rejects(jobs.batch("batch_item", []), TaskhostError);
   assert.match(empty.detail, /1 to 10000 items/);
   await rejects(jobs.batch("batch_item", [{ n: 1 }], { onSuccess: "no_such_handler" }), UnknownHandler);

@@ -33,6 +33,11 @@ pub struct StartBatchBody {
     pub retry: Option<RetrySettings>,
     /// Jobs written per atomic chunk (default 1,000).
     pub batch_size: Option<usize>,
+    /// Makes the start safe to repeat: within the idempotency TTL, a start
+    /// with the same key (and handler) answers 200 with the batch the first
+    /// made, after writing the jobs that one did not get to (its maker died
+    /// between chunks); with other items or settings it is a 400.
+    pub idempotency_key: Option<String>,
     /// A job enqueued once when every job of the batch has finished
     /// (succeeded, dead or cancelled).
     pub on_complete: Option<BatchCallbackBody>,
@@ -76,6 +81,7 @@ impl BatchCallbackBody {
 /// Start a batch: its jobs are enqueued in atomic chunks of `batch_size`.
 #[utoipa::path(post, path = "/api/v1/batches", request_body = StartBatchBody, tag = "batches",
     responses((status = 201, body = StartedBatch, description = "made; every job is enqueued"),
+        (status = 200, body = StartedBatch, description = "an earlier start with this idempotency key made it; every job is enqueued"),
         (status = 400, body = ErrorBody, description = "no or too many items, a bad item (named) or callback"),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody, description = "unknown handler"),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody)))]
@@ -94,6 +100,7 @@ pub async fn start_batch(
         chunk: body.batch_size,
         on_complete: body.on_complete.map(BatchCallbackBody::into_request),
         on_success: body.on_success.map(BatchCallbackBody::into_request),
+        idempotency_key: body.idempotency_key,
     };
     let started = state
         .services
@@ -101,7 +108,12 @@ pub async fn start_batch(
         .start_batch(req)
         .await
         .map_err(|(at, e)| ApiError::from(e).at(at))?;
-    Ok((StatusCode::CREATED, Json(started)))
+    let status = if started.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(started)))
 }
 
 /// One batch: its jobs' counts and callbacks.

@@ -218,6 +218,7 @@ impl JobState {
             chunk: None,
             on_complete,
             on_success,
+            idempotency_key: None,
         };
         let Some(enqueuer) = self.services().enqueuer.clone() else {
             return Ok(Err(super::denied(self, format_args!("starting batches"))));

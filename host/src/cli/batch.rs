@@ -52,6 +52,10 @@ pub struct StartArgs {
     /// A job enqueued once every job has succeeded (as `--on-complete`).
     #[arg(long)]
     on_success: Option<String>,
+    /// Idempotency key: a repeat within its TTL answers the batch the
+    /// first start made, and writes the jobs that start did not get to.
+    #[arg(long)]
+    key: Option<String>,
     /// Print the batch and its job ids as JSON instead of its id.
     #[arg(long)]
     json: bool,
@@ -112,6 +116,7 @@ pub async fn execute(config: Arc<Config>, cmd: BatchCmd) -> anyhow::Result<ExitC
                 on_complete: callback("on-complete", &args.on_complete)?
                     .map(Callback::into_request),
                 on_success: callback("on-success", &args.on_success)?.map(Callback::into_request),
+                idempotency_key: args.key.clone(),
             };
             Ok((req, args.json))
         }
@@ -169,6 +174,7 @@ pub async fn execute_remote(remote: &Remote, cmd: BatchCmd) -> anyhow::Result<Ex
                 "max_attempts": args.max_attempts,
                 "retry": super::jobs::parse_retry(&args.retry)?,
                 "batch_size": args.batch_size,
+                "idempotency_key": args.key,
                 "on_complete": parse("on-complete", &args.on_complete)?,
                 "on_success": parse("on-success", &args.on_success)?,
             });

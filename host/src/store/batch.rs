@@ -18,8 +18,12 @@
 //! once). A callback's payload gets the batch id under [`BATCH`].
 //!
 //! A waiting job of a batch removed by a queue purge counts as cancelled.
-//! A batch whose maker died between chunks has `enqueued < total` and never
-//! finishes; cancel it.
+//! A batch whose maker died between chunks has `enqueued < total` (its
+//! first items: chunks are written in order) and does not finish. Started
+//! with an idempotency key, a repeat of the start writes the rest: a
+//! batch's job ids derive from its id and the item's index
+//! ([`JobId::nth_of`]), so every start names the same jobs. Without a key,
+//! cancel it.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -27,6 +31,7 @@ use serde_json::Value;
 
 use crate::job::{JobId, NewJob, Priority};
 use crate::store::chain::StoredStep;
+use crate::store::{StoreError, StoreResult};
 use crate::worker::retry::RetryPolicy;
 
 /// The payload member a callback gets the batch id under.
@@ -55,6 +60,11 @@ pub struct NewBatch {
     pub on_complete: Option<NewJob>,
     /// Enqueued once when every job has succeeded.
     pub on_success: Option<NewJob>,
+    /// Makes the start safe to repeat: within the store's idempotency TTL,
+    /// a start under the same key (scoped by handler) answers the batch it
+    /// made, and writes the jobs that start did not get to (its maker died
+    /// between chunks); one with other items or settings is refused.
+    pub idempotency_key: Option<String>,
 }
 
 impl NewBatch {
@@ -71,6 +81,7 @@ impl NewBatch {
             chunk: DEFAULT_CHUNK,
             on_complete: None,
             on_success: None,
+            idempotency_key: None,
         }
     }
 }
@@ -121,6 +132,9 @@ pub struct StartedBatch {
     pub batch: Batch,
     #[schema(value_type = Vec<String>)]
     pub jobs: Vec<JobId>,
+    /// False when the idempotency key named a batch an earlier start made
+    /// (this one wrote only what that one had not).
+    pub created: bool,
 }
 
 /// The batch row's fixed part as both backends keep it.
@@ -136,15 +150,116 @@ pub(crate) struct StoredBatch {
     pub total: u64,
     pub on_complete: Option<StoredStep>,
     pub on_success: Option<StoredStep>,
+    /// The scoped idempotency key the batch was started under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// SHA-256 of what the batch was asked to do (everything above but the
+    /// callbacks' ids, and every item): a start under its key must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
-/// A checked batch: the row, then the jobs' ids and payloads (JSON text)
-/// in chunks.
+/// A checked batch: the row, then its jobs' payloads (JSON text), written
+/// `chunk` at a time under ids derived from the batch id.
 #[derive(Debug)]
 pub(crate) struct Prepared {
     pub id: JobId,
     pub head: StoredBatch,
-    pub chunks: Vec<Vec<(JobId, String)>>,
+    pub payloads: Vec<String>,
+    pub chunk: usize,
+}
+
+impl Prepared {
+    /// The jobs' ids in item order.
+    pub fn job_ids(&self) -> Vec<JobId> {
+        (0..self.payloads.len())
+            .map(|i| JobId::nth_of(self.id, i))
+            .collect()
+    }
+
+    /// The chunk of jobs (ids and payloads) from item `start` on; empty
+    /// past the last.
+    pub fn chunk_from(&self, start: usize) -> Vec<(JobId, String)> {
+        let start = start.min(self.payloads.len());
+        let end = (start + self.chunk).min(self.payloads.len());
+        (start..end)
+            .map(|n| (JobId::nth_of(self.id, n), self.payloads[n].clone()))
+            .collect()
+    }
+}
+
+/// What writing a batch's first chunk did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Added {
+    /// The chunk is written (or was, by a retried call).
+    Written,
+    /// Nothing: the batch's key is bound to this batch, made by an earlier
+    /// start with the same fingerprint, which holds this many jobs (its
+    /// first items: chunks are written in order, each whole); the rest are
+    /// written to it instead.
+    BoundTo(JobId, u64),
+}
+
+/// The refusal of a start whose (scoped) key is bound to a batch asked to
+/// do something else; it names the key as the caller gave it.
+pub(crate) fn key_reused(scoped: &str, batch: JobId) -> StoreError {
+    // `batch:<handler length>:<handler>:<key>`
+    let given = scoped
+        .strip_prefix("batch:")
+        .and_then(|rest| rest.split_once(':'))
+        .and_then(|(len, rest)| rest.get(len.parse::<usize>().ok()? + 1..))
+        .unwrap_or(scoped);
+    StoreError::Invalid(format!(
+        "idempotency key {given:?} was used to start batch {batch} with other items or settings"
+    ))
+}
+
+/// Writes a prepared batch a chunk at a time through `add(id, head,
+/// first, jobs)`; when the first chunk finds the key bound to an earlier
+/// start's batch, writes the items that batch does not have yet to it
+/// (none, when its start finished). Answers the batch id, whether this
+/// call made it, and its jobs' ids.
+pub(crate) async fn write<F, Fut>(
+    mut p: Prepared,
+    mut add: F,
+) -> StoreResult<(JobId, bool, Vec<JobId>)>
+where
+    F: FnMut(JobId, std::sync::Arc<StoredBatch>, bool, Vec<(JobId, String)>) -> Fut,
+    Fut: std::future::Future<Output = StoreResult<Added>>,
+{
+    let head = std::sync::Arc::new(std::mem::replace(&mut p.head, StoredBatch::empty()));
+    let mut created = true;
+    let mut at = 0;
+    while at < p.payloads.len() {
+        let first = created && at == 0;
+        let jobs = p.chunk_from(at);
+        let n = jobs.len();
+        match add(p.id, head.clone(), first, jobs).await? {
+            Added::Written => at += n,
+            Added::BoundTo(earlier, written) => {
+                (p.id, created) = (earlier, false);
+                at = usize::try_from(written).unwrap_or(usize::MAX);
+            }
+        }
+    }
+    Ok((p.id, created, p.job_ids()))
+}
+
+impl StoredBatch {
+    fn empty() -> StoredBatch {
+        StoredBatch {
+            handler: String::new(),
+            queue: String::new(),
+            priority: 0,
+            max_attempts: 0,
+            retry: None,
+            total: 0,
+            on_complete: None,
+            on_success: None,
+            key: None,
+            fingerprint: None,
+        }
+    }
 }
 
 /// The counters a store reads back, from which [`Batch`] is made.
@@ -177,6 +292,7 @@ pub(crate) fn prepare(batch: &NewBatch) -> Result<Prepared, String> {
     }
     job = job.max_attempts(batch.max_attempts);
     job.queue = batch.queue.clone();
+    job.idempotency_key = batch.idempotency_key.clone();
     job.validate()?;
     let callback = |name: &str, cb: &Option<NewJob>| -> Result<Option<StoredStep>, String> {
         let Some(cb) = cb else { return Ok(None) };
@@ -196,7 +312,7 @@ pub(crate) fn prepare(batch: &NewBatch) -> Result<Prepared, String> {
         }
         StoredStep::of(cb).map(Some)
     };
-    let head = StoredBatch {
+    let mut head = StoredBatch {
         handler: batch.handler.clone(),
         queue: batch.queue.clone(),
         priority: batch.priority.rank(),
@@ -205,18 +321,46 @@ pub(crate) fn prepare(batch: &NewBatch) -> Result<Prepared, String> {
         total: n as u64,
         on_complete: callback("on_complete", &batch.on_complete)?,
         on_success: callback("on_success", &batch.on_success)?,
+        key: None,
+        fingerprint: None,
     };
-    let mut jobs = Vec::with_capacity(n);
+    let mut payloads = Vec::with_capacity(n);
     for (i, item) in batch.items.iter().enumerate() {
-        let text = serde_json::to_string(item).map_err(|e| format!("items[{i}]: {e}"))?;
-        jobs.push((JobId::generate(), text));
+        payloads.push(serde_json::to_string(item).map_err(|e| format!("items[{i}]: {e}"))?);
     }
-    let chunks = jobs.chunks(batch.chunk).map(<[_]>::to_vec).collect();
+    if let Some(key) = &batch.idempotency_key {
+        head.key = Some(format!(
+            "batch:{}",
+            crate::store::scoped_idempotency_key(&batch.handler, key)
+        ));
+        head.fingerprint = Some(fingerprint(&head, &payloads));
+    }
     Ok(Prepared {
         id: JobId::generate(),
         head,
-        chunks,
+        payloads,
+        chunk: batch.chunk,
     })
+}
+
+/// What a start asked for, as a hash: the head without the callbacks' job
+/// ids (fresh in every start), then each item.
+fn fingerprint(head: &StoredBatch, payloads: &[String]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut asked = head.clone();
+    for cb in [&mut asked.on_complete, &mut asked.on_success]
+        .into_iter()
+        .flatten()
+    {
+        cb.job.clear();
+    }
+    let mut hash = Sha256::new();
+    hash.update(serde_json::to_vec(&asked).expect("a batch head serializes"));
+    for p in payloads {
+        hash.update((p.len() as u64).to_le_bytes());
+        hash.update(p.as_bytes());
+    }
+    format!("{:x}", hash.finalize())
 }
 
 /// A callback's payload (JSON text) with the batch id spliced in first.
@@ -284,6 +428,67 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_names_its_jobs_in_item_order_the_same_way_every_time() {
+        let mut b = NewBatch::new("h", vec![Value::Null; 300]);
+        b.chunk = 128;
+        let p = prepare(&b).unwrap();
+        let ids = p.job_ids();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "item order");
+        let chunked: Vec<JobId> = [0, 128, 256]
+            .into_iter()
+            .flat_map(|at| p.chunk_from(at).into_iter().map(|(id, _)| id))
+            .collect();
+        assert_eq!(chunked, ids);
+        let other = prepare(&b).unwrap().job_ids();
+        assert!(
+            other.iter().all(|id| !ids.contains(id)),
+            "another batch, other ids"
+        );
+        assert_eq!(JobId::nth_of(p.id, 7), ids[7]);
+        let v = ids[7].as_uuid();
+        assert_eq!(
+            (v.get_version_num(), v.get_variant()),
+            (7, uuid::Variant::RFC4122)
+        );
+    }
+
+    #[test]
+    fn the_fingerprint_covers_items_and_settings_but_not_callback_ids() {
+        let keyed = |items: Vec<Value>, attempts: u32| {
+            let mut b = NewBatch::new("h", items);
+            b.idempotency_key = Some("k".into());
+            b.max_attempts = attempts;
+            b.on_complete = Some(NewJob::new("cb", serde_json::json!({})));
+            prepare(&b).unwrap().head.fingerprint.unwrap()
+        };
+        let one = keyed(vec![Value::from(1)], 3);
+        assert_eq!(
+            one,
+            keyed(vec![Value::from(1)], 3),
+            "callback ids differ, fingerprints not"
+        );
+        assert_ne!(one, keyed(vec![Value::from(2)], 3));
+        assert_ne!(one, keyed(vec![Value::from(1)], 4));
+        assert!(
+            prepare(&NewBatch::new("h", vec![Value::Null]))
+                .unwrap()
+                .head
+                .fingerprint
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn a_reused_key_is_named_as_given() {
+        let scoped = format!(
+            "batch:{}",
+            crate::store::scoped_idempotency_key("a:b", "k:1")
+        );
+        let err = key_reused(&scoped, JobId::generate()).to_string();
+        assert!(err.contains("idempotency key \"k:1\" was used"), "{err}");
+    }
+
+    #[test]
     fn bad_batches_are_refused() {
         assert!(prepare(&NewBatch::new("h", vec![])).is_err());
         let mut b = NewBatch::new("h", vec![Value::Null; 3]);
@@ -295,7 +500,7 @@ mod tests {
         let mut b = NewBatch::new("h", vec![Value::Null; 5]);
         b.chunk = 2;
         let p = prepare(&b).unwrap();
-        let sizes: Vec<_> = p.chunks.iter().map(Vec::len).collect();
-        assert_eq!(sizes, [2, 2, 1]);
+        let sizes: Vec<_> = [0, 2, 4, 5].map(|at| p.chunk_from(at).len()).into();
+        assert_eq!(sizes, [2, 2, 1, 0]);
     }
 }

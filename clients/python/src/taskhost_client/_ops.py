@@ -242,14 +242,21 @@ def start_batch(
     """Starts a batch on the host (``POST /api/v1/batches``): one job per
     item, written in atomic chunks of ``batch_size``; ``on_complete`` is
     enqueued once every job finished, ``on_success`` once all succeeded.
-    Every item and callback is checked before anything is sent."""
+    Every item and callback is checked before anything is sent. The start
+    carries an idempotency key (``options["idempotency_key"]``, else one
+    made here), so a retry after a lost answer cannot start a second batch,
+    and finishes writing the first if its host died part-way."""
     payloads: List[Dict[str, Any]] = []
     for i, item in enumerate(items):
         if not isinstance(item, Mapping):
             raise InvalidPayload("not_serialisable", f"items[{i}] is a {type(item).__name__}, not a mapping")
         _check_payload(f"items[{i}]", item)
         payloads.append(dict(item))
-    body: Dict[str, Any] = {"handler": handler, "items": payloads}
+    body: Dict[str, Any] = {
+        "handler": handler,
+        "items": payloads,
+        "idempotency_key": options.get("idempotency_key") or f"client:{uuid.uuid4()}",
+    }
     if batch_size is not None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -266,7 +273,7 @@ def start_batch(
         body["on_complete"] = _callback_body("on_complete", on_complete)
     if on_success is not None:
         body["on_success"] = _callback_body("on_success", on_success)
-    answer = yield Call("POST", "/api/v1/batches", body=encode("the batch", body))
+    answer = yield Call("POST", "/api/v1/batches", body=encode("the batch", body), retry_safe=True)
     return BatchStatus.from_json(answer["batch"], [str(j) for j in answer["jobs"]])
 
 

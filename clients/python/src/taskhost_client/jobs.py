@@ -36,6 +36,23 @@ def _batch_options(priority: Optional[PriorityLike], queue: Optional[str]) -> Di
     return {"priority": priority, "queue": queue}
 
 
+def _start_options(
+    priority: Optional[PriorityLike],
+    queue: Optional[str],
+    max_attempts: Optional[int],
+    retry: Optional[_ops.RetryPolicy],
+    idempotency_key: Optional[str],
+) -> Dict[str, Any]:
+    """``batch()``'s options as `_ops.start_batch` takes them."""
+    return {
+        "priority": priority,
+        "queue": queue,
+        "max_attempts": max_attempts,
+        "retry": retry,
+        "idempotency_key": idempotency_key,
+    }
+
+
 def _with_callback(handler: str, items: Iterable[Mapping[str, Any]], batch_size: int, priority: Optional[PriorityLike], queue: Optional[str], callback: str) -> _ops.Op[BatchResult]:
     """``enqueue_batch(callback=...)``: a host batch whose ``on_complete``
     is the callback handler (enqueued once, when every job has finished)."""
@@ -147,13 +164,14 @@ class JobManager:
         retry: Optional[_ops.RetryPolicy] = None,
         on_complete: Optional[_ops.Callback] = None,
         on_success: Optional[_ops.Callback] = None,
+        idempotency_key: Optional[str] = None,
     ) -> BatchStatus:
         """Starts a batch: one job of ``handler`` per item under one batch
         id. ``on_complete`` (a handler, or ``(handler, payload)``) is
         enqueued once every job has finished, ``on_success`` once every
         job succeeded; their payload gets the batch id under ``batch``.
         Answers the batch with its jobs' ids (``.jobs``)."""
-        options = {"priority": priority, "queue": queue, "max_attempts": max_attempts, "retry": retry}
+        options = _start_options(priority, queue, max_attempts, retry, idempotency_key)
         return await self._t.run(_ops.start_batch(handler, items, batch_size, options, on_complete, on_success))
 
     async def get_batch(self, batch_id: str) -> BatchStatus:
@@ -358,8 +376,9 @@ class SyncJobManager:
         retry: Optional[_ops.RetryPolicy] = None,
         on_complete: Optional[_ops.Callback] = None,
         on_success: Optional[_ops.Callback] = None,
+        idempotency_key: Optional[str] = None,
     ) -> BatchStatus:
-        options = {"priority": priority, "queue": queue, "max_attempts": max_attempts, "retry": retry}
+        options = _start_options(priority, queue, max_attempts, retry, idempotency_key)
         return self._t.run(_ops.start_batch(handler, items, batch_size, options, on_complete, on_success))
 
     def get_batch(self, batch_id: str) -> BatchStatus:

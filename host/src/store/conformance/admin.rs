@@ -12,7 +12,7 @@ use crate::clock::{Clock, ManualClock};
 use crate::job::{JobStatus, OutcomeKind, RunReport};
 use crate::store::{FailAction, QueueInfo, Schedule, Store, StoreConfig, StoreError};
 
-fn ttl() -> TimeDelta {
+pub(crate) fn ttl() -> TimeDelta {
     TimeDelta::from_std(StoreConfig::default().idempotency_ttl).unwrap()
 }
 

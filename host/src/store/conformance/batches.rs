@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::{lease, lease_one};
 use crate::clock::ManualClock;
-use crate::job::{JobStatus, NewJob, OutcomeKind, RunReport};
+use crate::job::{JobId, JobStatus, NewJob, OutcomeKind, RunReport};
 use crate::store::batch::{Batch, NewBatch};
 use crate::store::{FailAction, Store, StoreError};
 
@@ -256,4 +256,87 @@ pub async fn finished_batches_are_swept_ones_with_dead_jobs_kept(
         store.get_batch(failed.id).await,
         Err(StoreError::BatchNotFound(_))
     ));
+}
+
+/// Five items of `keyed`, two a chunk, under idempotency key `k-1`.
+pub(crate) fn keyed_batch() -> NewBatch {
+    let mut b = NewBatch::new("keyed", (0..5).map(|i| json!({ "i": i })).collect());
+    b.chunk = 2;
+    b.idempotency_key = Some("k-1".into());
+    b.on_complete = Some(NewJob::new("batch_done", json!({})));
+    b
+}
+
+/// Within its TTL a key answers the batch its first start made, writing
+/// nothing; with other items it is refused; keys are per handler; after
+/// the TTL the key starts a new batch.
+pub async fn batch_key_answers_the_first_start(store: &dyn Store, clock: &ManualClock) {
+    let first = store.start_batch(keyed_batch()).await.unwrap();
+    assert!(first.created);
+    let again = store.start_batch(keyed_batch()).await.unwrap();
+    assert!(!again.created);
+    assert_eq!((again.batch.id, &again.jobs), (first.batch.id, &first.jobs));
+    assert_eq!((again.batch.total, again.batch.enqueued), (5, 5));
+    assert_eq!(again.batch.on_complete, first.batch.on_complete);
+    let held = lease(store, &["keyed"], 20).await;
+    assert_eq!(held.len(), 5, "the repeat wrote no job");
+    for h in &held {
+        ok(store, h).await;
+    }
+
+    let mut other = keyed_batch();
+    other.items.push(json!({"i": 5}));
+    let err = store.start_batch(other).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Invalid(m) if m.contains("k-1") && m.contains(&first.batch.id.to_string())),
+        "{err}"
+    );
+    let mut elsewhere = keyed_batch();
+    elsewhere.handler = "keyed_too".into();
+    assert!(
+        store.start_batch(elsewhere).await.unwrap().created,
+        "keys are per handler"
+    );
+
+    clock.advance(super::admin::ttl());
+    let later = store.start_batch(keyed_batch()).await.unwrap();
+    assert!(
+        later.created && later.batch.id != first.batch.id,
+        "the key expired"
+    );
+}
+
+/// Given the first chunk of [`keyed_batch`] written under `id` by a start
+/// that died before the next: a repeat of the start under its key writes
+/// the other three, and the five run once each, in item order.
+pub(crate) async fn resumed_batch_writes_only_what_is_missing(store: &dyn Store, id: JobId) {
+    let partial = store.get_batch(id).await.unwrap();
+    assert_eq!(
+        (partial.total, partial.enqueued, partial.finished),
+        (5, 2, false)
+    );
+    let resumed = store.start_batch(keyed_batch()).await.unwrap();
+    assert!(!resumed.created);
+    assert_eq!(resumed.batch.id, id);
+    assert_eq!((resumed.batch.enqueued, resumed.batch.pending), (5, 5));
+    let ids: Vec<JobId> = (0..5).map(|i| JobId::nth_of(id, i)).collect();
+    assert_eq!(resumed.jobs, ids);
+    let held = lease(store, &["keyed"], 20).await;
+    let items: Vec<Value> = held.iter().map(|h| h.job.payload["i"].clone()).collect();
+    assert_eq!(items, (0..5).map(|i| json!(i)).collect::<Vec<_>>());
+    for h in &held {
+        ok(store, h).await;
+    }
+    let done = store.get_batch(id).await.unwrap();
+    let fired = done.on_complete.as_ref().is_some_and(|c| c.fired);
+    assert!(done.finished && fired, "{done:?}");
+    assert_eq!(
+        store
+            .start_batch(keyed_batch())
+            .await
+            .unwrap()
+            .batch
+            .enqueued,
+        5
+    );
 }

@@ -83,7 +83,7 @@ macro_rules! conformance_suite {
             dead_batch_job_fires_on_complete_only_until_retried,
             reaped_cancelled_and_purged_batch_jobs_count, bad_batches_are_refused,
             finished_batches_are_swept_ones_with_dead_jobs_kept,
-            own_retry_policy_travels_with_the_job);
+            own_retry_policy_travels_with_the_job, batch_key_answers_the_first_start);
         $crate::store::conformance::conformance_suite!(@backend $backend; survives_reopen,
             concurrency_holds_across_hosts, rate_spaces_starts_across_hosts);
     };

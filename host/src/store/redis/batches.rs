@@ -3,42 +3,72 @@
 //! count each job's end and fire the callbacks (`common.lua`).
 
 use super::RedisStore;
-use super::codec::{array, opt_time, text};
+use super::codec::{self, array, opt_time, text};
 use super::scripts::BATCH;
 use crate::job::JobId;
-use crate::store::batch::{self, Batch, Counters, NewBatch, StartedBatch, StoredBatch};
+use crate::store::batch::{self, Added, Batch, Counters, NewBatch, StartedBatch, StoredBatch};
 use crate::store::{StoreError, StoreResult};
 
 impl RedisStore {
     /// [`Store::start_batch`](crate::store::Store::start_batch).
     pub(super) async fn create_batch(&self, batch: NewBatch) -> StoreResult<StartedBatch> {
         let prepared = batch::prepare(&batch).map_err(StoreError::Invalid)?;
-        let id = prepared.id;
         let head = serde_json::to_string(&prepared.head)?;
-        let mut jobs = Vec::with_capacity(prepared.head.total as usize);
-        for (i, chunk) in prepared.chunks.into_iter().enumerate() {
-            let mut args = Vec::with_capacity(4 + chunk.len() * 2);
-            args.extend([
-                "add".to_owned(),
-                id.to_string(),
-                if i == 0 { head.clone() } else { String::new() },
-                chunk.len().to_string(),
-            ]);
-            for (job, payload) in chunk {
-                jobs.push(job);
-                args.push(job.to_string());
-                args.push(payload);
+        let (id, created, jobs) = batch::write(prepared, |id, stored, first, chunk| {
+            let head = first.then(|| head.clone());
+            async move {
+                self.add_chunk(id, head.as_deref(), stored.key.as_deref(), chunk)
+                    .await
             }
-            let reply = self.run(&BATCH, &args).await?;
-            if text(&array(&reply)?[0])? != "ok" {
-                return Err(StoreError::BatchNotFound(id));
-            }
-            self.signals.apply(b"w");
-        }
+        })
+        .await?;
         Ok(StartedBatch {
             batch: self.read_batch(id).await?,
             jobs,
+            created,
         })
+    }
+
+    /// Writes one chunk of batch `id`'s jobs, the first (with the head's
+    /// JSON) also making the batch and binding its `key` (see `batch.lua`).
+    pub(super) async fn add_chunk(
+        &self,
+        id: JobId,
+        head: Option<&str>,
+        key: Option<&str>,
+        chunk: Vec<(JobId, String)>,
+    ) -> StoreResult<Added> {
+        let mut args = Vec::with_capacity(5 + chunk.len() * 2);
+        args.extend([
+            "add".to_owned(),
+            id.to_string(),
+            head.unwrap_or_default().to_owned(),
+            codec::span(self.config.idempotency_ttl).to_string(),
+            chunk.len().to_string(),
+        ]);
+        for (job, payload) in chunk {
+            args.push(job.to_string());
+            args.push(payload);
+        }
+        let reply = self.run(&BATCH, &args).await?;
+        let reply = array(&reply)?;
+        let id_at = |i: usize| -> StoreResult<JobId> {
+            text(&reply[i])?.parse().map_err(StoreError::backend)
+        };
+        match text(&reply[0])?.as_str() {
+            "ok" => {
+                self.signals.apply(b"w");
+                Ok(Added::Written)
+            }
+            "bound" => Ok(Added::BoundTo(
+                id_at(1)?,
+                text(&reply[2])?
+                    .parse()
+                    .map_err(|e| StoreError::backend(format!("enqueued count: {e}")))?,
+            )),
+            "reused" => Err(batch::key_reused(key.unwrap_or_default(), id_at(1)?)),
+            _ => Err(StoreError::BatchNotFound(id)),
+        }
     }
 
     /// [`Store::cancel_batch`](crate::store::Store::cancel_batch).

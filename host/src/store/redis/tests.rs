@@ -348,3 +348,19 @@ async fn a_server_that_checks_clients_takes_the_client_certificate_given() {
         "{err}"
     );
 }
+
+/// A batch start that died after its first chunk, resumed under its key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_start_repeated_under_its_key_writes_what_its_maker_did_not() {
+    let clock = Arc::new(ManualClock::new(crate::store::conformance::start()));
+    let options = RedisBackend::new().options(RedisServer::shared().url());
+    let store = RedisStore::open(options, clock).await.expect("open store");
+    let p = crate::store::batch::prepare(&crate::store::conformance::keyed_batch()).unwrap();
+    let head = serde_json::to_string(&p.head).unwrap();
+    store
+        .add_chunk(p.id, Some(&head), p.head.key.as_deref(), p.chunk_from(0))
+        .await
+        .unwrap();
+    crate::store::conformance::resumed_batch_writes_only_what_is_missing(&store, p.id).await;
+    store.close().await.unwrap();
+}

@@ -5,15 +5,17 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::codec::{WAITING, micros, time};
+use super::codec::{WAITING, micros, span_micros, time};
 use super::writer::Ctx;
 use crate::job::{JobId, JobStatus};
-use crate::store::batch::{self, Batch, Counters, StoredBatch};
+use crate::store::batch::{self, Added, Batch, Counters, StoredBatch};
 use crate::store::chain::StoredStep;
 use crate::store::{StoreError, StoreResult};
 
-/// Writes one chunk of a batch's jobs; the first (`head` given) also makes
-/// the batch row.
+/// Writes one chunk of a batch's jobs; the first also makes the batch row
+/// and binds its key, unless the key is bound to an earlier start's batch
+/// (then nothing is written and that batch answered). A job already
+/// written (by a concurrent resume of the same batch) is skipped.
 pub(super) fn add_chunk(
     conn: &Connection,
     ctx: &Ctx,
@@ -21,9 +23,18 @@ pub(super) fn add_chunk(
     head: &StoredBatch,
     first: bool,
     jobs: &[(JobId, String)],
-) -> StoreResult<()> {
+) -> StoreResult<Added> {
     let now = micros(ctx.now);
     if first {
+        if let Some(key) = &head.key
+            && let Some(earlier) = super::jobs::bound_to_key(conn, ctx.now, key)?
+            && let Some((stored, written)) = stored_head(conn, earlier)?
+        {
+            if stored.fingerprint != head.fingerprint {
+                return Err(batch::key_reused(key, earlier));
+            }
+            return Ok(Added::BoundTo(earlier, written));
+        }
         conn.prepare_cached(
             "INSERT INTO batches (id, head, total, created_at) VALUES (?1, ?2, ?3, ?4)",
         )?
@@ -35,14 +46,24 @@ pub(super) fn add_chunk(
         ])?;
         conn.prepare_cached("INSERT OR IGNORE INTO queues (name) VALUES (?1)")?
             .execute([&head.queue])?;
+        if let Some(key) = &head.key {
+            let expires = now.saturating_add(span_micros(ctx.config.idempotency_ttl));
+            conn.prepare_cached(
+                "INSERT OR REPLACE INTO idempotency_keys (key, job_id, expires_at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![key, id.as_bytes(), expires])?;
+        }
+    } else if stored_head(conn, id)?.is_none() {
+        return Err(StoreError::BatchNotFound(id));
     }
     let mut insert = conn.prepare_cached(
-        "INSERT INTO jobs (id, queue, handler, payload, priority, status, max_attempts, run_at,
-                           created_at, batch, retry)
+        "INSERT OR IGNORE INTO jobs (id, queue, handler, payload, priority, status, max_attempts,
+                                     run_at, created_at, batch, retry)
          VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?7, ?8, ?9)",
     )?;
+    let mut added = 0;
     for (job, payload) in jobs {
-        insert.execute(params![
+        added += insert.execute(params![
             job.as_bytes(),
             head.queue,
             head.handler,
@@ -55,9 +76,21 @@ pub(super) fn add_chunk(
         ])?;
     }
     conn.prepare_cached("UPDATE batches SET enqueued = enqueued + ?2 WHERE id = ?1")?
-        .execute(params![id.as_bytes(), jobs.len() as i64])?;
+        .execute(params![id.as_bytes(), added as i64])?;
     ctx.notify();
-    Ok(())
+    Ok(Added::Written)
+}
+
+/// A batch's stored head and how many of its jobs are written.
+fn stored_head(conn: &Connection, id: JobId) -> StoreResult<Option<(StoredBatch, u64)>> {
+    let row = conn
+        .prepare_cached("SELECT head, enqueued FROM batches WHERE id = ?1")?
+        .query_row([id.as_bytes()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })
+        .optional()?;
+    row.map(|(head, written)| Ok((serde_json::from_str(&head)?, written as u64)))
+        .transpose()
 }
 
 /// Counts `job`'s end (a final `status`) in its batch, if it has one.

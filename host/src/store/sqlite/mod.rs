@@ -309,20 +309,17 @@ impl Store for SqliteStore {
 
     async fn start_batch(&self, batch: NewBatch) -> StoreResult<StartedBatch> {
         let prepared = crate::store::batch::prepare(&batch).map_err(StoreError::Invalid)?;
-        let (id, head) = (prepared.id, Arc::new(prepared.head));
-        let mut jobs = Vec::with_capacity(head.total as usize);
         // One operation per chunk: each commits whole, and other writers
         // (workers completing the first chunk's jobs) get turns in between.
-        for (i, chunk) in prepared.chunks.into_iter().enumerate() {
-            jobs.extend(chunk.iter().map(|(job, _)| *job));
-            let head = head.clone();
+        let (id, created, jobs) = crate::store::batch::write(prepared, |id, head, first, chunk| {
             self.writer
-                .call(move |c, ctx| batches::add_chunk(c, ctx, id, &head, i == 0, &chunk))
-                .await?;
-        }
+                .call(move |c, ctx| batches::add_chunk(c, ctx, id, &head, first, &chunk))
+        })
+        .await?;
         Ok(StartedBatch {
             batch: self.get_batch(id).await?,
             jobs,
+            created,
         })
     }
 

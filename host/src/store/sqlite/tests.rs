@@ -516,3 +516,19 @@ async fn another_process_ending_a_job_wakes_a_waiter() {
     worker.close().await.unwrap();
     api.close().await.unwrap();
 }
+
+/// A batch start that died after its first chunk, resumed under its key.
+#[tokio::test]
+async fn a_batch_start_repeated_under_its_key_writes_what_its_maker_did_not() {
+    let backend = SqliteBackend::new();
+    let store = open(&backend.path(), clock()).await.unwrap();
+    let p = crate::store::batch::prepare(&conformance::keyed_batch()).unwrap();
+    let (id, head, first) = (p.id, p.head.clone(), p.chunk_from(0));
+    store
+        .writer
+        .call(move |c, ctx| super::batches::add_chunk(c, ctx, id, &head, true, &first))
+        .await
+        .unwrap();
+    conformance::resumed_batch_writes_only_what_is_missing(&store, id).await;
+    store.close().await.unwrap();
+}

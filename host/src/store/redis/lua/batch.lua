@@ -1,6 +1,10 @@
 -- Batches. ARGV: prefix, time, mode, id, ...
---   add id head-json ('' after the first chunk) n, then n × (job id, payload)
---       -> {'ok'}: one chunk of jobs (the first also makes the batch)
+--   add id head-json ('' after the first chunk) key-ttl n, then n × (job
+--       id, payload) -> {'ok'}: one chunk of jobs (the first also makes the
+--       batch and binds its key) | {'nf'} | {'bound', batch, written}: the
+--       key names an earlier start's batch with the same fingerprint, which
+--       holds its first `written` jobs; nothing written | {'reused', batch}:
+--       the key names a batch asked to do something else
 --   get id -> {} when missing, else {head, total, enqueued, succeeded, dead,
 --             cancelled, cfired, sfired, created, finished, running}
 --   cancel id -> {'nf'} | {'ok'}: waiting jobs cancelled, running ones
@@ -15,18 +19,36 @@ if mode == 'add' then
     head = cjson.decode(ARGV[5])
     -- A retried call (its reply lost to a dropped connection) adds nothing.
     if redis.call('EXISTS', kb) == 1 then return { 'ok' } end
+    local key = head.key
+    if key then
+      local bound = redis.call('HGET', K_IDEM, key)
+      if bound then
+        local sep = string.find(bound, '|', 1, true)
+        local earlier = string.sub(bound, 1, sep - 1)
+        local b = redis.call('HMGET', k_batch(earlier), 'head', 'enqueued')
+        if tonumber(string.sub(bound, sep + 1)) > now and b[1] then
+          if cjson.decode(b[1]).fingerprint ~= head.fingerprint then return { 'reused', earlier } end
+          return { 'bound', earlier, b[2] }
+        end
+      end
+    end
     redis.call('HSET', kb, 'head', ARGV[5], 'total', s(head.total), 'enqueued', 0,
       'succeeded', 0, 'dead', 0, 'cancelled', 0, 'purged', 0, 'cfired', '0', 'sfired', '0',
       'created', s(now), 'finished', '')
+    if key then
+      local expires = now + tonumber(ARGV[6])
+      redis.call('HSET', K_IDEM, key, id .. '|' .. s(expires))
+      redis.call('ZADD', K_IDEM_EXP, s(expires), key)
+    end
   else
     if redis.call('EXISTS', kb) == 0 then return { 'nf' } end
     head = cjson.decode(redis.call('HGET', kb, 'head'))
   end
-  local n = tonumber(ARGV[6])
+  local n = tonumber(ARGV[7])
   local q, h, p, max = head.queue, head.handler, tostring(head.priority), tostring(head.max_attempts)
   local added = 0
   for i = 0, n - 1 do
-    local job, payload = ARGV[7 + i * 2], ARGV[8 + i * 2]
+    local job, payload = ARGV[8 + i * 2], ARGV[9 + i * 2]
     if redis.call('EXISTS', k_job(job)) == 0 then
       add_job(now, job, q, h, payload, p, now, max, '', '', head.retry)
       redis.call('HSET', k_job(job), 'batch', id)
