@@ -78,6 +78,7 @@ fn seed(server: &Server) -> Seeded {
     let pending = enqueue(
         server,
         json!({"handler": "hello", "queue": "mail", "priority": "high",
+               "retry": {"delays": ["1s", "1m"]},
                "payload": {"name": "<script>window.pwned = 1</script> it's"}}),
     );
     Seeded {
@@ -177,6 +178,11 @@ fn pages_show_the_store_and_actions_change_it() {
             .contains("<script>window.pwned = 1</script>")
     );
     assert_eq!(browser.eval("return window.pwned === undefined;"), true);
+    assert!(
+        browser.text_of("dl.fields").contains("Retry policy")
+            && browser.text_of("dl.fields").contains("delays 1s, 1m"),
+        "the job's own retry policy is shown"
+    );
     // "Copy as curl" enqueues the same job, quotes and all.
     let curl = browser.text_of("pre.curl");
     let out = std::process::Command::new("sh")
@@ -190,7 +196,14 @@ fn pages_show_the_store_and_actions_change_it() {
     let copy: Value = serde_json::from_slice(&out.stdout).unwrap();
     let copy = job(&server, copy["id"].as_str().unwrap());
     let original = job(&server, &s.pending);
-    for key in ["handler", "payload", "queue", "priority", "max_attempts"] {
+    for key in [
+        "handler",
+        "payload",
+        "queue",
+        "priority",
+        "max_attempts",
+        "retry",
+    ] {
         assert_eq!(copy[key], original[key], "{key}");
     }
     // Cancel the scheduled job from its page.

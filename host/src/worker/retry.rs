@@ -111,6 +111,35 @@ impl RetryPolicy {
         self
     }
 
+    /// The settings that resolve to this policy: what an enqueue sends to
+    /// give a job the same policy again.
+    pub fn settings(&self) -> RetrySettings {
+        match self {
+            RetryPolicy::Delays {
+                max_attempts,
+                delays,
+            } => RetrySettings {
+                max_attempts: Some(*max_attempts),
+                delays: Some(delays.clone()),
+                ..RetrySettings::default()
+            },
+            RetryPolicy::Exponential {
+                max_attempts,
+                base,
+                factor,
+                max_delay,
+                jitter,
+            } => RetrySettings {
+                max_attempts: Some(*max_attempts),
+                delays: None,
+                base: Some(*base),
+                factor: Some(*factor),
+                max_delay: Some(*max_delay),
+                jitter: Some(*jitter),
+            },
+        }
+    }
+
     /// The delay before the run after failed attempt number `attempt` (1-based).
     pub fn delay_after(&self, attempt: u32) -> Duration {
         let n = attempt.max(1);
@@ -180,6 +209,7 @@ mod tests {
                 p,
                 "{text}"
             );
+            assert_eq!(RetryPolicy::from_settings(&p.settings()).unwrap(), p);
         }
         let err = serde_json::from_str::<RetryPolicy>(
             r#"{"kind": "delays", "max_attempts": 2, "delays": ["soon"]}"#,

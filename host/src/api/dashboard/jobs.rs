@@ -193,7 +193,8 @@ pub async fn job(
          <div><dt>Created</dt><dd>{}</dd></div>\
          <div><dt>Started</dt><dd>{}</dd></div>\
          <div><dt>Finished</dt><dd>{}</dd></div>\
-         <div><dt>Idempotency key</dt><dd>{}</dd></div></dl>\
+         <div><dt>Idempotency key</dt><dd>{}</dd></div>\
+         <div><dt>Retry policy</dt><dd>{}</dd></div></dl>\
          <h2>Payload</h2><pre class=\"payload\">{}</pre>",
         status_badge(job.status),
         esc(&job.queue),
@@ -209,6 +210,10 @@ pub async fn job(
             .as_deref()
             .map(esc)
             .unwrap_or_else(|| "—".into()),
+        job.retry.as_ref().map_or_else(
+            || "the handler's".into(),
+            |own| format!("<code>{}</code>", esc(&retry_text(own)))
+        ),
         pretty(&job.payload),
     );
     body.push_str(&format!(
@@ -264,16 +269,44 @@ pub async fn job(
     v.finish(page(&frame(&v, "/jobs", "Job", &f.done), &body))
 }
 
+/// A job's own retry policy in a line: `delays 1s, 5s` or `2s ×3 up to 1h
+/// ±10%`.
+fn retry_text(p: &crate::worker::retry::RetryPolicy) -> String {
+    use crate::units::format_duration as d;
+    use crate::worker::retry::RetryPolicy;
+    match p {
+        RetryPolicy::Delays { delays, .. } => format!(
+            "delays {}",
+            delays.iter().map(|x| d(*x)).collect::<Vec<_>>().join(", ")
+        ),
+        RetryPolicy::Exponential {
+            base,
+            factor,
+            max_delay,
+            jitter,
+            ..
+        } => format!(
+            "{} ×{factor} up to {} ±{}%",
+            d(*base),
+            d(*max_delay),
+            (jitter * 100.0).round()
+        ),
+    }
+}
+
 /// A shell command that enqueues the same job through the API, with the
 /// address and token from the environment the CLI also reads.
 fn curl(job: &Job) -> String {
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "handler": job.handler,
         "payload": job.payload,
         "queue": job.queue,
         "priority": job.priority.as_str(),
         "max_attempts": job.max_attempts,
     });
+    if let Some(own) = &job.retry {
+        body["retry"] = serde_json::to_value(own.settings()).expect("retry settings serialize");
+    }
     let quoted = format!("'{}'", body.to_string().replace('\'', "'\\''"));
     format!(
         "curl -X POST \"$TASKHOST_URL/api/v1/jobs\" \\\n  -H \"Authorization: Bearer $TASKHOST_TOKEN\" \\\n  -H 'Content-Type: application/json' \\\n  --data-raw {quoted}"
