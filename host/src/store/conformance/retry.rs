@@ -9,9 +9,9 @@ use serde_json::json;
 
 use super::{finish, lease_one};
 use crate::clock::ManualClock;
-use crate::job::NewJob;
-use crate::store::Store;
+use crate::job::{NewJob, OutcomeKind, RunReport};
 use crate::store::batch::NewBatch;
+use crate::store::{FailAction, Store};
 use crate::worker::retry::RetryPolicy;
 
 fn delays(max_attempts: u32, secs: &[u64]) -> RetryPolicy {
@@ -90,6 +90,23 @@ pub async fn own_retry_policy_travels_with_the_job(store: &dyn Store, _clock: &M
     );
     let chain = store.get_chain(chain.id).await.unwrap();
     assert_eq!(chain.steps[1].status, "succeeded");
+
+    // A DLQ retry gives a fresh budget; the policy shows the one in force.
+    let dying = NewJob::new("dying", json!({})).retry(delays(2, &[5]));
+    let id = store.enqueue(dying).await.unwrap().id;
+    let held = lease_one(store, "dying").await;
+    let report = RunReport::failed(OutcomeKind::Permanent, "no", Duration::ZERO);
+    store
+        .fail(&held.token, FailAction::Dead, report)
+        .await
+        .unwrap();
+    store.dlq_retry(id).await.unwrap();
+    let revived = store.get(id).await.unwrap();
+    assert_eq!(
+        revived.max_attempts, 3,
+        "attempt 1 of 2 died; 2 more, numbered on"
+    );
+    assert_eq!(revived.retry, Some(delays(3, &[5])));
 
     // A batch's jobs and its callback.
     let mut batch = NewBatch::new("item", vec![json!(1)]);

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::job::{Attempt, Job, JobId, JobStatus, LeaseInfo, NewJob, OutcomeKind, Priority};
 use crate::store::{StoreError, StoreResult};
+use crate::worker::retry::RetryPolicy;
 
 /// The largest time a Lua number holds exactly (2^53 µs, about year 2255).
 const MAX_MICROS: i64 = 1 << 53;
@@ -212,6 +213,7 @@ pub(super) fn job(f: &HashMap<String, String>, now: i64) -> StoreResult<Job> {
         _ => None,
     };
     let text_opt = |k: &str| Some(get(k).to_owned()).filter(|s| !s.is_empty());
+    let max_attempts = u32::try_from(num("max")?).map_err(corrupt)?;
     Ok(Job {
         id,
         queue: get("queue").to_owned(),
@@ -220,7 +222,7 @@ pub(super) fn job(f: &HashMap<String, String>, now: i64) -> StoreResult<Job> {
         priority: Priority::from_rank(rank).ok_or_else(|| corrupt(format!("priority {rank}")))?,
         status,
         attempt: u32::try_from(num("attempt")?).map_err(corrupt)?,
-        max_attempts: u32::try_from(num("max")?).map_err(corrupt)?,
+        max_attempts,
         run_at: time(run_at)?,
         created_at: time(num("created")?)?,
         started_at: opt_time(get("started"))?,
@@ -234,9 +236,10 @@ pub(super) fn job(f: &HashMap<String, String>, now: i64) -> StoreResult<Job> {
         idempotency_key: text_opt("ikey"),
         lease,
         schedule: text_opt("sched"),
+        // Shown with the budget in force (a DLQ retry raises it).
         retry: match get("retry") {
             "" => None,
-            s => Some(serde_json::from_str(s)?),
+            s => Some(serde_json::from_str::<RetryPolicy>(s)?.with_max_attempts(max_attempts)),
         },
     })
 }

@@ -7,6 +7,7 @@ use rusqlite::types::Type;
 
 use crate::job::{Job, JobId, JobStatus, LeaseInfo, Priority};
 use crate::store::StoreError;
+use crate::worker::retry::RetryPolicy;
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
@@ -96,6 +97,7 @@ pub(super) fn job_from_row(row: &Row, now: i64) -> rusqlite::Result<Job> {
     let result: Option<String> = row.get(13)?;
     let worker: Option<String> = row.get(16)?;
     let expires: Option<i64> = row.get(17)?;
+    let max_attempts: u32 = row.get(7)?;
     Ok(Job {
         id: job_id(0, row)?,
         queue: row.get(1)?,
@@ -104,7 +106,7 @@ pub(super) fn job_from_row(row: &Row, now: i64) -> rusqlite::Result<Job> {
         priority,
         status,
         attempt: row.get(6)?,
-        max_attempts: row.get(7)?,
+        max_attempts,
         run_at: time(8, run_at)?,
         created_at: time(9, row.get(9)?)?,
         started_at: opt_time(10, row.get(10)?)?,
@@ -121,9 +123,10 @@ pub(super) fn job_from_row(row: &Row, now: i64) -> rusqlite::Result<Job> {
             _ => None,
         },
         schedule: row.get(18)?,
+        // Shown with the budget in force (a DLQ retry raises it).
         retry: row
             .get::<_, Option<String>>(19)?
-            .map(|r| json(19, &r))
+            .map(|r| json::<RetryPolicy>(19, &r).map(|p| p.with_max_attempts(max_attempts)))
             .transpose()?,
     })
 }
