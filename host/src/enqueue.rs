@@ -365,6 +365,15 @@ impl Enqueuer {
                 )),
             ));
         }
+        // Checked once here, so a bad policy is named as the batch's own.
+        if let Some(r) = &req.retry {
+            RetryPolicy::from_settings(r)
+                .map_err(|e| (None, EnqueueError::Invalid(e.to_string())))?;
+        }
+        let asked = req
+            .idempotency_key
+            .as_ref()
+            .map(|_| batch_request_hash(&req));
         let one = |payload: Value| EnqueueRequest {
             handler: req.handler.clone(),
             payload,
@@ -405,6 +414,7 @@ impl Enqueuer {
             on_complete,
             on_success,
             idempotency_key: req.idempotency_key,
+            asked,
         };
         let started = self
             .store
@@ -422,6 +432,28 @@ impl Enqueuer {
         }
         Ok(started)
     }
+}
+
+/// What a batch start asked for, hashed over the fields the caller gave
+/// (not the defaults filled in, which a config change may move between a
+/// start and its repeat): the key's repeat must ask the same.
+fn batch_request_hash(req: &BatchRequest) -> String {
+    let job = |r: &EnqueueRequest| {
+        serde_json::json!({
+            "handler": r.handler, "payload": r.payload, "queue": r.queue,
+            "priority": r.priority.map(Priority::as_str), "max_attempts": r.max_attempts,
+            "retry": r.retry,
+        })
+    };
+    let settings = serde_json::json!({
+        "handler": req.handler, "queue": req.queue,
+        "priority": req.priority.map(Priority::as_str), "max_attempts": req.max_attempts,
+        "retry": req.retry,
+        "on_complete": req.on_complete.as_ref().map(job),
+        "on_success": req.on_success.as_ref().map(job),
+    });
+    let items: Vec<String> = req.items.iter().map(Value::to_string).collect();
+    crate::store::batch::request_hash(&settings, items.iter().map(String::as_str))
 }
 
 /// Handler names close to `name`, for "did you mean" answers. Names longer
@@ -468,6 +500,31 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_start_is_hashed_over_what_the_caller_gave() {
+        let req = |items: Vec<Value>, max_attempts: Option<u32>| BatchRequest {
+            handler: "h".into(),
+            items,
+            max_attempts,
+            on_complete: Some(EnqueueRequest {
+                handler: "done".into(),
+                ..EnqueueRequest::default()
+            }),
+            ..BatchRequest::default()
+        };
+        let one = batch_request_hash(&req(vec![Value::from(1)], None));
+        assert_eq!(one, batch_request_hash(&req(vec![Value::from(1)], None)));
+        assert_ne!(one, batch_request_hash(&req(vec![Value::from(2)], None)));
+        assert_ne!(one, batch_request_hash(&req(vec![Value::from(1)], Some(3))));
+        let mut chunked = req(vec![Value::from(1)], None);
+        chunked.chunk = Some(7);
+        assert_eq!(
+            one,
+            batch_request_hash(&chunked),
+            "the chunk size is not asked-for work"
+        );
+    }
 
     #[test]
     fn edit_distance_counts_single_edits() {

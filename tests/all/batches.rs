@@ -314,6 +314,11 @@ fn bad_batches_are_refused_and_write_nothing() {
             400,
             "bogus",
         ),
+        (
+            json!({"handler": "item", "items": [1], "retry": {"delays": []}}),
+            400,
+            "\"message\":\"retry: `delays` is empty",
+        ),
     ];
     for (body, code, says) in cases {
         let r = api.post("/api/v1/batches", None, &body);

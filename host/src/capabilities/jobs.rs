@@ -244,15 +244,6 @@ impl JobState {
             }
         }
         let n = steps.len() as u64;
-        let cap = self.limits().enqueues;
-        if !self.charge_enqueues(n) {
-            return Ok(Err(super::denied(
-                self,
-                format_args!(
-                    "a chain of {n} steps over the {cap} enqueues one run may make (jobs_per_run, default [limits] max_enqueues)"
-                ),
-            )));
-        }
         let mut reqs = Vec::with_capacity(steps.len());
         for (i, s) in steps.into_iter().enumerate() {
             let payload = match json(format!("steps[{i}] payload"), &s.payload) {
@@ -267,6 +258,15 @@ impl JobState {
                 max_attempts: s.max_attempts,
                 ..Request::default()
             });
+        }
+        let cap = self.limits().enqueues;
+        if !self.charge_enqueues(n) {
+            return Ok(Err(super::denied(
+                self,
+                format_args!(
+                    "a chain of {n} steps over the {cap} enqueues one run may make (jobs_per_run, default [limits] max_enqueues)"
+                ),
+            )));
         }
         let Some(enqueuer) = self.services().enqueuer.clone() else {
             return Ok(Err(super::denied(self, format_args!("starting chains"))));

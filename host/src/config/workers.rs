@@ -227,6 +227,7 @@ impl Default for SchedulerConfig {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RetrySettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<u32>,
     /// `["1m", "2m", "4m"]`: the delay before the 2nd, 3rd, 4th attempt.
     #[serde(
@@ -245,6 +246,7 @@ pub struct RetrySettings {
     #[schema(value_type = Option<String>)]
     pub base: Option<Duration>,
     /// Each delay is the one before times this (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub factor: Option<f64>,
     /// The longest delay (default `1h`).
     #[serde(
@@ -255,6 +257,7 @@ pub struct RetrySettings {
     #[schema(value_type = Option<String>)]
     pub max_delay: Option<Duration>,
     /// Fraction of each delay to randomise by, 0.0–1.0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jitter: Option<f64>,
 }
 

@@ -65,6 +65,10 @@ pub struct NewBatch {
     /// made, and writes the jobs that start did not get to (its maker died
     /// between chunks); one with other items or settings is refused.
     pub idempotency_key: Option<String>,
+    /// A hash of what the caller asked for ([`request_hash`] over the
+    /// fields it gave, not the defaults filled in), which a repeat under
+    /// the key must match; without it, the batch's own settings and items.
+    pub asked: Option<String>,
 }
 
 impl NewBatch {
@@ -82,6 +86,7 @@ impl NewBatch {
             on_complete: None,
             on_success: None,
             idempotency_key: None,
+            asked: None,
         }
     }
 }
@@ -133,8 +138,14 @@ pub struct StartedBatch {
     #[schema(value_type = Vec<String>)]
     pub jobs: Vec<JobId>,
     /// False when the idempotency key named a batch an earlier start made
-    /// (this one wrote only what that one had not).
+    /// (this one wrote only what that one had not). Hosts older than the
+    /// field made every batch they answered.
+    #[serde(default = "made")]
     pub created: bool,
+}
+
+fn made() -> bool {
+    true
 }
 
 /// The batch row's fixed part as both backends keep it.
@@ -153,8 +164,8 @@ pub(crate) struct StoredBatch {
     /// The scoped idempotency key the batch was started under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
-    /// SHA-256 of what the batch was asked to do (everything above but the
-    /// callbacks' ids, and every item): a start under its key must match.
+    /// A hash of what the start asked for (see [`NewBatch::asked`]): a
+    /// start under its key must match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
 }
@@ -188,16 +199,23 @@ impl Prepared {
     }
 }
 
-/// What writing a batch's first chunk did.
+/// What writing a chunk of a batch did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Added {
     /// The chunk is written (or was, by a retried call).
     Written,
-    /// Nothing: the batch's key is bound to this batch, made by an earlier
-    /// start with the same fingerprint, which holds this many jobs (its
-    /// first items: chunks are written in order, each whole); the rest are
-    /// written to it instead.
-    BoundTo(JobId, u64),
+    /// Nothing (a first chunk): the key is bound to `batch`, made by an
+    /// earlier start with the same fingerprint, which holds its first
+    /// `written` items (chunks are written in order, each whole) of
+    /// `total`; the rest are written to it instead.
+    BoundTo {
+        batch: JobId,
+        written: u64,
+        total: u64,
+    },
+    /// Nothing: the batch was cancelled before this chunk, which closed it
+    /// at the jobs it had; no more are written.
+    Closed,
 }
 
 /// The refusal of a start whose (scoped) key is bound to a batch asked to
@@ -228,18 +246,23 @@ where
     Fut: std::future::Future<Output = StoreResult<Added>>,
 {
     let head = std::sync::Arc::new(std::mem::replace(&mut p.head, StoredBatch::empty()));
-    let mut created = true;
-    let mut at = 0;
-    while at < p.payloads.len() {
+    let (mut created, mut at, mut end) = (true, 0, p.payloads.len());
+    let index = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    while at < end {
         let first = created && at == 0;
         let jobs = p.chunk_from(at);
         let n = jobs.len();
         match add(p.id, head.clone(), first, jobs).await? {
             Added::Written => at += n,
-            Added::BoundTo(earlier, written) => {
-                (p.id, created) = (earlier, false);
-                at = usize::try_from(written).unwrap_or(usize::MAX);
+            Added::BoundTo {
+                batch,
+                written,
+                total,
+            } => {
+                (p.id, created) = (batch, false);
+                (at, end) = (index(written), end.min(index(total)));
             }
+            Added::Closed => break,
         }
     }
     Ok((p.id, created, p.job_ids()))
@@ -333,7 +356,10 @@ pub(crate) fn prepare(batch: &NewBatch) -> Result<Prepared, String> {
             "batch:{}",
             crate::store::scoped_idempotency_key(&batch.handler, key)
         ));
-        head.fingerprint = Some(fingerprint(&head, &payloads));
+        head.fingerprint = Some(match &batch.asked {
+            Some(asked) => asked.clone(),
+            None => fingerprint(&head, &payloads),
+        });
     }
     Ok(Prepared {
         id: JobId::generate(),
@@ -343,10 +369,9 @@ pub(crate) fn prepare(batch: &NewBatch) -> Result<Prepared, String> {
     })
 }
 
-/// What a start asked for, as a hash: the head without the callbacks' job
-/// ids (fresh in every start), then each item.
+/// A batch as a hash: its head without the callbacks' job ids (fresh in
+/// every start), then each item.
 fn fingerprint(head: &StoredBatch, payloads: &[String]) -> String {
-    use sha2::{Digest, Sha256};
     let mut asked = head.clone();
     for cb in [&mut asked.on_complete, &mut asked.on_success]
         .into_iter()
@@ -354,11 +379,20 @@ fn fingerprint(head: &StoredBatch, payloads: &[String]) -> String {
     {
         cb.job.clear();
     }
+    request_hash(
+        &serde_json::to_value(&asked).expect("a batch head serializes"),
+        payloads.iter().map(String::as_str),
+    )
+}
+
+/// SHA-256 of a start's settings (JSON) and its items (JSON texts).
+pub fn request_hash<'a>(settings: &Value, items: impl Iterator<Item = &'a str>) -> String {
+    use sha2::{Digest, Sha256};
     let mut hash = Sha256::new();
-    hash.update(serde_json::to_vec(&asked).expect("a batch head serializes"));
-    for p in payloads {
-        hash.update((p.len() as u64).to_le_bytes());
-        hash.update(p.as_bytes());
+    hash.update(settings.to_string().as_bytes());
+    for item in items {
+        hash.update((item.len() as u64).to_le_bytes());
+        hash.update(item.as_bytes());
     }
     format!("{:x}", hash.finalize())
 }

@@ -13,7 +13,9 @@ use crate::units::serde_units;
 /// whichever host runs it retries it the same way). Its spans are written
 /// as the config writes them (`"1m"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+// No `deny_unknown_fields`: a policy stored by a newer host, with a field
+// this one does not know, still reads.
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RetryPolicy {
     /// One retry per listed delay; `max_attempts` = delays + 1 unless set.
     Delays {

@@ -81,5 +81,5 @@ def start_chain(steps: List[Tuple[str, dict]]) -> str:
     one's result under ``previous`` in its payload. Returns the chain id.
     Each step needs the plugin's `jobs` grant and counts as one enqueue of
     the run."""
-    request = [_jobs.ChainStep(handler, json.dumps(payload), None, None, None) for handler, payload in steps]
+    request = [_jobs.ChainStep(handler, json.dumps(payload or {}), None, None, None) for handler, payload in steps]
     return call(_jobs.start_chain, request)

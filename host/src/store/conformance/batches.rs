@@ -340,3 +340,24 @@ pub(crate) async fn resumed_batch_writes_only_what_is_missing(store: &dyn Store,
         5
     );
 }
+
+/// Given the first chunk of [`keyed_batch`] written under `id` by a start
+/// that died before the next: cancelling it closes it at those two jobs,
+/// so it finishes (its `on_complete` fires) and a repeat of the start
+/// under its key writes nothing more.
+pub(crate) async fn cancelled_partial_batch_is_closed(store: &dyn Store, id: JobId) {
+    let cancelled = store.cancel_batch(id).await.unwrap();
+    assert_eq!(
+        (cancelled.total, cancelled.enqueued, cancelled.cancelled),
+        (2, 2, 2)
+    );
+    let fired = cancelled.on_complete.as_ref().is_some_and(|c| c.fired);
+    assert!(cancelled.finished && fired, "{cancelled:?}");
+    let again = store.start_batch(keyed_batch()).await.unwrap();
+    assert!(!again.created);
+    assert_eq!((again.batch.id, again.batch.enqueued), (id, 2));
+    assert!(
+        lease(store, &["keyed"], 20).await.is_empty(),
+        "nothing of the cancelled batch runs"
+    );
+}

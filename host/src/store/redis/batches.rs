@@ -60,12 +60,19 @@ impl RedisStore {
                 self.signals.apply(b"w");
                 Ok(Added::Written)
             }
-            "bound" => Ok(Added::BoundTo(
-                id_at(1)?,
-                text(&reply[2])?
-                    .parse()
-                    .map_err(|e| StoreError::backend(format!("enqueued count: {e}")))?,
-            )),
+            "bound" => {
+                let count = |i: usize| -> StoreResult<u64> {
+                    text(&reply[i])?
+                        .parse()
+                        .map_err(|e| StoreError::backend(format!("batch count: {e}")))
+                };
+                Ok(Added::BoundTo {
+                    batch: id_at(1)?,
+                    written: count(2)?,
+                    total: count(3)?,
+                })
+            }
+            "closed" => Ok(Added::Closed),
             "reused" => Err(batch::key_reused(key.unwrap_or_default(), id_at(1)?)),
             _ => Err(StoreError::BatchNotFound(id)),
         }

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use super::test_server::RedisServer;
 use super::{RedisOptions, RedisStore, StoreTime};
 use crate::clock::{ManualClock, SystemClock};
-use crate::job::{JobStatus, NewJob};
-use crate::store::conformance::{Backend, conformance_suite};
+use crate::job::{JobId, JobStatus, NewJob};
+use crate::store::conformance::{self, Backend, conformance_suite};
 use crate::store::{LeaseRequest, Store, StoreError};
 
 /// A fresh key prefix on the shared server; time from the test's clock.
@@ -349,18 +349,32 @@ async fn a_server_that_checks_clients_takes_the_client_certificate_given() {
     );
 }
 
-/// A batch start that died after its first chunk, resumed under its key.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_start_repeated_under_its_key_writes_what_its_maker_did_not() {
-    let clock = Arc::new(ManualClock::new(crate::store::conformance::start()));
+/// A store on the test's clock under a fresh prefix, with the first chunk
+/// of [`conformance::keyed_batch`] only written, as a start that died
+/// before the next would have; answers the batch id too.
+async fn partial_start() -> (RedisStore, JobId) {
+    let clock = Arc::new(ManualClock::new(conformance::start()));
     let options = RedisBackend::new().options(RedisServer::shared().url());
     let store = RedisStore::open(options, clock).await.expect("open store");
-    let p = crate::store::batch::prepare(&crate::store::conformance::keyed_batch()).unwrap();
+    let p = crate::store::batch::prepare(&conformance::keyed_batch()).unwrap();
     let head = serde_json::to_string(&p.head).unwrap();
     store
         .add_chunk(p.id, Some(&head), p.head.key.as_deref(), p.chunk_from(0))
         .await
         .unwrap();
-    crate::store::conformance::resumed_batch_writes_only_what_is_missing(&store, p.id).await;
+    (store, p.id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_start_repeated_under_its_key_writes_what_its_maker_did_not() {
+    let (store, id) = partial_start().await;
+    conformance::resumed_batch_writes_only_what_is_missing(&store, id).await;
+    store.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_partly_written_batch_closes_it() {
+    let (store, id) = partial_start().await;
+    conformance::cancelled_partial_batch_is_closed(&store, id).await;
     store.close().await.unwrap();
 }

@@ -14,8 +14,10 @@ use crate::store::{StoreError, StoreResult};
 
 /// Writes one chunk of a batch's jobs; the first also makes the batch row
 /// and binds its key, unless the key is bound to an earlier start's batch
-/// (then nothing is written and that batch answered). A job already
-/// written (by a concurrent resume of the same batch) is skipped.
+/// (then nothing is written and that batch answered). Later chunks take
+/// the jobs' settings from the stored batch, and stop at a batch closed by
+/// a cancel. A job already written (by a concurrent resume of the same
+/// batch) is skipped.
 pub(super) fn add_chunk(
     conn: &Connection,
     ctx: &Ctx,
@@ -25,15 +27,20 @@ pub(super) fn add_chunk(
     jobs: &[(JobId, String)],
 ) -> StoreResult<Added> {
     let now = micros(ctx.now);
-    if first {
+    let stored;
+    let head = if first {
         if let Some(key) = &head.key
             && let Some(earlier) = super::jobs::bound_to_key(conn, ctx.now, key)?
-            && let Some((stored, written)) = stored_head(conn, earlier)?
+            && let Some(row) = stored_head(conn, earlier)?
         {
-            if stored.fingerprint != head.fingerprint {
+            if row.head.fingerprint != head.fingerprint {
                 return Err(batch::key_reused(key, earlier));
             }
-            return Ok(Added::BoundTo(earlier, written));
+            return Ok(Added::BoundTo {
+                batch: earlier,
+                written: row.written,
+                total: row.total,
+            });
         }
         conn.prepare_cached(
             "INSERT INTO batches (id, head, total, created_at) VALUES (?1, ?2, ?3, ?4)",
@@ -53,9 +60,15 @@ pub(super) fn add_chunk(
             )?
             .execute(params![key, id.as_bytes(), expires])?;
         }
-    } else if stored_head(conn, id)?.is_none() {
-        return Err(StoreError::BatchNotFound(id));
-    }
+        head
+    } else {
+        let row = stored_head(conn, id)?.ok_or(StoreError::BatchNotFound(id))?;
+        if row.written >= row.total {
+            return Ok(Added::Closed);
+        }
+        stored = row.head;
+        &stored
+    };
     let mut insert = conn.prepare_cached(
         "INSERT OR IGNORE INTO jobs (id, queue, handler, payload, priority, status, max_attempts,
                                      run_at, created_at, batch, retry)
@@ -81,16 +94,33 @@ pub(super) fn add_chunk(
     Ok(Added::Written)
 }
 
-/// A batch's stored head and how many of its jobs are written.
-fn stored_head(conn: &Connection, id: JobId) -> StoreResult<Option<(StoredBatch, u64)>> {
+/// A batch's stored head, how many of its jobs are written, and of how
+/// many (fewer than asked once a cancel closed it).
+struct StoredRow {
+    head: StoredBatch,
+    written: u64,
+    total: u64,
+}
+
+fn stored_head(conn: &Connection, id: JobId) -> StoreResult<Option<StoredRow>> {
     let row = conn
-        .prepare_cached("SELECT head, enqueued FROM batches WHERE id = ?1")?
+        .prepare_cached("SELECT head, enqueued, total FROM batches WHERE id = ?1")?
         .query_row([id.as_bytes()], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         })
         .optional()?;
-    row.map(|(head, written)| Ok((serde_json::from_str(&head)?, written as u64)))
-        .transpose()
+    row.map(|(head, written, total)| {
+        Ok(StoredRow {
+            head: serde_json::from_str(&head)?,
+            written: written as u64,
+            total: total as u64,
+        })
+    })
+    .transpose()
 }
 
 /// Counts `job`'s end (a final `status`) in its batch, if it has one.
@@ -283,6 +313,12 @@ pub(super) fn cancel(conn: &Connection, ctx: &Ctx, id: JobId) -> StoreResult<()>
     if exists.is_none() {
         return Err(StoreError::BatchNotFound(id));
     }
+    // A batch whose start has not written every job (its maker died, or is
+    // still writing) is closed at the jobs it has: no more are written, and
+    // it finishes with them.
+    let closed = conn
+        .prepare_cached("UPDATE batches SET total = enqueued WHERE id = ?1 AND enqueued < total")?
+        .execute([id.as_bytes()])?;
     let cancelled = conn
         .prepare_cached(&format!(
             "UPDATE jobs SET status = 'cancelled', finished_at = ?2
@@ -301,6 +337,9 @@ pub(super) fn cancel(conn: &Connection, ctx: &Ctx, id: JobId) -> StoreResult<()>
         .execute([id.as_bytes()])?;
     if requested > 0 {
         ctx.notify();
+    }
+    if closed > 0 {
+        settle(conn, ctx, id)?;
     }
     Ok(())
 }

@@ -517,11 +517,9 @@ async fn another_process_ending_a_job_wakes_a_waiter() {
     api.close().await.unwrap();
 }
 
-/// A batch start that died after its first chunk, resumed under its key.
-#[tokio::test]
-async fn a_batch_start_repeated_under_its_key_writes_what_its_maker_did_not() {
-    let backend = SqliteBackend::new();
-    let store = open(&backend.path(), clock()).await.unwrap();
+/// Writes the first chunk of [`conformance::keyed_batch`] only, as a start
+/// that died before the next would have; answers the batch id.
+async fn partial_start(store: &SqliteStore) -> JobId {
     let p = crate::store::batch::prepare(&conformance::keyed_batch()).unwrap();
     let (id, head, first) = (p.id, p.head.clone(), p.chunk_from(0));
     store
@@ -529,6 +527,23 @@ async fn a_batch_start_repeated_under_its_key_writes_what_its_maker_did_not() {
         .call(move |c, ctx| super::batches::add_chunk(c, ctx, id, &head, true, &first))
         .await
         .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn a_batch_start_repeated_under_its_key_writes_what_its_maker_did_not() {
+    let backend = SqliteBackend::new();
+    let store = open(&backend.path(), clock()).await.unwrap();
+    let id = partial_start(&store).await;
     conformance::resumed_batch_writes_only_what_is_missing(&store, id).await;
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn cancelling_a_partly_written_batch_closes_it() {
+    let backend = SqliteBackend::new();
+    let store = open(&backend.path(), clock()).await.unwrap();
+    let id = partial_start(&store).await;
+    conformance::cancelled_partial_batch_is_closed(&store, id).await;
     store.close().await.unwrap();
 }

@@ -1,10 +1,12 @@
 -- Batches. ARGV: prefix, time, mode, id, ...
 --   add id head-json ('' after the first chunk) key-ttl n, then n × (job
 --       id, payload) -> {'ok'}: one chunk of jobs (the first also makes the
---       batch and binds its key) | {'nf'} | {'bound', batch, written}: the
---       key names an earlier start's batch with the same fingerprint, which
---       holds its first `written` jobs; nothing written | {'reused', batch}:
---       the key names a batch asked to do something else
+--       batch and binds its key) | {'nf'} | {'bound', batch, written,
+--       total}: the key names an earlier start's batch with the same
+--       fingerprint, which holds its first `written` jobs of `total`;
+--       nothing written | {'reused', batch}: the key names a batch asked to
+--       do something else | {'closed'}: a cancel closed the batch at the
+--       jobs it had; nothing written
 --   get id -> {} when missing, else {head, total, enqueued, succeeded, dead,
 --             cancelled, cfired, sfired, created, finished, running}
 --   cancel id -> {'nf'} | {'ok'}: waiting jobs cancelled, running ones
@@ -25,10 +27,10 @@ if mode == 'add' then
       if bound then
         local sep = string.find(bound, '|', 1, true)
         local earlier = string.sub(bound, 1, sep - 1)
-        local b = redis.call('HMGET', k_batch(earlier), 'head', 'enqueued')
+        local b = redis.call('HMGET', k_batch(earlier), 'head', 'enqueued', 'total')
         if tonumber(string.sub(bound, sep + 1)) > now and b[1] then
           if cjson.decode(b[1]).fingerprint ~= head.fingerprint then return { 'reused', earlier } end
-          return { 'bound', earlier, b[2] }
+          return { 'bound', earlier, b[2], b[3] }
         end
       end
     end
@@ -41,8 +43,10 @@ if mode == 'add' then
       redis.call('ZADD', K_IDEM_EXP, s(expires), key)
     end
   else
-    if redis.call('EXISTS', kb) == 0 then return { 'nf' } end
-    head = cjson.decode(redis.call('HGET', kb, 'head'))
+    local b = redis.call('HMGET', kb, 'head', 'enqueued', 'total')
+    if not b[1] then return { 'nf' } end
+    if tonumber(b[2]) >= tonumber(b[3]) then return { 'closed' } end
+    head = cjson.decode(b[1])
   end
   local n = tonumber(ARGV[7])
   local q, h, p, max = head.queue, head.handler, tostring(head.priority), tostring(head.max_attempts)
@@ -63,6 +67,12 @@ end
 
 if mode == 'cancel' then
   if redis.call('EXISTS', kb) == 0 then return { 'nf' } end
+  -- A batch whose start has not written every job (its maker died, or is
+  -- still writing) is closed at the jobs it has: no more are written, and
+  -- it finishes with them.
+  local t = redis.call('HMGET', kb, 'enqueued', 'total')
+  local closed = tonumber(t[1]) < tonumber(t[2])
+  if closed then redis.call('HSET', kb, 'total', t[1]) end
   local cancelled, requested = 0, 0
   for _, job in ipairs(redis.call('SMEMBERS', k_batch_open(id))) do
     local key = k_job(job)
@@ -86,6 +96,7 @@ if mode == 'cancel' then
   end
   -- Every host's change signal ticks; the ones running them ask.
   if requested > 0 then signal('w') end
+  if closed then batch_settle(now, id) end
   return { 'ok' }
 end
 
