@@ -231,6 +231,19 @@ def _callback_body(name: str, cb: Callback) -> Dict[str, Any]:
     return {"handler": handler, "payload": dict(payload)}
 
 
+def _add_options(body: Dict[str, Any], options: Mapping[str, Any]) -> None:
+    """Puts the given ``queue``, ``priority``, ``max_attempts`` and ``retry``
+    into a batch's or a chain step's body, as the API takes them."""
+    if options.get("queue") is not None:
+        body["queue"] = options["queue"]
+    if options.get("priority") is not None:
+        body["priority"] = priority_name(options["priority"])
+    if options.get("max_attempts") is not None:
+        body["max_attempts"] = options["max_attempts"]
+    if options.get("retry") is not None:
+        body["retry"] = retry_body(options["retry"])
+
+
 def start_batch(
     handler: str,
     items: Iterable[Mapping[str, Any]],
@@ -261,14 +274,7 @@ def start_batch(
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         body["batch_size"] = batch_size
-    if options.get("queue") is not None:
-        body["queue"] = options["queue"]
-    if options.get("priority") is not None:
-        body["priority"] = priority_name(options["priority"])
-    if options.get("max_attempts") is not None:
-        body["max_attempts"] = options["max_attempts"]
-    if options.get("retry") is not None:
-        body["retry"] = retry_body(options["retry"])
+    _add_options(body, options)
     if on_complete is not None:
         body["on_complete"] = _callback_body("on_complete", on_complete)
     if on_success is not None:
@@ -456,14 +462,7 @@ def chain(steps: Sequence[Sequence[Any]]) -> Op[List[str]]:
             raise ValueError(f"chain step {i}: unknown option(s) {', '.join(unknown)}; the options are {', '.join(_STEP_OPTIONS)}")
         _check_payload(f"chain step {i} ({handler!r})", kwargs)
         body: Dict[str, Any] = {"handler": handler, "payload": dict(kwargs)}
-        if options.get("queue") is not None:
-            body["queue"] = options["queue"]
-        if options.get("priority") is not None:
-            body["priority"] = priority_name(options["priority"])
-        if options.get("max_attempts") is not None:
-            body["max_attempts"] = options["max_attempts"]
-        if options.get("retry") is not None:
-            body["retry"] = retry_body(options["retry"])
+        _add_options(body, options)
         bodies.append(body)
     answer = yield Call("POST", "/api/v1/chains", body=encode("the chain", {"steps": bodies}))
     return [str(s["job"]) for s in answer["steps"]]
